@@ -1,0 +1,136 @@
+"""Datasets: augmented training images and labelled folders on disk.
+
+Every image goes through what the service will see: a canvas of 32-256 px, PNG, JPEG or
+WebP compression, then the model's preprocessing (resize to the input size, rescale,
+normalize). The stored arrays are already at the model's input size.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from multiprocessing import Pool
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import shapes
+
+MEAN, STD = 0.5, 0.5
+SPLIT_SEEDS = {"train": 1_000, "val": 2_000, "test": 3_000, "smoke": 4_000}
+
+
+def resize_bilinear(arr: np.ndarray, size: int) -> np.ndarray:
+    """HWC uint8 -> size x size float, bilinear without antialiasing (what sharp's affine
+    resize in the service does)."""
+    t = torch.from_numpy(np.ascontiguousarray(arr).copy()).permute(2, 0, 1).unsqueeze(0).float()
+    if t.shape[-1] != size or t.shape[-2] != size:
+        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+    return t[0].permute(1, 2, 0).numpy()
+
+
+def preprocess(arrays: np.ndarray) -> torch.Tensor:
+    """[n, H, W, 3] uint8 at input size -> [n, 3, H, W] normalized float."""
+    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 255.0
+    return (x - MEAN) / STD
+
+
+def _augmented(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray:
+    r = rng.random()
+    if r < 0.3:
+        canvas = 128
+    elif r < 0.45:
+        canvas = 64
+    elif r < 0.6:
+        canvas = 256
+    else:
+        canvas = rng.randint(32, 256)
+    if rng.random() < 0.3 and canvas != 128:
+        # rendered at the reference size, then resized by some other program
+        img = shapes.render(scene, 128).resize((canvas, canvas), rng.choice((Image.BILINEAR, Image.BICUBIC, Image.LANCZOS, Image.NEAREST)))
+    else:
+        img = shapes.render(scene, canvas, supersample=max(1, min(4, 512 // canvas)))
+    fmt = rng.choices(("png", "jpeg", "webp"), weights=(0.35, 0.4, 0.25))[0]
+    if fmt != "png":
+        img = Image.open(io.BytesIO(shapes.encode(img, fmt, rng.randint(60, 95)))).convert("RGB")
+    arr = shapes.to_array(img)
+    if rng.random() < 0.25 and canvas > size:
+        # an antialiased downscale, as other clients may send pre-shrunk images
+        return shapes.to_array(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
+    return np.clip(np.rint(resize_bilinear(arr, size)), 0, 255).astype(np.uint8)
+
+
+def _chunk(args):
+    seed, start, count, size = args
+    torch.set_num_threads(1)
+    images = np.zeros((count, size, size, 3), dtype=np.uint8)
+    scenes = []
+    for i in range(count):
+        rng = random.Random(seed * 1_000_003 + start + i)
+        scene = shapes.sample_scene(rng)
+        images[i] = _augmented(rng, scene, size)
+        scenes.append(scene)
+    return images, scenes
+
+
+def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000):
+    """Deterministic for (split, count, size): each image has its own seeded RNG."""
+    seed = SPLIT_SEEDS[split]
+    jobs = [(seed, s, min(chunk, count - s), size) for s in range(0, count, chunk)]
+    with Pool(workers) as pool:
+        parts = pool.map(_chunk, jobs)
+    return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
+
+
+VARIANTS = {  # name -> (canvas, format, quality)
+    "png128": (128, "png", None),
+    "jpeg64": (64, "jpeg", 75),
+    "jpeg256": (256, "jpeg", 75),
+}
+
+
+def write_folder(folder: str, split: str, count: int) -> None:
+    """A labelled folder: images/<variant>/<n>.<ext> and labels.jsonl (scene, caption,
+    every question with its kind and answer). Variants are the spec's quality check:
+    the 128 px render, and the same scene resized to 64 and 256 px as JPEG quality 75."""
+    seed = SPLIT_SEEDS[split]
+    for v in VARIANTS:
+        os.makedirs(f"{folder}/images/{v}", exist_ok=True)
+    with open(f"{folder}/labels.jsonl", "w") as out:
+        for i in range(count):
+            rng = random.Random(seed * 1_000_003 + i)
+            scene = shapes.sample_scene(rng)
+            base = shapes.render(scene, 128)
+            files = {}
+            for v, (canvas, fmt, q) in VARIANTS.items():
+                img = base if canvas == 128 else base.resize((canvas, canvas), Image.LANCZOS)
+                ext = "png" if fmt == "png" else "jpg"
+                path = f"images/{v}/{i:05d}.{ext}"
+                with open(f"{folder}/{path}", "wb") as f:
+                    f.write(shapes.encode(img, fmt, q or 90))
+                files[v] = path
+            qs = shapes.questions(scene)
+            words = scene.caption().replace(",", " ,").split()
+            cut = rng.randint(0, len(words) - 1)
+            prefix = " ".join(words[:cut]).replace(" ,", ",")
+            # a fixed, balanced subset of questions per scene keeps the folder small
+            picked = {shapes.sample_question(rng, scene) for _ in range(6)}
+            row = {
+                "id": i, "images": files, "caption": scene.caption(), "scene": scene.to_json(),
+                "questions": [{"kind": k, "question": q, "answer": a} for k, q, a in sorted(picked)],
+                "continuation": {"prefix": prefix, "caption": scene.caption()},
+                "num_possible_questions": len(qs),
+            }
+            out.write(json.dumps(row) + "\n")
+
+
+def load_folder_image(path: str, size: int) -> np.ndarray:
+    img = Image.open(path)
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        bg = Image.new("RGB", img.size, (255, 255, 255))
+        bg.paste(img.convert("RGBA"), mask=img.convert("RGBA").split()[-1])
+        img = bg
+    return np.clip(np.rint(resize_bilinear(shapes.to_array(img), size)), 0, 255).astype(np.uint8)

@@ -1,0 +1,300 @@
+"""Exports a trained model.pt to a Hugging Face vision-encoder-decoder ONNX folder.
+
+usage: export.py --checkpoint model.pt --out DIR [--naming encdec|gpt2] [--parity FILE]
+
+encdec naming (the default, decoder model_type "trocr"): the decoder caches
+cross-attention keys/values as `past_key_values.{i}.encoder.*`. They are computed once,
+inside an `If(use_cache_branch)` node, on the first step and passed back after that.
+gpt2 naming (the Xenova/vit-gpt2 layout): only self-attention is cached and cross
+keys/values are recomputed from `encoder_hidden_states` every step.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import tempfile
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+
+import data
+import shapes
+import vocab
+from model import ModelConfig, VisionLanguageModel
+
+OPSET = 17
+
+
+class EncDecCore(torch.nn.Module):
+    """Decoder step with cross keys/values as inputs (the If node feeds them later)."""
+
+    def __init__(self, model: VisionLanguageModel, attentions: bool):
+        super().__init__()
+        self.dec, self.attentions = model.decoder, attentions
+
+    def forward(self, input_ids, attention_mask, position_ids, *kv):
+        n = len(self.dec.blocks)
+        past = [(kv[2 * i], kv[2 * i + 1]) for i in range(n)]
+        cross = [(kv[2 * n + 2 * i], kv[2 * n + 2 * i + 1]) for i in range(n)]
+        logits, presents, attns = self.dec.step(input_ids, attention_mask, position_ids, past, cross)
+        out = [logits] + [t for p in presents for t in p]
+        return tuple(out + attns) if self.attentions else tuple(out)
+
+
+class CrossKV(torch.nn.Module):
+    def __init__(self, model: VisionLanguageModel):
+        super().__init__()
+        self.dec = model.decoder
+
+    def forward(self, encoder_hidden_states):
+        return tuple(t for kv in self.dec.cross_kv(encoder_hidden_states) for t in kv)
+
+
+class Gpt2Decoder(torch.nn.Module):
+    def __init__(self, model: VisionLanguageModel):
+        super().__init__()
+        self.dec = model.decoder
+
+    def forward(self, input_ids, encoder_hidden_states, attention_mask, position_ids, *kv):
+        past = [(kv[2 * i], kv[2 * i + 1]) for i in range(len(self.dec.blocks))]
+        logits, presents, _ = self.dec.step(input_ids, attention_mask, position_ids, past, self.dec.cross_kv(encoder_hidden_states))
+        return (logits,) + tuple(t for p in presents for t in p)
+
+
+def load(path: str) -> VisionLanguageModel:
+    ckpt = torch.load(path, map_location="cpu")
+    model = VisionLanguageModel(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def _export(module, args, path, inputs, outputs, axes):
+    torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                      opset_version=OPSET, do_constant_folding=True)
+    return onnx.load(path)
+
+
+def export_encoder(model: VisionLanguageModel, path: str) -> None:
+    s = model.cfg.image_size
+    _export(model.encoder, (torch.randn(2, 3, s, s),), path, ["pixel_values"], ["last_hidden_state"],
+            {"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}})
+
+
+def _trace_inputs(cfg: ModelConfig, b=2, seq=3, past=4):
+    hd = cfg.dec_dim // cfg.dec_heads
+    ids = torch.randint(4, cfg.vocab_size, (b, seq))
+    mask = torch.ones(b, past + seq, dtype=torch.long)
+    mask[0, :2] = 0
+    pos = (mask.cumsum(1) - 1).clamp(min=0)[:, -seq:]
+    pkv = [torch.randn(b, cfg.dec_heads, past, hd) for _ in range(2 * cfg.dec_layers)]
+    return ids, mask, pos, pkv
+
+
+def _pin(graph, names, dims):
+    """Gives the listed graph inputs/outputs the symbolic dims (torch may invent names)."""
+    for vi in list(graph.input) + list(graph.output):
+        if vi.name in names:
+            for d, name in zip(vi.type.tensor_type.shape.dim, dims):
+                if name is None:
+                    continue
+                if isinstance(name, str):
+                    d.ClearField("dim_value")
+                    d.dim_param = name
+                else:
+                    d.ClearField("dim_param")
+                    d.dim_value = name
+
+
+def export_encdec_decoder(model: VisionLanguageModel, path: str, attentions: bool) -> None:
+    cfg = model.cfg
+    L, H, hd = cfg.dec_layers, cfg.dec_heads, cfg.dec_dim // cfg.dec_heads
+    ids, mask, pos, pkv = _trace_inputs(cfg)
+    cross = [torch.randn(2, H, cfg.num_patches, hd) for _ in range(2 * L)]
+    past_names = [f"past_key_values.{i}.decoder.{kv}" for i in range(L) for kv in ("key", "value")]
+    cross_names = [f"cross.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
+    present_names = [f"present.{i}.decoder.{kv}" for i in range(L) for kv in ("key", "value")]
+    attn_names = [f"cross_attentions.{i}" for i in range(L)] if attentions else []
+    axes = {"input_ids": {0: "batch_size", 1: "decoder_sequence_length"},
+            "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
+            "position_ids": {0: "batch_size", 1: "decoder_sequence_length"},
+            "logits": {0: "batch_size", 1: "decoder_sequence_length"}}
+    axes.update({n: {0: "batch_size", 2: "past_decoder_sequence_length"} for n in past_names})
+    axes.update({n: {0: "batch_size", 2: "encoder_sequence_length_out"} for n in cross_names})
+    axes.update({n: {0: "batch_size", 2: "total_sequence_length"} for n in present_names})
+    axes.update({n: {0: "batch_size", 2: "decoder_sequence_length", 3: "encoder_sequence_length_out"} for n in attn_names})
+    with tempfile.TemporaryDirectory() as tmp:
+        core = _export(EncDecCore(model, attentions), (ids, mask, pos, *pkv, *cross), f"{tmp}/core.onnx",
+                       ["input_ids", "attention_mask", "position_ids"] + past_names + cross_names,
+                       ["logits"] + present_names + attn_names, axes)
+        enc = torch.randn(2, cfg.num_patches, cfg.dec_dim)
+        ckv = _export(CrossKV(model), (enc,), f"{tmp}/cross.onnx", ["encoder_hidden_states"], cross_names,
+                      {"encoder_hidden_states": {0: "batch_size", 1: "encoder_sequence_length"}})
+    merged = merge_cross_cache(core, ckv, cfg)
+    _pin(merged.graph, past_names + [n.replace("decoder", "encoder") for n in past_names],
+         ["batch_size", H, None, hd])
+    onnx.checker.check_model(merged)
+    onnx.save(merged, path)
+
+
+def merge_cross_cache(core: onnx.ModelProto, ckv: onnx.ModelProto, cfg: ModelConfig) -> onnx.ModelProto:
+    """Replaces the core's `cross.*` inputs with an If node: with a cache, pass
+    `past_key_values.{i}.encoder.*` through; without, compute them from the encoder states."""
+    L, H, hd = cfg.dec_layers, cfg.dec_heads, cfg.dec_dim // cfg.dec_heads
+    g = core.graph
+    cross_names = [f"cross.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
+    pkv_enc = [f"past_key_values.{i}.encoder.{kv}" for i in range(L) for kv in ("key", "value")]
+    present_enc = [f"present.{i}.encoder.{kv}" for i in range(L) for kv in ("key", "value")]
+
+    def branch_outputs(prefix):
+        return [helper.make_tensor_value_info(f"{prefix}/{n}", TensorProto.FLOAT, None) for n in cross_names]
+
+    then_graph = helper.make_graph(
+        [helper.make_node("Identity", [p], [f"then/{c}"]) for p, c in zip(pkv_enc, cross_names)],
+        "use_cache", [], branch_outputs("then"))
+    # the cross-KV graph, renamed into its own namespace; its weights go to the outer graph
+    rename = {i.name: i.name for i in ckv.graph.input}
+    for init in ckv.graph.initializer:
+        rename[init.name] = f"crosskv/{init.name}"
+        init.name = rename[init.name]
+        g.initializer.append(init)
+    for c in cross_names:
+        rename[c] = f"else/{c}"
+    else_nodes = []
+    for node in ckv.graph.node:
+        for io in (node.input, node.output):
+            for k, name in enumerate(io):
+                if name and name not in rename:
+                    rename[name] = f"crosskv/{name}"
+                io[k] = rename.get(name, name)
+        node.name = f"crosskv/{node.name}"
+        else_nodes.append(node)
+    else_graph = helper.make_graph(else_nodes, "compute_cross", [], branch_outputs("else"))
+    kept = [i for i in g.input if i.name not in cross_names]
+    del g.input[:]
+    g.input.extend(kept)
+    g.input.insert(1, helper.make_tensor_value_info(
+        "encoder_hidden_states", TensorProto.FLOAT, ["batch_size", "encoder_sequence_length", cfg.dec_dim]))
+    g.input.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch_size", H, "encoder_sequence_length_out", hd])
+                   for n in pkv_enc)
+    g.input.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
+    g.node.insert(0, helper.make_node("If", ["use_cache_branch"], cross_names, name="cross_cache",
+                                      then_branch=then_graph, else_branch=else_graph))
+    for c, p in zip(cross_names, present_enc):
+        g.node.append(helper.make_node("Identity", [c], [p]))
+        g.output.append(helper.make_tensor_value_info(p, TensorProto.FLOAT, ["batch_size", H, "encoder_sequence_length_out", hd]))
+    return core
+
+
+def export_gpt2_decoder(model: VisionLanguageModel, path: str) -> None:
+    cfg = model.cfg
+    L, H, hd = cfg.dec_layers, cfg.dec_heads, cfg.dec_dim // cfg.dec_heads
+    ids, mask, pos, pkv = _trace_inputs(cfg)
+    enc = torch.randn(2, cfg.num_patches, cfg.dec_dim)
+    past_names = [f"past_key_values.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
+    present_names = [f"present.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
+    axes = {"input_ids": {0: "batch_size", 1: "sequence_length"},
+            "encoder_hidden_states": {0: "batch_size", 1: "encoder_sequence_length"},
+            "attention_mask": {0: "batch_size", 1: "past_sequence_length + sequence_length"},
+            "position_ids": {0: "batch_size", 1: "sequence_length"},
+            "logits": {0: "batch_size", 1: "sequence_length"}}
+    axes.update({n: {0: "batch_size", 2: "past_sequence_length"} for n in past_names})
+    axes.update({n: {0: "batch_size", 2: "past_sequence_length + sequence_length"} for n in present_names})
+    m = _export(Gpt2Decoder(model), (ids, enc, mask, pos, *pkv), path,
+                ["input_ids", "encoder_hidden_states", "attention_mask", "position_ids"] + past_names,
+                ["logits"] + present_names, axes)
+    _pin(m.graph, past_names, ["batch_size", H, None, hd])
+    onnx.save(m, path)
+
+
+def write_configs(cfg: ModelConfig, out: str, naming: str) -> None:
+    ids = {"decoder_start_token_id": vocab.BOS_ID, "bos_token_id": vocab.BOS_ID,
+           "eos_token_id": vocab.EOS_ID, "pad_token_id": vocab.PAD_ID}
+    if naming == "gpt2":
+        decoder = {"model_type": "gpt2", "n_layer": cfg.dec_layers, "n_head": cfg.dec_heads, "n_embd": cfg.dec_dim,
+                   "n_positions": cfg.max_positions, "add_cross_attention": True}
+    else:
+        decoder = {"model_type": "trocr", "d_model": cfg.dec_dim, "decoder_layers": cfg.dec_layers,
+                   "decoder_attention_heads": cfg.dec_heads, "decoder_ffn_dim": cfg.dec_dim * cfg.ffn_mult,
+                   "max_position_embeddings": cfg.max_positions, "layernorm_embedding": False,
+                   "tie_word_embeddings": True}
+    decoder.update({"vocab_size": cfg.vocab_size, "is_decoder": True, "add_cross_attention": True, **ids})
+    config = {
+        "model_type": "vision-encoder-decoder",
+        "architectures": ["VisionEncoderDecoderModel"],
+        "is_encoder_decoder": True,
+        "tie_word_embeddings": False,
+        **ids,
+        "encoder": {"model_type": "vit", "image_size": cfg.image_size, "patch_size": 8, "num_channels": 3,
+                    "hidden_size": cfg.enc_dim, "num_hidden_layers": cfg.enc_layers,
+                    "num_attention_heads": cfg.enc_heads, "intermediate_size": cfg.enc_dim * cfg.ffn_mult,
+                    "projection_dim": cfg.dec_dim, "conv_stem_channels": [cfg.stem_channels, 2 * cfg.stem_channels]},
+        "decoder": decoder,
+        # How each task is asked: a template of text after the decoder start token.
+        "task_specific_params": {
+            "caption": {"template": ""},
+            "answer": {"template": f"{vocab.QUESTION} {{question}} {vocab.ANSWER}"},
+            "generate": {"template": "{prompt}"},
+        },
+    }
+    gen = {**ids, "max_length": cfg.max_positions, "do_sample": False, "num_beams": 1}
+    pre = {"image_processor_type": "ViTImageProcessor", "feature_extractor_type": "ViTFeatureExtractor",
+           "do_resize": True, "size": {"height": cfg.image_size, "width": cfg.image_size}, "resample": 2,
+           "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+           "image_mean": [data.MEAN] * 3, "image_std": [data.STD] * 3, "do_convert_rgb": True}
+    for name, obj in (("config.json", config), ("generation_config.json", gen), ("preprocessor_config.json", pre)):
+        with open(f"{out}/{name}", "w") as f:
+            json.dump(obj, f, indent=2)
+    vocab.write(out, cfg.max_positions)
+
+
+def parity_cases(model: VisionLanguageModel, count: int = 8) -> dict:
+    """Images (as the preprocessed uint8 input), prompts, PyTorch greedy ids and the
+    first-step logits, for the Node parity test."""
+    rng = random.Random(99)
+    cases = []
+    for i in range(count):
+        scene = shapes.sample_scene(rng)
+        arr = np.clip(np.rint(data.resize_bilinear(shapes.to_array(shapes.render(scene, 128)), model.cfg.image_size)), 0, 255).astype(np.uint8)
+        _, q, _ = shapes.sample_question(rng, scene)
+        prompt = vocab.caption_prompt() if i % 2 == 0 else vocab.question_prompt(q)
+        px = data.preprocess(arr[None])
+        ids = model.greedy(px, [prompt], vocab.EOS_ID, max_new=20)[0]
+        with torch.no_grad():
+            cross = model.decoder.cross_kv(model.encoder(px))
+            t = torch.tensor([prompt])
+            logits = model.decoder.step(t, torch.ones_like(t), torch.arange(len(prompt))[None], None, cross)[0][0, -1]
+        cases.append({"image_uint8_hwc": base64.b64encode(arr.tobytes()).decode(), "prompt_ids": prompt,
+                      "greedy_ids": ids, "first_logits": [round(float(x), 5) for x in logits]})
+    return {"image_size": model.cfg.image_size, "eos_token_id": vocab.EOS_ID, "cases": cases}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--naming", default="encdec", choices=("encdec", "gpt2"))
+    ap.add_argument("--parity", help="write PyTorch reference outputs for the Node parity test here")
+    args = ap.parse_args()
+    model = load(args.checkpoint)
+    os.makedirs(f"{args.out}/onnx", exist_ok=True)
+    export_encoder(model, f"{args.out}/onnx/encoder_model.onnx")
+    if args.naming == "gpt2":
+        export_gpt2_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx")
+    else:
+        export_encdec_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx", attentions=False)
+        export_encdec_decoder(model, f"{args.out}/onnx/decoder_with_attentions_model_merged.onnx", attentions=True)
+    write_configs(model.cfg, args.out, args.naming)
+    if args.parity:
+        with open(args.parity, "w") as f:
+            json.dump(parity_cases(model), f)
+    sizes = {n: os.path.getsize(f"{args.out}/onnx/{n}") for n in sorted(os.listdir(f"{args.out}/onnx"))}
+    print(json.dumps({"exported": args.out, "naming": args.naming, "bytes": sizes}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Teacher-forced training of the shapes-world model, with validation every epoch.
+
+usage: train.py --out DIR [--preset base|tiny] [--train-size N] [--epochs N] ...
+Writes DIR/model.pt (weights + config) and DIR/history.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+import shapes
+import vocab
+from model import ModelConfig, VisionLanguageModel
+
+IGNORE = -100
+PRESETS = {
+    "base": dict(stem_channels=32, enc_dim=128, enc_layers=2, enc_heads=4, dec_dim=128, dec_layers=3, dec_heads=4),
+    "tiny": dict(stem_channels=8, enc_dim=32, enc_layers=1, enc_heads=2, dec_dim=32, dec_layers=2, dec_heads=2),
+}
+
+
+def make_config(preset: str) -> ModelConfig:
+    return ModelConfig(vocab_size=len(vocab.TOKENS), **PRESETS[preset])
+
+
+def sequences(rng: random.Random, scene: shapes.Scene, num_questions: int):
+    """(input ids, target ids) pairs for one scene: its caption and some questions."""
+    cap = vocab.encode(scene.caption())
+    out = [([vocab.BOS_ID] + cap, cap + [vocab.EOS_ID])]
+    for _ in range(num_questions):
+        _, q, a = shapes.sample_question(rng, scene)
+        prompt = vocab.question_prompt(q)
+        ans = vocab.encode(a)
+        ids = prompt + ans
+        targets = [IGNORE] * (len(prompt) - 1) + ans + [vocab.EOS_ID]
+        out.append((ids, targets))
+    return out
+
+
+def collate(rows):
+    width = max(len(i) for i, _ in rows)
+    ids = torch.full((len(rows), width), vocab.PAD_ID, dtype=torch.long)
+    tgt = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for r, (i, t) in enumerate(rows):
+        ids[r, : len(i)] = torch.tensor(i)
+        tgt[r, : len(t)] = torch.tensor(t)
+    return ids, tgt
+
+
+def evaluate(model: VisionLanguageModel, images: np.ndarray, scenes, seed: int = 0, batch: int = 250) -> dict:
+    """Greedy exact match for captions and one question per scene."""
+    model.eval()
+    rng = random.Random(seed)
+    cap_ok = ans_ok = 0
+    per_kind: dict[str, list[int]] = {}
+    for s in range(0, len(scenes), batch):
+        px = data.preprocess(images[s : s + batch])
+        sc = scenes[s : s + batch]
+        caps = model.greedy(px, [vocab.caption_prompt() for _ in sc], vocab.EOS_ID)
+        qs = [shapes.sample_question(rng, x) for x in sc]
+        answers = model.greedy(px, [vocab.question_prompt(q) for _, q, _ in qs], vocab.EOS_ID, max_new=4)
+        for scene, c, (kind, _, a), got in zip(sc, caps, qs, answers):
+            cap_ok += vocab.decode(c) == scene.caption()
+            hit = vocab.decode(got) == a
+            ans_ok += hit
+            per_kind.setdefault(kind, [0, 0])
+            per_kind[kind][0] += hit
+            per_kind[kind][1] += 1
+    model.train()
+    n = len(scenes)
+    return {"caption": cap_ok / n, "answer": ans_ok / n, **{k: v[0] / v[1] for k, v in sorted(per_kind.items())}}
+
+
+def progress(epoch: int, step: int, steps: int, loss: float, started: float) -> None:
+    width = 30
+    done = int(width * step / steps)
+    rate = step / max(1e-9, time.time() - started)
+    eta = (steps - step) / max(rate, 1e-9)
+    sys.stderr.write(f"\repoch {epoch} [{'#' * done}{'.' * (width - done)}] {step}/{steps} loss {loss:.4f} {rate:.1f} it/s eta {eta:.0f}s ")
+    sys.stderr.flush()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--preset", default="base", choices=sorted(PRESETS))
+    ap.add_argument("--train-size", type=int, default=120_000)
+    ap.add_argument("--val-size", type=int, default=1_000)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--questions", type=int, default=3, help="questions trained per image per step")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    cfg = make_config(args.preset)
+    t0 = time.time()
+    train_x, train_s = data.generate("train", args.train_size, cfg.image_size)
+    val_x, val_s = data.generate("val", args.val_size, cfg.image_size)
+    print(f"generated {len(train_s)} train / {len(val_s)} val scenes in {time.time() - t0:.0f}s", file=sys.stderr)
+
+    model = VisionLanguageModel(cfg)
+    print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", file=sys.stderr)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "pos" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+    steps_per_epoch = len(train_s) // args.batch
+    total = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    warmup = min(500, total // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    rng = random.Random(args.seed)
+    history, step = [], 0
+    for epoch in range(1, args.epochs + 1):
+        order = np.random.RandomState(args.seed + epoch).permutation(len(train_s))
+        started, running = time.time(), None
+        for b in range(steps_per_epoch):
+            if step >= total:
+                break
+            idx = order[b * args.batch : (b + 1) * args.batch]
+            px = data.preprocess(train_x[idx])
+            rows, image_index = [], []
+            for j, k in enumerate(idx):
+                seqs = sequences(rng, train_s[k], args.questions)
+                rows += seqs
+                image_index += [j] * len(seqs)
+            ids, tgt = collate(rows)
+            logits = model(px, ids, torch.tensor(image_index))
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            if b % 10 == 0 or b == steps_per_epoch - 1:
+                progress(epoch, b + 1, steps_per_epoch, running, started)
+        sys.stderr.write("\n")
+        metrics = evaluate(model, val_x, val_s)
+        history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0), **metrics})
+        print(json.dumps(history[-1]), file=sys.stderr)
+        torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, f"{args.out}/model.pt")
+        with open(f"{args.out}/history.json", "w") as f:
+            json.dump(history, f, indent=1)
+        if step >= total:
+            break
+
+
+if __name__ == "__main__":
+    main()
