@@ -1,0 +1,32 @@
+// Conditioning the decoder on image features: each decoder row reads one image's
+// embedding, so rows that share an image share its features.
+import type { EncoderStates } from '../text/decoder-runner.ts';
+import type { ImageEmbedding } from '../vision/encoder.ts';
+
+/** encoder_hidden_states for the rows: row r gets embeddings[rowImage[r]]. Throws on shape mismatches. */
+export function gatherEncoderStates(embeddings: readonly ImageEmbedding[], rowImage: readonly number[]): EncoderStates {
+  if (embeddings.length === 0 || rowImage.length === 0) throw new Error('conditioning needs at least one image and one row');
+  const { numPatches, hiddenSize } = embeddings[0];
+  for (const e of embeddings) {
+    if (e.numPatches !== numPatches || e.hiddenSize !== hiddenSize || e.data.length !== numPatches * hiddenSize) {
+      throw new Error(`image embeddings disagree: [${e.numPatches}, ${e.hiddenSize}] vs [${numPatches}, ${hiddenSize}]`);
+    }
+  }
+  const per = numPatches * hiddenSize;
+  const data = new Float32Array(rowImage.length * per); // [rows, patches, d]
+  rowImage.forEach((image, row) => {
+    if (!Number.isInteger(image) || image < 0 || image >= embeddings.length) {
+      throw new Error(`row ${row} refers to image ${image}, but there are ${embeddings.length}`);
+    }
+    data.set(embeddings[image].data, row * per);
+  });
+  return { data, numPatches, hiddenSize };
+}
+
+/** Same selection as KvCache.selectRows, for the rows still decoding. */
+export function selectEncoderRows(states: EncoderStates, rows: readonly number[]): EncoderStates {
+  const per = states.numPatches * states.hiddenSize;
+  const data = new Float32Array(rows.length * per);
+  rows.forEach((r, i) => data.set(states.data.subarray(r * per, (r + 1) * per), i * per));
+  return { data, numPatches: states.numPatches, hiddenSize: states.hiddenSize };
+}

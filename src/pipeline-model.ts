@@ -1,0 +1,71 @@
+// Loading a model folder into the pieces the pipeline (and later the engine) drive.
+import { access } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as ort from 'onnxruntime-node';
+import { readModelFolder, type ModelFolder } from '../fusion/model-folder.ts';
+import { DecoderRunner } from '../text/decoder-runner.ts';
+import { TextTokenizer } from '../text/tokenizer.ts';
+import { VisionEncoder } from '../vision/encoder.ts';
+import { IrisError } from './types.ts';
+
+/** The shipped model, resolved relative to the package (not the working directory). */
+export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../assets/models/shapes-base');
+
+export interface ModelLoadOptions {
+  /** onnxruntime intra-op threads; default: onnxruntime's choice (all cores). */
+  threads?: number;
+  /** Decoder file inside onnx/, e.g. 'decoder_model_merged_quantized.onnx'. */
+  decoderFile?: string;
+  encoderFile?: string;
+}
+
+export interface IrisModel {
+  folder: ModelFolder;
+  tokenizer: TextTokenizer;
+  encoder: VisionEncoder;
+  runner: DecoderRunner;
+  /** Special-token strings user text may not contain (see fusion/prompts.ts). */
+  specialTokens: readonly string[];
+  release(): Promise<void>;
+}
+
+export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: ModelLoadOptions = {}): Promise<IrisModel> {
+  const folder = await readModelFolder(dir);
+  const encoderPath = join(folder.dir, 'onnx', options.encoderFile ?? 'encoder_model.onnx');
+  const decoderPath = join(folder.dir, 'onnx', options.decoderFile ?? 'decoder_model_merged.onnx');
+  await Promise.all([encoderPath, decoderPath].map(mustExist));
+  const session: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+  };
+  const [tokenizer, encoder, runner] = await Promise.all([
+    TextTokenizer.load(folder.dir),
+    VisionEncoder.load(encoderPath, folder.preprocessor, session),
+    DecoderRunner.load(decoderPath, session),
+  ]);
+  if (folder.adapter && folder.adapter.cacheNaming !== runner.layout.naming) {
+    throw new IrisError('MODEL_NOT_FOUND', `${decoderPath}: a '${folder.decoderType}' decoder should use ${folder.adapter.cacheNaming} cache names, the graph uses ${runner.layout.naming}`);
+  }
+  const specialTokens = specialTokenStrings(tokenizer);
+  return {
+    folder, tokenizer, encoder, runner, specialTokens,
+    release: async () => {
+      await Promise.all([encoder.release(), runner.release()]);
+    },
+  };
+}
+
+function specialTokenStrings(tokenizer: TextTokenizer): string[] {
+  const out: string[] = [];
+  for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.isSpecial(id)) out.push(tokenizer.tokenText(id));
+  return out;
+}
+
+async function mustExist(path: string): Promise<void> {
+  try {
+    await access(path);
+  } catch {
+    throw new IrisError('MODEL_NOT_FOUND', `model file not found: ${path}`);
+  }
+}

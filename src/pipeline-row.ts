@@ -1,0 +1,84 @@
+// One decoder row's life: sample, detokenize, check stop conditions, stream deltas.
+// Plain state and numbers; the batch loop in pipeline-decode.ts owns tensors and sessions.
+import { IncrementalDetokenizer } from '../text/detokenizer.ts';
+import type { ResolvedOptions } from '../text/sampling/options.ts';
+import { createSampler, type Sampler } from '../text/sampling/sampler.ts';
+import { StopStringMatcher } from '../text/sampling/stop-strings.ts';
+import type { TextTokenizer } from '../text/tokenizer.ts';
+import type { FinishReason, GeneratedToken, GenerationDelta } from './types.ts';
+
+export interface RowSpec {
+  promptIds: Int32Array;
+  /** Which of the batch's images this row reads. */
+  imageIndex: number;
+  /** maxNewTokens already capped by the model's position limit. */
+  options: ResolvedOptions;
+  onDelta?: (delta: GenerationDelta) => void;
+}
+
+export class RowDecoder {
+  readonly tokens: GeneratedToken[] = [];
+  finishReason: FinishReason | undefined;
+  private readonly history: number[];
+  private readonly sampler: Sampler;
+  private readonly detokenizer: IncrementalDetokenizer;
+  private readonly stops: StopStringMatcher;
+
+  constructor(
+    readonly spec: RowSpec,
+    private readonly tokenizer: TextTokenizer,
+    private readonly eosIds: readonly number[],
+  ) {
+    this.history = Array.from(spec.promptIds);
+    this.sampler = createSampler(spec.options, eosIds);
+    this.detokenizer = new IncrementalDetokenizer({ decode: (ids) => tokenizer.decode(ids) });
+    this.stops = new StopStringMatcher(spec.options.stop);
+  }
+
+  get isFinished(): boolean {
+    return this.finishReason !== undefined;
+  }
+
+  get text(): string {
+    return this.stops.text;
+  }
+
+  /** The whole sequence so far (prompt + generated), for recompute-from-scratch decoding. */
+  get sequence(): Int32Array {
+    return Int32Array.from(this.history);
+  }
+
+  get lastId(): number {
+    return this.history[this.history.length - 1];
+  }
+
+  /** Take this step's logits ([vocab]); returns false once the row has finished. */
+  accept(logits: Float32Array): boolean {
+    const sampled = this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length });
+    if (this.eosIds.includes(sampled.id)) return this.finish('eos');
+    this.history.push(sampled.id);
+    const token: GeneratedToken = { id: sampled.id, text: this.tokenizer.tokenText(sampled.id) };
+    if (sampled.logprob !== undefined) token.logprob = sampled.logprob;
+    if (sampled.top) token.top = sampled.top.map((t) => ({ ...t, text: this.tokenizer.tokenText(t.id) }));
+    this.tokens.push(token);
+    const check = this.stops.push(this.detokenizer.push(sampled.id));
+    this.spec.onDelta?.({ text: check.emit, token });
+    if (check.isStopped) {
+      this.finishReason = 'stop';
+      return false;
+    }
+    if (this.tokens.length >= this.spec.options.maxNewTokens) return this.finish('length');
+    return true;
+  }
+
+  /** End the row; text still held back by the detokenizer or the stop matcher is released. */
+  finish(reason: FinishReason): false {
+    if (this.isFinished) return false;
+    const check = this.stops.push(this.detokenizer.flush());
+    this.finishReason = check.isStopped ? 'stop' : reason;
+    const rest = check.emit + (check.isStopped ? '' : this.stops.flush());
+    const last = this.tokens[this.tokens.length - 1];
+    if (rest && last) this.spec.onDelta?.({ text: rest, token: last });
+    return false;
+  }
+}

@@ -1,0 +1,59 @@
+// Shared test helpers: fixture paths and parity cases turned into PNG bytes.
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const FIXTURES = {
+  encoderDecoder: join(ROOT, 'assets/models/tiny-random'),
+  gpt2: join(ROOT, 'assets/models/tiny-random-gpt2'),
+} as const;
+
+export interface ParityCase {
+  image: Uint8Array; // HWC uint8 at image_size
+  promptIds: number[];
+  greedyIds: number[];
+  firstLogits: number[];
+}
+
+export function readParity(dir: string): { imageSize: number; eosTokenId: number; cases: ParityCase[] } {
+  const raw = JSON.parse(readFileSync(join(dir, 'parity.json'), 'utf8')) as {
+    image_size: number;
+    eos_token_id: number;
+    cases: { image_uint8_hwc: string; prompt_ids: number[]; greedy_ids: number[]; first_logits: number[] }[];
+  };
+  return {
+    imageSize: raw.image_size,
+    eosTokenId: raw.eos_token_id,
+    cases: raw.cases.map((c) => ({
+      image: new Uint8Array(Buffer.from(c.image_uint8_hwc, 'base64')),
+      promptIds: c.prompt_ids,
+      greedyIds: c.greedy_ids,
+      firstLogits: c.first_logits,
+    })),
+  };
+}
+
+/** Raw HWC pixels → PNG bytes (lossless, so the pipeline sees exactly these pixels). */
+export async function pngFromPixels(pixels: Uint8Array, size: number): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer());
+}
+
+/** A deterministic test scene: a solid background with two filled rectangles. */
+export async function syntheticImage(width: number, height: number, seed: number, format: 'png' | 'jpeg' | 'webp' = 'png'): Promise<Uint8Array> {
+  const px = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const isA = x > width * 0.1 && x < width * 0.4 && y > height * 0.2 && y < height * 0.5;
+      const isB = x > width * 0.55 && x < width * 0.9 && y > height * 0.5 && y < height * 0.85;
+      px[i] = isA ? 220 : isB ? 40 : (seed * 37) % 256;
+      px[i + 1] = isA ? 30 : isB ? 70 : (seed * 37) % 256;
+      px[i + 2] = isA ? 30 : isB ? 220 : (seed * 37) % 256;
+    }
+  }
+  const img = sharp(px, { raw: { width, height, channels: 3 } });
+  const out = format === 'png' ? img.png() : format === 'jpeg' ? img.jpeg({ quality: 80 }) : img.webp({ quality: 80 });
+  return new Uint8Array(await out.toBuffer());
+}

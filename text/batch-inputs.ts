@@ -1,0 +1,65 @@
+// Per-step decoder inputs for a batch of rows with left padding, as plain Int32Arrays.
+// The rows' real tokens are right-aligned so every row's next token lands in the same
+// column; attention_mask hides the padding and position_ids count real tokens only.
+
+export interface RowsState {
+  batchSize: number;
+  /** Columns so far (past + current). */
+  width: number;
+  attentionMask: Int32Array; // [batch, width]
+  /** Position the next token of each row will take. */
+  nextPosition: Int32Array; // [batch]
+}
+
+export interface StepTokens {
+  inputIds: Int32Array; // [batch, seq]
+  seqLength: number;
+  attentionMask: Int32Array; // [batch, past + seq]
+  positionIds: Int32Array; // [batch, seq]
+}
+
+/** The prefill step: prompts of different lengths, left-padded to the longest. */
+export function prefillStep(prompts: readonly Int32Array[], padId: number): { step: StepTokens; state: RowsState } {
+  const batchSize = prompts.length;
+  const width = Math.max(...prompts.map((p) => p.length));
+  if (batchSize === 0 || width === 0) throw new Error('prefill needs at least one non-empty prompt');
+  const inputIds = new Int32Array(batchSize * width).fill(padId);
+  const attentionMask = new Int32Array(batchSize * width);
+  const positionIds = new Int32Array(batchSize * width);
+  const nextPosition = new Int32Array(batchSize);
+  prompts.forEach((prompt, row) => {
+    const pad = width - prompt.length;
+    inputIds.set(prompt, row * width + pad);
+    for (let j = 0; j < prompt.length; j++) {
+      attentionMask[row * width + pad + j] = 1;
+      positionIds[row * width + pad + j] = j; // pads keep position 0, as cumsum(mask)-1 clamped
+    }
+    nextPosition[row] = prompt.length;
+  });
+  return { step: { inputIds, seqLength: width, attentionMask, positionIds }, state: { batchSize, width, attentionMask, nextPosition } };
+}
+
+/** One new token per row, appended as a new column. */
+export function decodeStep(state: RowsState, tokens: Int32Array): { step: StepTokens; state: RowsState } {
+  const { batchSize, width } = state;
+  if (tokens.length !== batchSize) throw new Error(`decodeStep: ${tokens.length} tokens for ${batchSize} rows`);
+  const attentionMask = new Int32Array(batchSize * (width + 1));
+  for (let row = 0; row < batchSize; row++) {
+    attentionMask.set(state.attentionMask.subarray(row * width, (row + 1) * width), row * (width + 1));
+    attentionMask[row * (width + 1) + width] = 1;
+  }
+  const positionIds = state.nextPosition.slice();
+  const nextPosition = state.nextPosition.map((p) => p + 1);
+  return {
+    step: { inputIds: tokens.slice(), seqLength: 1, attentionMask, positionIds },
+    state: { batchSize, width: width + 1, attentionMask, nextPosition },
+  };
+}
+
+/** Keep only some rows (the same selection must be applied to the KV cache). */
+export function selectStateRows(state: RowsState, rows: readonly number[]): RowsState {
+  const { width } = state;
+  const attentionMask = new Int32Array(rows.length * width);
+  rows.forEach((r, i) => attentionMask.set(state.attentionMask.subarray(r * width, (r + 1) * width), i * width));
+  return { batchSize: rows.length, width, attentionMask, nextPosition: Int32Array.from(rows, (r) => state.nextPosition[r]) };
+}

@@ -1,0 +1,114 @@
+// The decoder session behind a typed step: tokens + cache in, last-position logits +
+// advanced cache out. No loop and no policy here: the pipeline (one request) and the
+// engine (many) decide what runs; this only builds feeds and reads outputs.
+import * as ort from 'onnxruntime-node';
+import { IrisError } from '../src/types.ts';
+import type { StepTokens } from './batch-inputs.ts';
+import { KvCache, detectCacheLayout, type CacheLayout } from './kv-cache.ts';
+
+/** Image features per row, already gathered for the rows of this step. */
+export interface EncoderStates {
+  data: Float32Array; // [batch, numPatches, hiddenSize]
+  numPatches: number;
+  hiddenSize: number;
+}
+
+export interface DecoderStepInput {
+  tokens: StepTokens;
+  encoderStates: EncoderStates;
+  cache: KvCache;
+}
+
+export interface DecoderStepOutput {
+  logits: Float32Array; // [batch, vocab], last position of each row
+  vocabSize: number;
+  cache: KvCache;
+}
+
+export class DecoderRunner {
+  private readonly inputNames: ReadonlySet<string>;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly layout: CacheLayout,
+  ) {
+    this.inputNames = new Set(session.inputNames);
+  }
+
+  static async load(path: string, options: ort.InferenceSession.SessionOptions): Promise<DecoderRunner> {
+    const session = await ort.InferenceSession.create(path, options);
+    const metadata = session.inputMetadata.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape : undefined, type: m.isTensor ? m.type : undefined }));
+    let layout: CacheLayout;
+    try {
+      layout = detectCacheLayout(metadata);
+    } catch (err) {
+      throw new IrisError('MODEL_NOT_FOUND', `${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return new DecoderRunner(session, layout);
+  }
+
+  emptyCache(batchSize: number): KvCache {
+    return KvCache.empty(this.layout, batchSize);
+  }
+
+  async step(input: DecoderStepInput): Promise<DecoderStepOutput> {
+    const { tokens, cache } = input;
+    const outputs = await this.session.run(this.feeds(input));
+    const logits = lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
+    return { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
+  }
+
+  /** Exactly the inputs the graph declares; a declared input Iris cannot supply is an error. */
+  private feeds(input: DecoderStepInput): Record<string, ort.Tensor> {
+    const { tokens, encoderStates, cache } = input;
+    const batch = cache.batchSize;
+    const total = tokens.attentionMask.length / batch;
+    if (encoderStates.data.length !== batch * encoderStates.numPatches * encoderStates.hiddenSize) {
+      throw new Error(`encoder states hold ${encoderStates.data.length} values, not ${batch} rows of [${encoderStates.numPatches}, ${encoderStates.hiddenSize}]`);
+    }
+    const available: Record<string, ort.Tensor> = {
+      ...cache.feeds(),
+      input_ids: int64(tokens.inputIds, [batch, tokens.seqLength]),
+      attention_mask: int64(tokens.attentionMask, [batch, total]),
+      position_ids: int64(tokens.positionIds, [batch, tokens.seqLength]),
+      encoder_hidden_states: new ort.Tensor('float32', encoderStates.data, [batch, encoderStates.numPatches, encoderStates.hiddenSize]),
+    };
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of this.inputNames) {
+      if (!(name in available)) throw new IrisError('MODEL_NOT_FOUND', `decoder declares input '${name}', which Iris does not know how to supply`);
+      feeds[name] = available[name];
+    }
+    return feeds;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Token ids stay Int32 everywhere else; int64 exists only at the ONNX boundary. */
+function int64(values: Int32Array, dims: number[]): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+}
+
+function lastPositionLogits(logits: ort.Tensor, batch: number, seqLength: number): Float32Array {
+  const vocab = logits.dims[2];
+  const data = logits.type === 'float16' ? halfToFloat(logits.data as Uint16Array) : (logits.data as Float32Array);
+  const out = new Float32Array(batch * vocab); // [batch, vocab]
+  for (let row = 0; row < batch; row++) {
+    const start = (row * seqLength + seqLength - 1) * vocab;
+    out.set(data.subarray(start, start + vocab), row * vocab);
+  }
+  return out;
+}
+
+function halfToFloat(bits: Uint16Array): Float32Array {
+  return Float32Array.from(bits, (h) => {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
+    if (exp === 31) return frac ? NaN : sign * Infinity;
+    return sign * 2 ** (exp - 15) * (1 + frac / 1024);
+  });
+}

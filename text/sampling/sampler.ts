@@ -1,0 +1,72 @@
+// One token from one row's logits, built from the request's resolved options. The order is
+// HF's: penalties and bans (which can change the argmax) first, then the warpers
+// (temperature, top-k, top-p, min-p), which greedy decoding skips because they cannot.
+import type { TokenLogprob } from '../../src/types.ts';
+import type { ResolvedOptions } from './options.ts';
+import {
+  argmax, keepMinP, keepTopK, keepTopP, logSoftmax, penalizeRepetition, repeatedNgramIds,
+  scaleByTemperature, softmax, suppressIds, argsortDescending,
+} from './processors.ts';
+import { createRng, type Rng } from './rng.ts';
+
+export interface SampledToken {
+  id: number;
+  /** log P(id) under the model's unprocessed distribution (when logprobs were asked for). */
+  logprob?: number;
+  top?: Omit<TokenLogprob, 'text'>[];
+}
+
+export interface SamplerContext {
+  /** Prompt ids followed by the ids generated so far. */
+  history: ArrayLike<number>;
+  numGenerated: number;
+}
+
+export interface Sampler {
+  next(logits: Float32Array, context: SamplerContext): SampledToken;
+}
+
+export function createSampler(options: ResolvedOptions, eosIds: readonly number[]): Sampler {
+  const rng = createRng(options.seed);
+  return {
+    next(logits, context) {
+      const processed = applyProcessors(logits, context, options, eosIds);
+      const id = options.isSampling ? drawToken(applyWarpers(processed, options), rng) : argmax(processed);
+      return options.logprobs ? withLogprobs(logits, id, options.topLogprobs) : { id };
+    },
+  };
+}
+
+export function applyProcessors(logits: Float32Array, context: SamplerContext, options: ResolvedOptions, eosIds: readonly number[]): Float32Array {
+  let out = logits;
+  if (options.repetitionPenalty !== 1) out = penalizeRepetition(out, context.history, options.repetitionPenalty);
+  if (options.noRepeatNgramSize > 0) out = suppressIds(out, repeatedNgramIds(context.history, options.noRepeatNgramSize));
+  if (context.numGenerated < options.minNewTokens) out = suppressIds(out, eosIds);
+  return out;
+}
+
+export function applyWarpers(logits: Float32Array, options: ResolvedOptions): Float32Array {
+  let out = scaleByTemperature(logits, options.temperature);
+  if (options.topK > 0) out = keepTopK(out, options.topK);
+  if (options.topP < 1) out = keepTopP(out, options.topP);
+  if (options.minP > 0) out = keepMinP(out, options.minP);
+  return out;
+}
+
+/** Inverse-CDF draw; falls back to the argmax if every token was masked out. */
+export function drawToken(logits: Float32Array, rng: Rng): number {
+  const probs = softmax(logits);
+  if (!probs.every(Number.isFinite)) return argmax(logits);
+  let u = rng();
+  for (let i = 0; i < probs.length; i++) {
+    u -= probs[i];
+    if (u < 0) return i;
+  }
+  return argmax(probs); // u landed in float rounding slack past the last bucket
+}
+
+function withLogprobs(logits: Float32Array, id: number, topN: number): SampledToken {
+  const logp = logSoftmax(logits);
+  const top = topN > 0 ? argsortDescending(logp).slice(0, topN).map((t) => ({ id: t, logprob: logp[t] })) : undefined;
+  return { id, logprob: logp[id], top };
+}

@@ -1,0 +1,48 @@
+// The vision encoder session: many images per call, one embedding per image out.
+import * as ort from 'onnxruntime-node';
+import { IrisError } from '../src/types.ts';
+
+/** One image's features, ready to condition the decoder. */
+export interface ImageEmbedding {
+  data: Float32Array; // [numPatches, hiddenSize]
+  numPatches: number;
+  hiddenSize: number;
+}
+
+export class VisionEncoder {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly height: number,
+    readonly width: number,
+  ) {}
+
+  static async load(path: string, size: { height: number; width: number }, options: ort.InferenceSession.SessionOptions): Promise<VisionEncoder> {
+    const session = await ort.InferenceSession.create(path, options);
+    if (!session.inputNames.includes('pixel_values') || !session.outputNames.includes('last_hidden_state')) {
+      throw new IrisError('MODEL_NOT_FOUND', `${path}: expected input pixel_values and output last_hidden_state`);
+    }
+    return new VisionEncoder(session, size.height, size.width);
+  }
+
+  /** Encode a batch of preprocessed images ([3, H, W] each) in a single session run. */
+  async encode(images: readonly Float32Array[]): Promise<ImageEmbedding[]> {
+    if (images.length === 0) return [];
+    const plane = 3 * this.height * this.width;
+    const batch = new Float32Array(images.length * plane); // [n, 3, H, W]
+    images.forEach((img, i) => {
+      if (img.length !== plane) throw new IrisError('BAD_IMAGE', `pixel_values has ${img.length} values, expected ${plane}`);
+      batch.set(img, i * plane);
+    });
+    const input = new ort.Tensor('float32', batch, [images.length, 3, this.height, this.width]);
+    const outputs = await this.session.run({ pixel_values: input });
+    const hidden = outputs.last_hidden_state;
+    const [, numPatches, hiddenSize] = hidden.dims;
+    const all = hidden.data as Float32Array; // [n, patches, d]
+    const per = numPatches * hiddenSize;
+    return images.map((_, i) => ({ data: all.slice(i * per, (i + 1) * per), numPatches, hiddenSize }));
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

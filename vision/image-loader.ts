@@ -1,0 +1,103 @@
+// Turns image bytes into cached embeddings, encoding concurrent requests' images together.
+// Built on DataLoader: loads issued within a short window become one encoder call.
+import DataLoader from 'dataloader';
+import { IrisError } from '../src/types.ts';
+import { EmbeddingCache, contentHash } from './embedding-cache.ts';
+import type { ImageEmbedding, VisionEncoder } from './encoder.ts';
+import { decodeImage, type DecodeLimits } from './image.ts';
+import { preprocessImage, type PreprocessorConfig } from './preprocess.ts';
+
+/** A referenced embedding: call release() exactly once when the request no longer needs it. */
+export interface EmbeddingLease {
+  readonly key: string;
+  readonly embedding: ImageEmbedding;
+  readonly cached: boolean;
+  /** Wall time of the encoder batch this image was part of (0 when cached). */
+  readonly encodeMs: number;
+  release(): void;
+}
+
+export interface ImageLoaderOptions {
+  encoder: VisionEncoder;
+  preprocessor: PreprocessorConfig;
+  cache: EmbeddingCache;
+  limits: DecodeLimits;
+  /** Most images per encoder call. */
+  maxBatchSize?: number;
+  /** How long the first load of a batch waits for company, in ms. */
+  windowMs?: number;
+  /** Replaces the timer: tests call the callback by hand to cut a batch. */
+  batchScheduleFn?: (callback: () => void) => void;
+}
+
+export interface ImageLoader {
+  load(bytes: Uint8Array): Promise<EmbeddingLease>;
+}
+
+export function createImageLoader(options: ImageLoaderOptions): ImageLoader {
+  const maxBatchSize = options.maxBatchSize ?? 16;
+  const windowMs = options.windowMs ?? 2;
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
+  if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError(`windowMs must be a number >= 0, got ${windowMs}`);
+  const batchScheduleFn = options.batchScheduleFn ?? ((callback: () => void) => setTimeout(callback, windowMs));
+  // cache: false — the EmbeddingCache is the cache; DataLoader's own would hold leases forever.
+  const loader = new DataLoader<Uint8Array, EmbeddingLease>((keys) => loadBatch(options, keys), {
+    cache: false,
+    maxBatchSize,
+    batchScheduleFn,
+  });
+  return { load: (bytes) => loader.load(bytes) };
+}
+
+function makeLease(cache: EmbeddingCache, key: string, embedding: ImageEmbedding, cached: boolean, encodeMs: number): EmbeddingLease {
+  let isReleased = false;
+  return {
+    key,
+    embedding,
+    cached,
+    encodeMs,
+    release() {
+      if (isReleased) return; // idempotent: abort paths may release twice
+      isReleased = true;
+      cache.release(key);
+    },
+  };
+}
+
+async function loadBatch(options: ImageLoaderOptions, keys: readonly Uint8Array[]): Promise<(EmbeddingLease | Error)[]> {
+  const { cache } = options;
+  const results: (EmbeddingLease | Error)[] = new Array(keys.length);
+  const missing = new Map<string, number[]>(); // hash → indices of keys with those bytes
+  keys.forEach((bytes, i) => {
+    const key = contentHash(bytes);
+    const hit = missing.has(key) ? undefined : cache.acquire(key);
+    if (hit) results[i] = makeLease(cache, key, hit, true, 0);
+    else missing.set(key, [...(missing.get(key) ?? []), i]);
+  });
+  const hashes = [...missing.keys()];
+  const prepared = await Promise.all(
+    hashes.map((key) => prepare(keys[missing.get(key)![0]], options).catch((err: unknown) => toError(err))),
+  );
+  const ok = hashes.filter((_, j) => !(prepared[j] instanceof Error));
+  const pixels = prepared.filter((p): p is Float32Array => !(p instanceof Error));
+  const started = performance.now();
+  const encoded = await options.encoder.encode(pixels).catch((err: unknown) => toError(err));
+  const encodeMs = performance.now() - started;
+  hashes.forEach((key, j) => {
+    const failure = prepared[j] instanceof Error ? prepared[j] : encoded instanceof Error ? encoded : undefined;
+    for (const i of missing.get(key)!) {
+      if (failure) results[i] = failure;
+      else results[i] = makeLease(cache, key, cache.insertAndAcquire(key, (encoded as ImageEmbedding[])[ok.indexOf(key)]), false, encodeMs);
+    }
+  });
+  return results;
+}
+
+async function prepare(bytes: Uint8Array, options: ImageLoaderOptions): Promise<Float32Array> {
+  const image = await decodeImage(bytes, options.limits);
+  return preprocessImage(image, options.preprocessor);
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new IrisError('BAD_IMAGE', String(err));
+}
