@@ -1,0 +1,108 @@
+// Reads configuration from the environment and command-line flags (flags win). Every
+// setting has one flag and one environment variable, listed in SETTINGS, so the README
+// table and the parser cannot drift apart.
+import { parseArgs } from 'node:util';
+import { ConfigError, createConfig, type ConfigInput, type Dtype, type IrisConfig, type ModelSpec } from './config.ts';
+
+type Kind = 'int' | 'string' | 'bool' | 'list';
+
+interface Setting {
+  readonly flag: string;
+  readonly env: string;
+  readonly kind: Kind;
+  /** Where the value goes in ConfigInput, e.g. ['limits', 'bodyBytes']. */
+  readonly path: readonly [string, string] | readonly [string, string, string];
+  readonly help: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { flag: 'host', env: 'HOST', kind: 'string', path: ['server', 'host'], help: 'address to listen on' },
+  { flag: 'port', env: 'PORT', kind: 'int', path: ['server', 'port'], help: 'port to listen on (0: any free port)' },
+  { flag: 'graphiql', env: 'IRIS_GRAPHIQL', kind: 'bool', path: ['server', 'graphiql'], help: 'serve GraphiQL on GET /graphql' },
+  { flag: 'max-in-flight', env: 'IRIS_MAX_IN_FLIGHT', kind: 'int', path: ['models', 'maxInFlight'], help: 'generations running at once per model' },
+  { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'generations waiting per model before OVERLOADED' },
+  { flag: 'image-max-bytes', env: 'IRIS_IMAGE_MAX_BYTES', kind: 'int', path: ['images', 'maxBytes'], help: 'encoded bytes of one image' },
+  { flag: 'image-max-pixels', env: 'IRIS_IMAGE_MAX_PIXELS', kind: 'int', path: ['images', 'maxPixels'], help: 'width × height of one image' },
+  { flag: 'url-timeout-ms', env: 'IRIS_URL_TIMEOUT_MS', kind: 'int', path: ['images', 'url', 'timeoutMs'], help: 'time to fetch an image URL' },
+  { flag: 'url-max-redirects', env: 'IRIS_URL_MAX_REDIRECTS', kind: 'int', path: ['images', 'url', 'maxRedirects'], help: 'redirects followed for an image URL' },
+  { flag: 'url-allow', env: 'IRIS_URL_ALLOW', kind: 'list', path: ['images', 'url', 'allow'], help: 'private hosts/IPs/CIDRs image URLs may reach (comma-separated)' },
+  { flag: 'body-limit', env: 'IRIS_BODY_LIMIT_BYTES', kind: 'int', path: ['limits', 'bodyBytes'], help: 'bytes of a JSON request body' },
+  { flag: 'upload-limit', env: 'IRIS_UPLOAD_LIMIT_BYTES', kind: 'int', path: ['limits', 'uploadBytes'], help: 'bytes of a multipart request body' },
+  { flag: 'request-timeout-ms', env: 'IRIS_REQUEST_TIMEOUT_MS', kind: 'int', path: ['limits', 'requestTimeoutMs'], help: 'time for one generation, queueing included' },
+  { flag: 'prompt-max-chars', env: 'IRIS_PROMPT_MAX_CHARS', kind: 'int', path: ['limits', 'promptChars'], help: 'characters of a question or prompt' },
+  { flag: 'query-max-depth', env: 'IRIS_QUERY_MAX_DEPTH', kind: 'int', path: ['limits', 'queryDepth'], help: 'selection depth of a document' },
+  { flag: 'query-max-aliases', env: 'IRIS_QUERY_MAX_ALIASES', kind: 'int', path: ['limits', 'queryAliases'], help: 'aliases in a document' },
+  { flag: 'query-max-cost', env: 'IRIS_QUERY_MAX_COST', kind: 'int', path: ['limits', 'queryCost'], help: 'summed field cost of a document' },
+];
+
+/** `--model id=dir[:dtype]`, repeatable; IRIS_MODELS takes the same, comma-separated. */
+export const MODEL_FLAG = { flag: 'model', env: 'IRIS_MODELS' } as const;
+
+function convert(setting: Setting, raw: string): number | string | boolean | string[] {
+  const name = `--${setting.flag} / ${setting.env}`;
+  switch (setting.kind) {
+    case 'int': {
+      if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+      return Number(raw);
+    }
+    case 'bool': {
+      if (!/^(true|false|1|0)$/.test(raw)) throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+      return raw === 'true' || raw === '1';
+    }
+    case 'list':
+      return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    case 'string':
+      return raw;
+  }
+}
+
+export function parseModelSpec(raw: string): Partial<ModelSpec> {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--model / IRIS_MODELS entries look like id=dir[:dtype], got "${raw}"`);
+  const id = raw.slice(0, eq);
+  const rest = raw.slice(eq + 1);
+  const colon = rest.lastIndexOf(':');
+  if (colon > 0 && /^[a-z0-9]+$/.test(rest.slice(colon + 1))) {
+    return { id, dir: rest.slice(0, colon), dtype: rest.slice(colon + 1) as Dtype };
+  }
+  return { id, dir: rest };
+}
+
+function assign(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function readFlags(argv: readonly string[]): { values: Map<string, string>; models: string[] } {
+  const options: Record<string, { type: 'string'; multiple?: boolean }> = { [MODEL_FLAG.flag]: { type: 'string', multiple: true } };
+  for (const s of SETTINGS) options[s.flag] = { type: 'string' };
+  try {
+    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    const flat = new Map<string, string>();
+    for (const s of SETTINGS) {
+      const v = values[s.flag];
+      if (typeof v === 'string') flat.set(s.flag, v);
+    }
+    const models = values[MODEL_FLAG.flag];
+    return { values: flat, models: Array.isArray(models) ? models : [] };
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}. Flags: --model id=dir[:dtype], ${SETTINGS.map((s) => `--${s.flag}`).join(', ')}`);
+  }
+}
+
+/** Environment first, then flags over it; unknown flags are an error, not ignored. */
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): IrisConfig {
+  const flags = readFlags(argv);
+  const input: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const raw = flags.values.get(s.flag) ?? env[s.env];
+    if (raw !== undefined && raw !== '') assign(input, s.path, convert(s, raw));
+  }
+  const modelEntries = flags.models.length > 0 ? flags.models : (env[MODEL_FLAG.env] ?? '').split(',').filter((s) => s.trim() !== '');
+  if (modelEntries.length > 0) assign(input, ['models', 'specs'], modelEntries.map((e) => parseModelSpec(e.trim())));
+  return createConfig(input as ConfigInput);
+}

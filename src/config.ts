@@ -1,0 +1,200 @@
+// The service's configuration: one typed, validated, frozen object per concern. Values
+// come from `createConfig(input)` (tests, embedding) or `loadConfig(argv, env)` in
+// config-sources.ts (the command line); both end here, so every value is checked once.
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Dtype = 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4';
+export const DTYPES: readonly Dtype[] = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4'];
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  /** GraphiQL in a browser on GET /graphql. */
+  readonly graphiql: boolean;
+}
+
+export interface ModelSpec {
+  readonly id: string;
+  readonly dir: string;
+  readonly dtype: Dtype;
+}
+
+export interface ModelsConfig {
+  /** The first one is the default when a request names no model. */
+  readonly specs: readonly ModelSpec[];
+  /** Generations running at once per model; the engine of issue 5 will take this over. */
+  readonly maxInFlight: number;
+  /** Generations waiting per model; beyond it requests get OVERLOADED. */
+  readonly maxQueued: number;
+}
+
+export interface UrlFetchConfig {
+  readonly timeoutMs: number;
+  readonly maxRedirects: number;
+  /**
+   * Hosts, IP addresses or CIDR ranges that may be fetched even though they resolve to
+   * private, loopback or link-local addresses (public addresses are always allowed).
+   */
+  readonly allow: readonly string[];
+}
+
+export interface ImagesConfig {
+  /** Encoded bytes of one image, whatever way it came in. */
+  readonly maxBytes: number;
+  /** Width × height, checked from the header before anything is decoded. */
+  readonly maxPixels: number;
+  readonly url: UrlFetchConfig;
+}
+
+export interface LimitsConfig {
+  /** Body of a JSON or GET request (base64 images travel here). */
+  readonly bodyBytes: number;
+  /** Body of a multipart upload request. */
+  readonly uploadBytes: number;
+  readonly requestTimeoutMs: number;
+  /** Characters of a question or prompt; the core also checks tokens against the model. */
+  readonly promptChars: number;
+  readonly queryDepth: number;
+  readonly queryAliases: number;
+  /** Sum of field costs; a generation field costs what its @cost says in the SDL. */
+  readonly queryCost: number;
+}
+
+export interface IrisConfig {
+  readonly server: ServerConfig;
+  readonly models: ModelsConfig;
+  readonly images: ImagesConfig;
+  readonly limits: LimitsConfig;
+}
+
+type Input<T> = { [K in keyof T]?: T[K] extends readonly (infer E)[] ? readonly E[] : T[K] extends object ? Input<T[K]> : T[K] };
+export type ConfigInput = Input<IrisConfig>;
+
+const MB = 1024 * 1024;
+// The shipped model, found relative to the package rather than the working directory.
+const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../assets/models/shapes-base');
+
+export const DEFAULTS: IrisConfig = {
+  server: { host: '127.0.0.1', port: 4000, graphiql: true },
+  models: {
+    specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
+    maxInFlight: 2,
+    maxQueued: 64,
+  },
+  images: {
+    maxBytes: 8 * MB,
+    maxPixels: 4096 * 4096,
+    url: { timeoutMs: 5_000, maxRedirects: 3, allow: [] },
+  },
+  limits: {
+    bodyBytes: 12 * MB,
+    uploadBytes: 12 * MB,
+    requestTimeoutMs: 60_000,
+    promptChars: 2_000,
+    queryDepth: 8,
+    queryAliases: 10,
+    queryCost: 400,
+  },
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function int(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+function text(name: string, value: unknown, pattern?: RegExp): string {
+  if (typeof value !== 'string' || value.length === 0 || (pattern && !pattern.test(value))) {
+    throw new ConfigError(`${name} must be a non-empty string${pattern ? ` matching ${pattern}` : ''}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function flag(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${String(value)}`);
+  return value;
+}
+
+function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
+  const d = DEFAULTS.server;
+  return Object.freeze({
+    host: text('server.host', input.host ?? d.host),
+    port: int('server.port', input.port ?? d.port, 0, 65_535),
+    graphiql: flag('server.graphiql', input.graphiql ?? d.graphiql),
+  });
+}
+
+const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function createModelSpec(spec: Input<ModelSpec>, index: number): ModelSpec {
+  const dtype = spec.dtype ?? 'fp32';
+  if (!DTYPES.includes(dtype)) {
+    throw new ConfigError(`models.specs[${index}].dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
+  }
+  return Object.freeze({
+    id: text(`models.specs[${index}].id`, spec.id, MODEL_ID),
+    dir: text(`models.specs[${index}].dir`, spec.dir),
+    dtype,
+  });
+}
+
+function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
+  const d = DEFAULTS.models;
+  const specs = (input.specs ?? d.specs).map(createModelSpec);
+  if (specs.length === 0) throw new ConfigError('models.specs must name at least one model');
+  const ids = new Set(specs.map((s) => s.id));
+  if (ids.size !== specs.length) throw new ConfigError('models.specs must not repeat a model id');
+  return Object.freeze({
+    specs: Object.freeze(specs),
+    maxInFlight: int('models.maxInFlight', input.maxInFlight ?? d.maxInFlight, 1, 1024),
+    maxQueued: int('models.maxQueued', input.maxQueued ?? d.maxQueued, 0, 100_000),
+  });
+}
+
+function createImagesConfig(input: Input<ImagesConfig> = {}): ImagesConfig {
+  const d = DEFAULTS.images;
+  const url = input.url ?? {};
+  const allow = url.allow ?? d.url.allow;
+  allow.forEach((entry, i) => text(`images.url.allow[${i}]`, entry));
+  return Object.freeze({
+    maxBytes: int('images.maxBytes', input.maxBytes ?? d.maxBytes, 1),
+    maxPixels: int('images.maxPixels', input.maxPixels ?? d.maxPixels, 1),
+    url: Object.freeze({
+      timeoutMs: int('images.url.timeoutMs', url.timeoutMs ?? d.url.timeoutMs, 1, 600_000),
+      maxRedirects: int('images.url.maxRedirects', url.maxRedirects ?? d.url.maxRedirects, 0, 20),
+      allow: Object.freeze([...allow]),
+    }),
+  });
+}
+
+function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
+  const d = DEFAULTS.limits;
+  return Object.freeze({
+    bodyBytes: int('limits.bodyBytes', input.bodyBytes ?? d.bodyBytes, 1024),
+    uploadBytes: int('limits.uploadBytes', input.uploadBytes ?? d.uploadBytes, 1024),
+    requestTimeoutMs: int('limits.requestTimeoutMs', input.requestTimeoutMs ?? d.requestTimeoutMs, 1, 3_600_000),
+    promptChars: int('limits.promptChars', input.promptChars ?? d.promptChars, 1, 1_000_000),
+    queryDepth: int('limits.queryDepth', input.queryDepth ?? d.queryDepth, 1, 100),
+    queryAliases: int('limits.queryAliases', input.queryAliases ?? d.queryAliases, 0, 1000),
+    queryCost: int('limits.queryCost', input.queryCost ?? d.queryCost, 1),
+  });
+}
+
+/** Validates every value (throwing ConfigError that names it) and freezes the result. */
+export function createConfig(input: ConfigInput = {}): IrisConfig {
+  return Object.freeze({
+    server: createServerConfig(input.server),
+    models: createModelsConfig(input.models),
+    images: createImagesConfig(input.images),
+    limits: createLimitsConfig(input.limits),
+  });
+}

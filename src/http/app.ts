@@ -1,0 +1,72 @@
+// The Iris application: the yoga instance with its plugins, the model registry and the
+// metrics, built from a config and a model loader. No sockets here: tests drive it with
+// `yoga.fetch`, and listen.ts puts it on HTTP and WebSocket.
+import { createYoga, useExecutionCancellation, type YogaServerInstance } from 'graphql-yoga';
+import { createIrisSchema, type IrisContext, type IrisServices } from '../../schema/index.ts';
+import type { IrisConfig } from '../config.ts';
+import { createImageIntake } from '../images/intake.ts';
+import { createModelRegistry, type LoadModel, type ModelRegistry } from '../models/registry.ts';
+import { useBodyLimit } from '../plugins/body-limit.ts';
+import { useRequestDeadline } from '../plugins/deadline.ts';
+import { createMaskError } from '../plugins/errors.ts';
+import { createMetrics, type IrisMetrics } from '../plugins/metrics.ts';
+import { useQueryLimits } from '../plugins/query-limits.ts';
+import { useModelReadiness } from '../plugins/readiness.ts';
+
+export interface IrisAppOptions {
+  readonly config: IrisConfig;
+  readonly load: LoadModel;
+  /** Where unexpected (masked) errors are reported; console.error by default. */
+  readonly logUnexpected?: (error: unknown) => void;
+}
+
+export type IrisYoga = YogaServerInstance<Record<string, unknown>, Partial<IrisContext>>;
+
+export interface IrisApp {
+  readonly config: IrisConfig;
+  readonly yoga: IrisYoga;
+  readonly registry: ModelRegistry;
+  readonly metrics: IrisMetrics;
+}
+
+export const GRAPHQL_PATH = '/graphql';
+
+export function createIrisApp(options: IrisAppOptions): IrisApp {
+  const { config } = options;
+  // Resolved lazily: the metrics' scrape-time gauges and the registry's outcome reports
+  // point at each other.
+  let registryRef: ModelRegistry | undefined;
+  const metrics = createMetrics({ models: () => registryRef?.list() ?? [] });
+  const registry = createModelRegistry({
+    specs: config.models.specs,
+    maxInFlight: config.models.maxInFlight,
+    maxQueued: config.models.maxQueued,
+    load: options.load,
+    onOutcome: metrics.record,
+  });
+  registryRef = registry;
+  const services: IrisServices = {
+    registry,
+    intake: createImageIntake(config.images),
+    promptChars: config.limits.promptChars,
+  };
+  const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
+    schema: createIrisSchema(),
+    graphqlEndpoint: GRAPHQL_PATH,
+    graphiql: config.server.graphiql ? { title: 'Iris' } : false,
+    landingPage: false,
+    healthCheckEndpoint: '/health',
+    context: () => ({ iris: services }),
+    maskedErrors: { maskError: createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) }) },
+    logging: false,
+    plugins: [
+      useBodyLimit(config.limits),
+      metrics.plugin,
+      useModelReadiness(registry),
+      useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
+      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
+      useExecutionCancellation(),
+    ],
+  });
+  return { config, yoga, registry, metrics };
+}

@@ -1,0 +1,36 @@
+// The LoadModel the server uses: the inference core's Pipeline on a model folder, with
+// the dtype picking the ONNX file variant (HF naming: decoder_model_merged_fp16.onnx, ...).
+import { access } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Dtype, ModelSpec } from '../config.ts';
+import { createPipeline } from '../pipeline.ts';
+import { IrisError, type Generator } from '../types.ts';
+import type { LoadModel } from './registry.ts';
+
+const SUFFIX: Readonly<Record<Dtype, string>> = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4' };
+
+export function onnxFiles(dtype: Dtype): { encoderFile: string; decoderFile: string } {
+  return { encoderFile: `encoder_model${SUFFIX[dtype]}.onnx`, decoderFile: `decoder_model_merged${SUFFIX[dtype]}.onnx` };
+}
+
+/** Fails with a message that says what to do, rather than a bare ENOENT. */
+export async function checkModelFolder(spec: ModelSpec): Promise<void> {
+  const dir = resolve(spec.dir);
+  try {
+    await access(join(dir, 'config.json'));
+  } catch {
+    throw new IrisError('MODEL_NOT_FOUND', `model "${spec.id}": no model folder at ${dir} (config.json missing)`);
+  }
+}
+
+export function createPipelineLoader(options: { readonly maxImagePixels: number }): LoadModel {
+  return async (spec): Promise<Generator> => {
+    await checkModelFolder(spec);
+    const pipeline = await createPipeline({ modelDir: resolve(spec.dir), maxImagePixels: options.maxImagePixels, ...onnxFiles(spec.dtype) });
+    // Results name the model by its configured id (the pipeline would use the folder name).
+    return {
+      modelId: spec.id,
+      generate: async (request, hooks) => ({ ...(await pipeline.generate(request, hooks)), model: spec.id }),
+    };
+  };
+}

@@ -1,0 +1,43 @@
+// The per-request timeout and client cancellation, as one signal in the GraphQL context.
+// Resolvers hand `deadline.signal` to the Generator, which stops between decode steps when
+// it fires: because the client went away (HTTP response closed, WebSocket subscription
+// completed) or because the request ran past its time, which resolvers report as TIMEOUT.
+import type { Plugin } from 'graphql-yoga';
+
+export interface Deadline {
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+  /** True once the time ran out (as opposed to the client leaving). */
+  isExpired(): boolean;
+}
+
+export interface DeadlineContext {
+  readonly deadline: Deadline;
+}
+
+/** Transports without a fetch Request (graphql-ws) put their own signal here. */
+export interface ClientSignalContext {
+  readonly clientSignal?: AbortSignal;
+  readonly request?: Request;
+}
+
+export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined): Deadline {
+  const timer = AbortSignal.timeout(timeoutMs);
+  return {
+    signal: clientSignal ? AbortSignal.any([clientSignal, timer]) : timer,
+    timeoutMs,
+    isExpired: () => timer.aborted,
+  };
+}
+
+export function useRequestDeadline(options: { readonly timeoutMs: number }): Plugin<ClientSignalContext> {
+  if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1) {
+    throw new Error(`timeoutMs must be a positive integer, got ${options.timeoutMs}`);
+  }
+  return {
+    onContextBuilding({ context, extendContext }) {
+      const clientSignal = context.clientSignal ?? context.request?.signal;
+      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal) } as Partial<ClientSignalContext>);
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// GET /metrics in the Prometheus text format. Each server owns its own prom-client
+// Registry (no process-wide default), so two servers in one test process do not mix.
+// Generation outcomes are pushed in by the model registry; queue and engine gauges are
+// read when scraped, so they are never stale.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Plugin } from 'graphql-yoga';
+import type { GenerationOutcome, ModelStatus } from '../models/registry.ts';
+
+export interface IrisMetrics {
+  readonly registry: Registry;
+  readonly plugin: Plugin;
+  record(outcome: GenerationOutcome): void;
+}
+
+export interface MetricsOptions {
+  readonly models: () => readonly ModelStatus[];
+  readonly endpoint?: string;
+}
+
+const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+function createModelGauges(registry: Registry, models: () => readonly ModelStatus[]): void {
+  const gauge = (name: string, help: string, read: (m: ModelStatus) => number | undefined): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['model'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const m of models()) {
+          const value = read(m);
+          if (value !== undefined) this.set({ model: m.id }, value);
+        }
+      },
+    });
+  };
+  gauge('iris_model_ready', '1 when the model is loaded and serving', (m) => (m.state === 'ready' ? 1 : 0));
+  gauge('iris_generations_running', 'Generations admitted and running', (m) => m.admission.running);
+  gauge('iris_generations_waiting', 'Generations waiting for admission', (m) => m.admission.waiting);
+  gauge('iris_engine_queue_depth', 'Requests waiting in the batching engine', (m) => m.engine?.queueDepth);
+  gauge('iris_engine_batch_size', 'Sequences in the running decode batch', (m) => m.engine?.batchSize);
+  gauge('iris_engine_kv_used_tokens', 'Tokens held in the KV cache', (m) => m.engine?.kvUsedTokens);
+  gauge('iris_engine_kv_capacity_tokens', 'KV cache budget in tokens', (m) => m.engine?.kvCapacityTokens);
+}
+
+export function createMetrics(options: MetricsOptions): IrisMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  createModelGauges(registry, options.models);
+  const registers = [registry];
+  const generations = new Counter({ name: 'iris_generations_total', help: 'Generations by outcome (ok or error code)', labelNames: ['model', 'task', 'outcome'], registers });
+  const seconds = new Histogram({ name: 'iris_generation_seconds', help: 'Time of successful generations, queueing included', labelNames: ['model', 'task'], buckets: LATENCY_BUCKETS, registers });
+  const phases = new Histogram({ name: 'iris_generation_phase_seconds', help: 'Time per phase of successful generations', labelNames: ['model', 'phase'], buckets: LATENCY_BUCKETS, registers });
+  const tokens = new Counter({ name: 'iris_tokens_total', help: 'Tokens processed', labelNames: ['model', 'kind'], registers });
+  const images = new Counter({ name: 'iris_image_encodings_total', help: 'Images encoded or served from the embedding cache', labelNames: ['model', 'cached'], registers });
+  const responses = new Counter({ name: 'iris_http_responses_total', help: 'HTTP responses by status', labelNames: ['status'], registers });
+  const endpoint = options.endpoint ?? '/metrics';
+
+  const record = (o: GenerationOutcome): void => {
+    generations.inc({ model: o.model, task: o.task, outcome: o.outcome });
+    if (!o.result) return;
+    const { timings: t, usage: u } = o.result;
+    seconds.observe({ model: o.model, task: o.task }, o.seconds);
+    phases.observe({ model: o.model, phase: 'queue' }, t.queueMs / 1000);
+    phases.observe({ model: o.model, phase: 'image_encode' }, t.imageEncodeMs / 1000);
+    phases.observe({ model: o.model, phase: 'prefill' }, t.prefillMs / 1000);
+    phases.observe({ model: o.model, phase: 'decode' }, t.decodeMs / 1000);
+    tokens.inc({ model: o.model, kind: 'prompt' }, u.promptTokens);
+    tokens.inc({ model: o.model, kind: 'image' }, u.imageTokens);
+    tokens.inc({ model: o.model, kind: 'completion' }, u.completionTokens);
+    images.inc({ model: o.model, cached: String(t.imageCached) });
+  };
+
+  const plugin: Plugin = {
+    async onRequest({ request, url, endResponse }) {
+      if (url.pathname !== endpoint || request.method !== 'GET') return;
+      endResponse(new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } }));
+    },
+    onResponse({ response }) {
+      responses.inc({ status: String(response.status) });
+    },
+  };
+  return { registry, plugin, record };
+}

@@ -1,0 +1,98 @@
+// Depth, alias and cost limits, checked during validation so a rejected document runs
+// nothing. Fragments are expanded (ten spreads of a fragment with ten generations are a
+// hundred generations), and the walk stops as soon as the cost limit is passed, so a
+// fragment bomb costs the server no more than the limit. Introspection is free, so
+// GraphiQL and tooling work under any limit.
+import {
+  GraphQLError,
+  getNamedType,
+  isCompositeType,
+  Kind,
+  type ASTVisitor,
+  type GraphQLCompositeType,
+  type GraphQLField,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+export interface QueryLimits {
+  readonly depth: number;
+  readonly aliases: number;
+  readonly cost: number;
+}
+
+interface Tally {
+  cost: number;
+  aliases: number;
+  depth: number;
+}
+
+const INTROSPECTION = new Set(['__schema', '__type']);
+
+function fieldCost(field: GraphQLField<unknown, unknown> | undefined): number {
+  const directive = field?.astNode?.directives?.find((d) => d.name.value === 'cost');
+  const weight = directive?.arguments?.find((a) => a.name.value === 'weight')?.value;
+  return weight?.kind === Kind.INT ? Number(weight.value) : 1;
+}
+
+function limitError(code: string, message: string): GraphQLError {
+  // The HTTP status makes yoga answer 400 whatever the Accept header.
+  return new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
+}
+
+function createWalker(ctx: ValidationContext, limits: QueryLimits, tally: Tally) {
+  const walk = (set: SelectionSetNode, type: GraphQLCompositeType | undefined, depth: number, path: ReadonlySet<string>): void => {
+    tally.depth = Math.max(tally.depth, depth);
+    for (const selection of set.selections) {
+      if (tally.cost > limits.cost) return;
+      if (selection.kind === Kind.FIELD) {
+        if (INTROSPECTION.has(selection.name.value)) continue;
+        if (selection.alias) tally.aliases++;
+        if (selection.name.value === '__typename') continue;
+        const field = type && 'getFields' in type ? type.getFields()[selection.name.value] : undefined;
+        tally.cost += fieldCost(field);
+        const child = field ? getNamedType(field.type) : undefined;
+        if (selection.selectionSet) walk(selection.selectionSet, isCompositeType(child) ? child : undefined, depth + 1, path);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const cond = selection.typeCondition ? ctx.getSchema().getType(selection.typeCondition.name.value) : type;
+        walk(selection.selectionSet, isCompositeType(cond) ? cond : undefined, depth, path);
+      } else {
+        const name = selection.name.value;
+        const fragment = ctx.getFragment(name);
+        if (!fragment || path.has(name)) continue; // unknown or cyclic: other rules report it
+        const cond = ctx.getSchema().getType(fragment.typeCondition.name.value);
+        walk(fragment.selectionSet, isCompositeType(cond) ? cond : undefined, depth, new Set([...path, name]));
+      }
+    }
+  };
+  return walk;
+}
+
+export function createQueryLimitsRule(limits: QueryLimits): ValidationRule {
+  return (ctx: ValidationContext): ASTVisitor => ({
+    OperationDefinition(node) {
+      const root = ctx.getSchema().getRootType(node.operation) ?? undefined;
+      const tally: Tally = { cost: 0, aliases: 0, depth: 0 };
+      createWalker(ctx, limits, tally)(node.selectionSet, root, 1, new Set());
+      const name = node.name ? `operation ${node.name.value}` : 'the operation';
+      if (tally.cost > limits.cost) {
+        ctx.reportError(limitError('QUERY_TOO_COSTLY', `${name} costs more than ${limits.cost} (a generation costs 100, other fields 1)`));
+      } else if (tally.depth > limits.depth) {
+        ctx.reportError(limitError('QUERY_TOO_DEEP', `${name} is ${tally.depth} levels deep; the limit is ${limits.depth}`));
+      } else if (tally.aliases > limits.aliases) {
+        ctx.reportError(limitError('TOO_MANY_ALIASES', `${name} has ${tally.aliases} aliases; the limit is ${limits.aliases}`));
+      }
+    },
+  });
+}
+
+export function useQueryLimits(limits: QueryLimits): Plugin {
+  const rule = createQueryLimitsRule(limits);
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(rule);
+    },
+  };
+}

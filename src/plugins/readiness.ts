@@ -1,0 +1,19 @@
+// GET /ready: 200 once every model is loaded, 503 before (and if a load failed), with the
+// state of each model so an operator sees which one is holding readiness back.
+// GET /health (liveness) is yoga's built-in endpoint.
+import { useReadinessCheck, type Plugin } from 'graphql-yoga';
+import type { ModelRegistry } from '../models/registry.ts';
+
+export function useModelReadiness(registry: Pick<ModelRegistry, 'isReady' | 'list'>, endpoint = '/ready'): Plugin {
+  return useReadinessCheck({
+    endpoint,
+    check: () => {
+      const isReady = registry.isReady();
+      const models = registry.list().map((m) => ({ id: m.id, state: m.state }));
+      return new Response(JSON.stringify({ ready: isReady, models }), {
+        status: isReady ? 200 : 503,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+      });
+    },
+  });
+}

@@ -1,0 +1,47 @@
+// `npm start`: the GraphQL service on the configured models (default: the shipped
+// assets/models/shapes-base). Configuration: environment and flags, see README.md.
+import { pathToFileURL } from 'node:url';
+import { ConfigError, type IrisConfig } from './config.ts';
+import { loadConfig } from './config-sources.ts';
+import { createIrisApp } from './http/app.ts';
+import { listen, type IrisServer } from './http/listen.ts';
+import { checkModelFolder, createPipelineLoader } from './models/load-pipeline.ts';
+import { IrisError } from './types.ts';
+
+export async function startServer(config: IrisConfig): Promise<IrisServer> {
+  const app = createIrisApp({ config, load: createPipelineLoader({ maxImagePixels: config.images.maxPixels }) });
+  const server = await listen(app, config.server);
+  app.registry.loaded.then(
+    () => console.log(`iris: models ready (${config.models.specs.map((s) => s.id).join(', ')})`),
+    (error: unknown) => {
+      console.error(`iris: a model failed to load: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+      void server.close();
+    },
+  );
+  return server;
+}
+
+const HINT = [
+  'The shipped model is trained by `npm run train` into assets/models/shapes-base.',
+  'To try the service on the tiny test model: npm start -- --model tiny=assets/models/tiny-random',
+].join('\n');
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  await Promise.all(config.models.specs.map(checkModelFolder));
+  const server = await startServer(config);
+  console.log(`iris: serving ${server.url} (GraphiQL in a browser; /health /ready /metrics)`);
+  const stop = (): void => void server.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error: unknown) => {
+    if (error instanceof ConfigError) console.error(`iris: configuration: ${error.message}`);
+    else if (error instanceof IrisError && error.code === 'MODEL_NOT_FOUND') console.error(`iris: ${error.message}\n${HINT}`);
+    else console.error('iris: failed to start', error);
+    process.exit(1);
+  });
+}
