@@ -1,0 +1,85 @@
+// Command-line flags → typed settings. Number flags are passed through as numbers (NaN
+// for junk) so resolveOptions reports the allowed range in one place.
+import { parseArgs } from 'node:util';
+import type { GenerationOptions } from './types.ts';
+
+export interface CliSettings {
+  command: string | undefined;
+  positionals: string[];
+  modelDir: string | undefined;
+  isJson: boolean;
+  isStreaming: boolean;
+  useKvCache: boolean;
+  threads: number | undefined;
+  options: GenerationOptions;
+  isHelp: boolean;
+}
+
+const FLAGS = {
+  model: { type: 'string' },
+  json: { type: 'boolean' },
+  stream: { type: 'boolean' },
+  'no-kv-cache': { type: 'boolean' },
+  threads: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repetition-penalty': { type: 'string' },
+  'no-repeat-ngram-size': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  logprobs: { type: 'boolean' },
+  'top-logprobs': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const USAGE = `usage: iris <command> [flags]
+
+commands:
+  caption <image...>          caption each image
+  ask <image> "<question>"    answer a question about the image
+  generate <image> "<prompt>" continue a prompt grounded in the image
+  batch                       JSON lines on stdin → JSON lines on stdout
+  eval <dir>                  quality table on a labelled folder (writes eval.json to the model)
+
+flags:
+  --model DIR                 model folder (default: the shipped assets/models/shapes-base)
+  --json                      print full results as JSON lines
+  --stream                    print text as it is generated
+  --max-new-tokens N  --min-new-tokens N  --temperature T  --top-k K  --top-p P  --min-p P
+  --repetition-penalty R  --no-repeat-ngram-size N  --seed S  --stop STR (repeatable)
+  --logprobs  --top-logprobs N  --threads N  --no-kv-cache`;
+
+export function parseCli(argv: string[]): CliSettings {
+  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
+  const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+  const options: GenerationOptions = {
+    maxNewTokens: num(values['max-new-tokens']),
+    minNewTokens: num(values['min-new-tokens']),
+    temperature: num(values.temperature),
+    topK: num(values['top-k']),
+    topP: num(values['top-p']),
+    minP: num(values['min-p']),
+    repetitionPenalty: num(values['repetition-penalty']),
+    noRepeatNgramSize: num(values['no-repeat-ngram-size']),
+    seed: num(values.seed),
+    stop: values.stop,
+    logprobs: values.logprobs,
+    topLogprobs: num(values['top-logprobs']),
+  };
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
+  return {
+    command: positionals[0],
+    positionals: positionals.slice(1),
+    modelDir: values.model,
+    isJson: values.json ?? false,
+    isStreaming: values.stream ?? false,
+    useKvCache: !(values['no-kv-cache'] ?? false),
+    threads: num(values.threads),
+    options: defined,
+    isHelp: values.help ?? false,
+  };
+}

@@ -1,0 +1,86 @@
+// The `iris` command line: caption / ask / generate / batch / eval over one model folder.
+import { readImageFile, runBatch } from './cli-batch.ts';
+import { USAGE, parseCli, type CliSettings } from './cli-args.ts';
+import { runEval } from './cli-eval.ts';
+import { Pipeline } from './pipeline.ts';
+import { IrisError, type GenerationRequest, type GenerationResult } from './types.ts';
+
+function singleRequests(settings: CliSettings): { path: string; request: Omit<GenerationRequest, 'image'> }[] {
+  const [first, second] = settings.positionals;
+  const options = settings.options;
+  switch (settings.command) {
+    case 'caption':
+      if (settings.positionals.length === 0) throw new UsageError('caption needs at least one image');
+      return settings.positionals.map((path) => ({ path, request: { task: 'caption', options } }));
+    case 'ask':
+      if (settings.positionals.length !== 2) throw new UsageError('ask needs <image> "<question>"');
+      return [{ path: first, request: { task: 'answer', question: second, options } }];
+    case 'generate':
+      if (settings.positionals.length !== 2) throw new UsageError('generate needs <image> "<prompt>"');
+      return [{ path: first, request: { task: 'generate', prompt: second, options } }];
+    default:
+      throw new UsageError(`unknown command '${settings.command ?? ''}'`);
+  }
+}
+
+class UsageError extends Error {}
+
+async function runSingle(pipeline: Pipeline, settings: CliSettings): Promise<number> {
+  let failures = 0;
+  const jobs = singleRequests(settings);
+  for (const { path, request } of jobs) {
+    try {
+      const image = await readImageFile(path);
+      const onDelta = settings.isStreaming && !settings.isJson ? (d: { text: string }) => process.stdout.write(d.text) : undefined;
+      const result = await pipeline.generate({ ...request, image }, { onDelta });
+      printResult(path, result, settings, jobs.length > 1);
+    } catch (err) {
+      if (!(err instanceof IrisError)) throw err;
+      failures++;
+      if (settings.isJson) console.log(JSON.stringify({ image: path, error: { code: err.code, message: err.message } }));
+      else console.error(`${path}: error [${err.code}]: ${err.message}`);
+    }
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+function printResult(path: string, result: GenerationResult, settings: CliSettings, isMany: boolean): void {
+  if (settings.isJson) console.log(JSON.stringify({ image: path, ...result }));
+  else if (settings.isStreaming) process.stdout.write('\n');
+  else console.log(isMany ? `${path}\t${result.text}` : result.text);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const settings = parseCli(argv);
+  if (settings.isHelp || !settings.command) {
+    console.log(USAGE);
+    return settings.command || settings.isHelp ? 0 : 2;
+  }
+  if (settings.command !== 'batch' && settings.command !== 'eval') singleRequests(settings); // usage errors before loading
+  const pipeline = await Pipeline.load({ modelDir: settings.modelDir, threads: settings.threads, useKvCache: settings.useKvCache });
+  try {
+    if (settings.command === 'batch') return await runBatch(pipeline, process.stdin, (line) => console.log(line));
+    if (settings.command === 'eval') return await runEval(pipeline, settings.positionals[0], settings);
+    return await runSingle(pipeline, settings);
+  } finally {
+    await pipeline.release();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`iris: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (err instanceof IrisError) {
+      console.error(`iris: error [${err.code}]: ${err.message}`);
+      process.exitCode = 1;
+    } else {
+      console.error(err);
+      process.exitCode = 1;
+    }
+  },
+);
