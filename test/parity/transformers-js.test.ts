@@ -1,0 +1,74 @@
+// Iris against transformers.js (offline, same onnxruntime-node) on the same folders and
+// images: bit-exact preprocessing and identical greedy tokens.
+import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pipeline } from '../../src/pipeline.ts';
+import type { GenerationRequest } from '../../src/types.ts';
+import { decodeImage } from '../../vision/image.ts';
+import { preprocessImage } from '../../vision/preprocess.ts';
+import { FIXTURES, syntheticImage } from '../helpers.ts';
+
+env.allowRemoteModels = false;
+env.useFSCache = false;
+
+type Processor = Awaited<ReturnType<typeof AutoProcessor.from_pretrained>>;
+type Model = Awaited<ReturnType<typeof AutoModelForVision2Seq.from_pretrained>>;
+
+async function images(): Promise<Uint8Array[]> {
+  return Promise.all([
+    syntheticImage(128, 128, 1, 'png'),
+    syntheticImage(64, 64, 2, 'jpeg'),
+    syntheticImage(256, 256, 3, 'webp'),
+    syntheticImage(50, 77, 4, 'png'), // not square, not a multiple of the input size
+  ]);
+}
+
+async function referenceIds(processor: Processor, model: Model, image: Uint8Array, promptIds: Int32Array, maxNewTokens: number): Promise<number[]> {
+  const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image])));
+  const decoder_input_ids = new Tensor('int64', BigInt64Array.from(promptIds, (v) => BigInt(v)), [1, promptIds.length]);
+  const out = (await model.generate({ pixel_values, decoder_input_ids, max_new_tokens: maxNewTokens, do_sample: false })) as Tensor;
+  return (out.tolist() as bigint[][])[0].slice(promptIds.length).map(Number);
+}
+
+for (const [name, dir] of Object.entries(FIXTURES)) {
+  describe(`Iris vs transformers.js: ${name}`, () => {
+    let pipeline: Pipeline;
+    let processor: Processor;
+    let model: Model;
+    beforeAll(async () => {
+      pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+      processor = await AutoProcessor.from_pretrained(dir, { local_files_only: true });
+      model = await AutoModelForVision2Seq.from_pretrained(dir, { local_files_only: true, dtype: 'fp32' });
+    });
+    afterAll(async () => {
+      await pipeline.release();
+      await model.dispose();
+    });
+
+    it('preprocesses bit-exactly like the transformers.js processor', async () => {
+      for (const image of await images()) {
+        const ours = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), pipeline.model.folder.preprocessor);
+        const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image])));
+        expect(pixel_values.dims).toEqual([1, 3, 64, 64]);
+        expect(Buffer.from(ours.buffer).equals(Buffer.from((pixel_values.data as Float32Array).buffer))).toBe(true);
+      }
+    });
+
+    it('generates the same greedy tokens for caption, answer and generate', async () => {
+      const all = await images();
+      const requests: GenerationRequest[] = all.flatMap((image) => [
+        { task: 'caption', image, options: { maxNewTokens: 12 } },
+        { task: 'answer', image, question: 'how many shapes are there?', options: { maxNewTokens: 12 } },
+        { task: 'generate', image, prompt: 'a small blue', options: { maxNewTokens: 12 } },
+      ]);
+      for (const request of requests) {
+        const ours = await pipeline.generate(request);
+        const promptIds = pipeline.model.tokenizer.encode(request.question ? `<question> ${request.question} <answer>` : request.prompt ?? '');
+        const reference = await referenceIds(processor, model, request.image, Int32Array.from([1, ...promptIds]), 12);
+        const eos = pipeline.model.folder.ids.eos;
+        const cut = reference.findIndex((id) => eos.includes(id));
+        expect(ours.tokens.map((t) => t.id)).toEqual(cut < 0 ? reference : reference.slice(0, cut));
+      }
+    });
+  });
+}
