@@ -81,7 +81,7 @@ async function loadBatch(options: ImageLoaderOptions, keys: readonly Uint8Array[
   const ok = hashes.filter((_, j) => !(prepared[j] instanceof Error));
   const pixels = prepared.filter((p): p is Float32Array => !(p instanceof Error));
   const started = performance.now();
-  const encoded = await options.encoder.encode(pixels).catch((err: unknown) => toError(err));
+  const encoded = pixels.length === 0 ? [] : await options.encoder.encode(pixels).catch((err: unknown) => toError(err));
   const encodeMs = performance.now() - started;
   hashes.forEach((key, j) => {
     const failure = prepared[j] instanceof Error ? prepared[j] : encoded instanceof Error ? encoded : undefined;

@@ -1,0 +1,153 @@
+// Every error code of the API, each produced by sending the bad input.
+import { crc32, deflateSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { createFakeGenerator } from './support/fake-generator.ts';
+import { codes, createTestApp, gql } from './support/app.ts';
+import { scenePng, tinyBmp } from './support/images.ts';
+
+const CAPTION = 'query($i: ImageInput!, $o: GenerationOptions, $m: String) { caption(image: $i, options: $o, model: $m) { text finishReason } }';
+const ANSWER = 'query($i: ImageInput!, $q: String!) { answer(image: $i, question: $q) { text } }';
+
+async function png64(): Promise<string> {
+  return (await scenePng()).toString('base64');
+}
+
+/** A valid PNG header claiming width × height, with no pixel data: a decompression bomb's shape. */
+function pngHeader(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(8 + data.length + 4);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 8 + data.length);
+    return out;
+  };
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('image errors', () => {
+  const app = createTestApp({ config: { images: { maxBytes: 64 * 1024, maxPixels: 1024 * 1024 } } });
+
+  it.each([
+    ['BAD_IMAGE', 'text that is not base64', 'not base64 at all!'],
+    ['BAD_IMAGE', 'base64 of text', Buffer.from('just some text, not an image').toString('base64')],
+    ['BAD_IMAGE', 'a truncated PNG', Buffer.concat([(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), Buffer.alloc(20)]).toString('base64')],
+    ['UNSUPPORTED_IMAGE_FORMAT', 'a BMP', tinyBmp().toString('base64')],
+    ['UNSUPPORTED_IMAGE_FORMAT', 'an SVG', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>').toString('base64')],
+    ['UNSUPPORTED_IMAGE_FORMAT', 'a data: URL of text/html', 'data:text/html;base64,PGh0bWw+'],
+    ['IMAGE_TOO_LARGE', 'bytes over the cap', Buffer.alloc(70 * 1024, 1).toString('base64')],
+    ['IMAGE_TOO_LARGE', 'a PNG claiming 100000×100000 pixels', pngHeader(100_000, 100_000).toString('base64')],
+  ])('%s for %s', async (code, _label, base64) => {
+    const res = await gql(app, CAPTION, { i: { base64 } });
+    expect(res.status).toBe(200);
+    expect(res.body.data?.caption).toBeNull();
+    expect(codes(res)).toEqual([code]);
+  });
+
+  it('IMAGE_TOO_LARGE for pixels over the limit of a real image', async () => {
+    const small = createTestApp({ config: { images: { maxPixels: 32 * 32 } } });
+    const res = await gql(small, CAPTION, { i: { base64: await png64() } });
+    expect(codes(res)).toEqual(['IMAGE_TOO_LARGE']);
+    expect(res.body.errors?.[0].message).toMatch(/64×64 pixels; the limit is 1024/);
+  });
+
+  it('URL_NOT_ALLOWED for private, loopback and link-local addresses and other schemes', async () => {
+    for (const url of ['http://127.0.0.1:9/x.png', 'http://[::1]:9/x.png', 'http://[::ffff:127.0.0.1]:9/x.png', 'http://169.254.169.254/latest', 'http://10.1.2.3/x.png', 'http://localhost:9/x.png', 'file:///etc/passwd']) {
+      const res = await gql(app, CAPTION, { i: { url } });
+      expect(codes(res), url).toEqual(['URL_NOT_ALLOWED']);
+    }
+  });
+
+  it('IMAGE_FETCH_FAILED for a URL that cannot be fetched', async () => {
+    const res = await gql(app, CAPTION, { i: { url: 'not a url' } });
+    expect(codes(res)).toEqual(['IMAGE_FETCH_FAILED']);
+  });
+});
+
+describe('request errors', () => {
+  it('INVALID_OPTIONS names the option and its range', async () => {
+    const app = createTestApp();
+    const res = await gql(app, CAPTION, { i: { base64: await png64() }, o: { temperature: 99 } });
+    expect(codes(res)).toEqual(['INVALID_OPTIONS']);
+    expect(res.body.errors?.[0].message).toMatch(/temperature must be a number from 0 to 10/);
+    const res2 = await gql(app, CAPTION, { i: { base64: await png64() }, o: { topLogprobs: 50 } });
+    expect(res2.body.errors?.[0].message).toMatch(/topLogprobs must be an integer from 0 to 20/);
+  });
+
+  it('PROMPT_TOO_LONG for a question over the limit', async () => {
+    const app = createTestApp({ config: { limits: { promptChars: 20 } } });
+    const res = await gql(app, ANSWER, { i: { base64: await png64() }, q: 'what color is the square over there?' });
+    expect(codes(res)).toEqual(['PROMPT_TOO_LONG']);
+  });
+
+  it('MODEL_NOT_FOUND for an unknown model', async () => {
+    const res = await gql(createTestApp(), CAPTION, { i: { base64: await png64() }, m: 'nope' });
+    expect(codes(res)).toEqual(['MODEL_NOT_FOUND']);
+  });
+
+  it('OVERLOADED beyond the in-flight and queue bounds, without harming the running request', async () => {
+    const generator = createFakeGenerator();
+    const app = createTestApp({ generator, config: { models: { maxInFlight: 1, maxQueued: 1 } } });
+    const image = { base64: await png64() };
+    generator.hold();
+    const first = gql(app, CAPTION, { i: image });
+    await generator.started(1);
+    const second = gql(app, CAPTION, { i: image });
+    await new Promise((r) => setTimeout(r, 20)); // let the second reach the queue
+    const third = await gql(app, CAPTION, { i: image });
+    expect(codes(third)).toEqual(['OVERLOADED']);
+    generator.release();
+    expect((await first).body.data?.caption).toEqual({ text: 'a large blue square', finishReason: 'EOS' });
+    expect((await second).body.data?.caption).toEqual({ text: 'a large blue square', finishReason: 'EOS' });
+  });
+
+  it('TIMEOUT when a generation runs past the request timeout, and the generation is stopped', async () => {
+    const generator = createFakeGenerator({ stepMs: 40 });
+    const app = createTestApp({ generator, config: { limits: { requestTimeoutMs: 60 } } });
+    const res = await gql(app, CAPTION, { i: { base64: await png64() } });
+    expect(codes(res)).toEqual(['TIMEOUT']);
+    expect(generator.aborted).toHaveLength(1);
+  });
+
+  it('masks unexpected errors', async () => {
+    const logged: unknown[] = [];
+    const generator = createFakeGenerator({ fail: new Error('secret: /etc/iris/key') });
+    const app = createTestApp({ generator, logUnexpected: (e) => logged.push(e) });
+    const res = await gql(app, CAPTION, { i: { base64: await png64() } });
+    expect(codes(res)).toEqual(['INTERNAL_SERVER_ERROR']);
+    expect(JSON.stringify(res.body)).not.toContain('secret');
+    expect(logged).toHaveLength(1);
+  });
+});
+
+describe('document and body limits (HTTP 400/413 with a code)', () => {
+  const app = createTestApp({ config: { limits: { queryDepth: 3, queryAliases: 3, queryCost: 250, bodyBytes: 4096 } } });
+  const field = (alias: string) => `${alias}: caption(image: { base64: "AAAA" }) { text }`;
+
+  it.each([
+    ['QUERY_TOO_DEEP', '{ caption(image: { base64: "AAAA" }) { tokens { top { id } } } }'],
+    ['TOO_MANY_ALIASES', '{ a: models { id } b: models { id } c: models { id } d: models { id } }'],
+    ['QUERY_TOO_COSTLY', `{ ${field('a')} ${field('b')} ${field('c')} }`],
+    ['QUERY_TOO_COSTLY', `{ ...F ...F ...F } fragment F on Query { caption(image: { base64: "AAAA" }) { text } }`],
+  ])('%s', async (code, query) => {
+    const res = await gql(app, query);
+    expect(res.status).toBe(400);
+    expect(codes(res)).toEqual([code]);
+  });
+
+  it('lets introspection through any limit', async () => {
+    const res = await gql(app, '{ __schema { types { name fields { name type { name ofType { name ofType { name } } } } } } }');
+    expect(res.status).toBe(200);
+    expect(res.body.errors).toBeUndefined();
+  });
+
+  it('PAYLOAD_TOO_LARGE for a body over the cap', async () => {
+    const res = await gql(app, CAPTION, { i: { base64: 'A'.repeat(5000) } });
+    expect(res.status).toBe(413);
+    expect(codes(res)).toEqual(['PAYLOAD_TOO_LARGE']);
+  });
+});
