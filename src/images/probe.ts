@@ -54,10 +54,13 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   let width: number | undefined;
   let height: number | undefined;
   try {
-    const meta = await sharp(bytes).metadata();
+    // Header only: no pixels are decoded here, so sharp's own pixel guard is not needed and
+    // the size check below can say what the size was.
+    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     width = meta.width;
     height = meta.pageHeight ?? meta.height;
-  } catch {
+  } catch (error) {
+    if (/pixel limit/i.test(String(error))) throw new IrisError('IMAGE_TOO_LARGE', `the image has more than ${maxPixels} pixels`);
     throw new IrisError('BAD_IMAGE', `the ${format.toUpperCase()} image cannot be read`);
   }
   if (!width || !height) throw new IrisError('BAD_IMAGE', `the ${format.toUpperCase()} image has no size`);
