@@ -24,7 +24,7 @@ async function images(): Promise<Uint8Array[]> {
 }
 
 async function referenceIds(processor: Processor, model: Model, image: Uint8Array, promptIds: Int32Array, maxNewTokens: number): Promise<number[]> {
-  const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image])));
+  const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));
   const decoder_input_ids = new Tensor('int64', BigInt64Array.from(promptIds, (v) => BigInt(v)), [1, promptIds.length]);
   const out = (await model.generate({ pixel_values, decoder_input_ids, max_new_tokens: maxNewTokens, do_sample: false })) as Tensor;
   return (out.tolist() as bigint[][])[0].slice(promptIds.length).map(Number);
@@ -48,7 +48,7 @@ for (const [name, dir] of Object.entries(FIXTURES)) {
     it('preprocesses bit-exactly like the transformers.js processor', async () => {
       for (const image of await images()) {
         const ours = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), pipeline.model.folder.preprocessor);
-        const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image])));
+        const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));
         expect(pixel_values.dims).toEqual([1, 3, 64, 64]);
         expect(Buffer.from(ours.buffer).equals(Buffer.from((pixel_values.data as Float32Array).buffer))).toBe(true);
       }

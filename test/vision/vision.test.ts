@@ -1,6 +1,6 @@
 // Image decoding (formats, EXIF, alpha, failure codes), the embedding cache and the
 // batching image loader — the loader driven by a hand-cut schedule, not timers.
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { EmbeddingCache, contentHash } from '../../vision/embedding-cache.ts';
 import type { ImageEmbedding, VisionEncoder } from '../../vision/encoder.ts';
@@ -11,7 +11,7 @@ import { syntheticImage } from '../helpers.ts';
 
 const LIMITS = { maxPixels: 1_000_000 };
 
-function solid(width: number, height: number, channels: 3 | 4, value: number[]): sharp.Sharp {
+function solid(width: number, height: number, channels: 3 | 4, value: number[]): Sharp {
   const px = new Uint8Array(width * height * channels);
   for (let i = 0; i < px.length; i++) px[i] = value[i % channels];
   return sharp(px, { raw: { width, height, channels } });
