@@ -1,0 +1,105 @@
+// The `iris` command run as a subprocess, the way users and scripts run it.
+import { execFile } from 'node:child_process';
+import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, ROOT, syntheticImage } from '../helpers.ts';
+
+const run = promisify(execFile);
+const BIN = join(ROOT, 'bin/iris.js');
+
+async function iris(args: string[], stdin?: string): Promise<{ stdout: string; stderr: string; code: number }> {
+  const child = run(process.execPath, [BIN, ...args], { cwd: tmpdir(), env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+  if (stdin !== undefined) {
+    child.child.stdin!.end(stdin);
+  }
+  try {
+    const { stdout, stderr } = await child;
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+describe('iris CLI', () => {
+  let dir: string;
+  let images: string[];
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'iris-cli-'));
+    images = await Promise.all([1, 2].map(async (seed) => {
+      const path = join(dir, `scene${seed}.png`);
+      await writeFile(path, await syntheticImage(128, 128, seed));
+      return path;
+    }));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('captions several images, one line each, and emits JSON results with --json', async () => {
+    const plain = await iris(['caption', ...images, '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '4']);
+    expect(plain.code).toBe(0);
+    const lines = plain.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split('\t')[0])).toEqual(images);
+    const json = await iris(['caption', images[0], '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '4', '--json']);
+    const result = JSON.parse(json.stdout) as { text: string; tokens: unknown[]; finishReason: string };
+    expect(result.tokens).toHaveLength(4);
+    expect(lines[0].split('\t')[1]).toBe(result.text);
+  });
+
+  it('reports invalid options and bad images with their codes and a failing exit status', async () => {
+    const bad = await iris(['ask', images[0], 'how many shapes are there?', '--model', FIXTURES.gpt2, '--top-p', '3']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/INVALID_OPTIONS.*topP must be a number greater than 0 and at most 1/);
+    const missing = await iris(['caption', join(dir, 'nope.png'), '--model', FIXTURES.gpt2]);
+    expect(missing.stderr).toMatch(/IMAGE_FETCH_FAILED/);
+    const usage = await iris(['frobnicate', '--model', FIXTURES.gpt2]);
+    expect(usage.code).toBe(2);
+  });
+
+  it('batch: one JSON line out per line in, in order; bad lines get an error line and the rest still run', async () => {
+    const lines = [
+      JSON.stringify({ id: 'a', task: 'caption', image: images[0], options: { maxNewTokens: 3 } }),
+      'this is not json',
+      JSON.stringify({ id: 'b', task: 'answer', image: images[1], question: 'how many shapes are there?', options: { maxNewTokens: 2 } }),
+      JSON.stringify({ id: 'c', task: 'caption', image: images[0], options: { temperature: -1 } }),
+      JSON.stringify({ id: 'd', task: 'generate', image: join(dir, 'missing.png'), prompt: 'a' }),
+      JSON.stringify({ id: 'e', task: 'generate', image: images[1], prompt: 'a small', options: { maxNewTokens: 2 } }),
+    ];
+    const out = await iris(['batch', '--model', FIXTURES.encoderDecoder], lines.join('\n') + '\n');
+    expect(out.code).toBe(1);
+    const rows = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: unknown; text?: string; tokens?: unknown[]; finishReason?: string; timings?: object; error?: { code: string } });
+    expect(rows.map((r) => r.id)).toEqual(['a', null, 'b', 'c', 'd', 'e']);
+    expect(rows.map((r) => r.error?.code ?? 'ok')).toEqual(['ok', 'INVALID_OPTIONS', 'ok', 'INVALID_OPTIONS', 'IMAGE_FETCH_FAILED', 'ok']);
+    for (const r of [rows[0], rows[2], rows[5]]) {
+      expect(typeof r.text).toBe('string');
+      expect(r.finishReason).toMatch(/eos|length/);
+      expect(r.timings).toHaveProperty('totalMs');
+    }
+    expect(rows[0].tokens).toHaveLength(3);
+  });
+
+  it('eval: prints the quality table, writes eval.json and fills the model card markers', async () => {
+    const model = join(dir, 'model');
+    await cp(FIXTURES.encoderDecoder, model, { recursive: true });
+    await writeFile(join(model, 'README.md'), '# card\n<!-- eval:start -->\nstale\n<!-- eval:end -->\ntail\n');
+    const set = join(dir, 'evalset');
+    await mkdir(join(set, 'images/png128'), { recursive: true });
+    await writeFile(join(set, 'images/png128/0.png'), await syntheticImage(128, 128, 3));
+    const label = {
+      id: 0, images: { png128: 'images/png128/0.png' }, caption: 'a large red square',
+      questions: [{ kind: 'count', question: 'how many shapes are there?', answer: 'one' }],
+      continuation: { prefix: 'a large', caption: 'a large red square' },
+    };
+    await writeFile(join(set, 'labels.jsonl'), JSON.stringify(label) + '\n');
+    const out = await iris(['eval', set, '--model', model]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/\| variant \| scenes \| caption % \| answer % \| count % \| continuation % \|/);
+    const report = JSON.parse(await readFile(join(model, 'eval.json'), 'utf8')) as { variants: Record<string, { scenes: number; questions: number }> };
+    expect(report.variants.png128).toMatchObject({ scenes: 1, questions: 1 });
+    const card = await readFile(join(model, 'README.md'), 'utf8');
+    expect(card).toMatch(/<!-- eval:start -->\n\| variant[\s\S]*<!-- eval:end -->\ntail\n$/);
+    expect(card).not.toMatch(/stale/);
+  });
+});
