@@ -1,6 +1,7 @@
 // The service's configuration: one typed, validated, frozen object per concern. Values
 // come from `createConfig(input)` (tests, embedding) or `loadConfig(argv, env)` in
 // config-sources.ts (the command line); both end here, so every value is checked once.
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -68,7 +69,10 @@ export interface IrisConfig {
   readonly limits: LimitsConfig;
 }
 
-type Input<T> = { [K in keyof T]?: T[K] extends readonly (infer E)[] ? readonly E[] : T[K] extends object ? Input<T[K]> : T[K] };
+/** What createConfig accepts: every field optional, list elements partial too. */
+type Input<T> = {
+  [K in keyof T]?: T[K] extends readonly (infer E)[] ? readonly (E extends object ? Input<E> : E)[] : T[K] extends object ? Input<T[K]> : T[K];
+};
 export type ConfigInput = Input<IrisConfig>;
 
 const MB = 1024 * 1024;
@@ -164,7 +168,13 @@ function createImagesConfig(input: Input<ImagesConfig> = {}): ImagesConfig {
   const d = DEFAULTS.images;
   const url = input.url ?? {};
   const allow = url.allow ?? d.url.allow;
-  allow.forEach((entry, i) => text(`images.url.allow[${i}]`, entry));
+  allow.forEach((entry, i) => {
+    const [base, prefix, extra] = text(`images.url.allow[${i}]`, entry).split('/');
+    const max = isIP(base) === 6 ? 128 : 32;
+    if (prefix !== undefined && (isIP(base) === 0 || extra !== undefined || !/^\d+$/.test(prefix) || Number(prefix) > max)) {
+      throw new ConfigError(`images.url.allow[${i}] must be a host name, an IP address or a CIDR range, got ${entry}`);
+    }
+  });
   return Object.freeze({
     maxBytes: int('images.maxBytes', input.maxBytes ?? d.maxBytes, 1),
     maxPixels: int('images.maxPixels', input.maxPixels ?? d.maxPixels, 1),

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, createConfig, DEFAULTS } from '../../src/config.ts';
+import { loadConfig } from '../../src/config-sources.ts';
+
+describe('config', () => {
+  it('defaults to the shipped model on 127.0.0.1:4000, frozen', () => {
+    const config = loadConfig([], {});
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 4000 });
+    expect(config.models.specs).toHaveLength(1);
+    expect(config.models.specs[0].id).toBe('shapes-base');
+    expect(config.models.specs[0].dir).toMatch(/assets\/models\/shapes-base$/);
+    expect(Object.isFrozen(config.limits)).toBe(true);
+    expect(Object.isFrozen(config.images.url.allow)).toBe(true);
+  });
+
+  it('reads the environment, and flags over it', () => {
+    const config = loadConfig(
+      ['--port', '4001', '--model', 'tiny=assets/models/tiny-random', '--model', 'gpt2=assets/models/tiny-random-gpt2:fp16', '--url-allow', '127.0.0.1,10.0.0.0/8'],
+      { PORT: '5000', HOST: '0.0.0.0', IRIS_MODELS: 'ignored=x', IRIS_REQUEST_TIMEOUT_MS: '1500' },
+    );
+    expect(config.server).toMatchObject({ host: '0.0.0.0', port: 4001 });
+    expect(config.models.specs).toEqual([
+      { id: 'tiny', dir: 'assets/models/tiny-random', dtype: 'fp32' },
+      { id: 'gpt2', dir: 'assets/models/tiny-random-gpt2', dtype: 'fp16' },
+    ]);
+    expect(config.images.url.allow).toEqual(['127.0.0.1', '10.0.0.0/8']);
+    expect(config.limits.requestTimeoutMs).toBe(1500);
+    expect(loadConfig([], { IRIS_MODELS: 'a=dir-a, b=dir-b' }).models.specs.map((s) => s.id)).toEqual(['a', 'b']);
+  });
+
+  it.each([
+    [['--port', '70000'], /server.port must be an integer in \[0, 65535\]/],
+    [['--port', 'abc'], /--port \/ PORT must be a whole number/],
+    [['--nope', '1'], /Unknown option '--nope'/],
+    [['--model', 'no-equals-sign'], /id=dir\[:dtype\]/],
+    [['--model', 'a=x:fp8'], /dtype must be one of/],
+    [['--model', 'a=x', '--model', 'a=y'], /must not repeat a model id/],
+    [['--url-allow', '10.0.0.0/99'], /images.url.allow\[0\] must be a host name, an IP address or a CIDR range/],
+    [['--query-max-depth', '0'], /limits.queryDepth must be an integer in \[1, 100\]/],
+  ])('refuses %j', (argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+
+  it('takes typed partial input', () => {
+    const config = createConfig({ limits: { queryCost: 1000 } });
+    expect(config.limits.queryCost).toBe(1000);
+    expect(config.limits.queryDepth).toBe(DEFAULTS.limits.queryDepth);
+  });
+});
