@@ -47,7 +47,7 @@ describe('transports', () => {
 
   it('takes a multipart upload (GraphQL multipart request spec)', async () => {
     const before = generator.requests.length;
-    const res = await upload(new Blob([png], { type: 'image/png' }));
+    const res = await upload(new Blob([new Uint8Array(png)], { type: 'image/png' }));
     expect(await res.json()).toEqual({ data: { caption: { text: WORDS } } });
     expect(Buffer.from(generator.requests[before].image).equals(png)).toBe(true);
   });
