@@ -4,6 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/types.ts';
 import type { StepTokens } from './batch-inputs.ts';
+import { floatToHalf, halfToFloat } from './float16.ts';
 import { KvCache, detectCacheLayout, type CacheLayout } from './kv-cache.ts';
 
 /** Image features per row, already gathered for the rows of this step. */
@@ -27,12 +28,16 @@ export interface DecoderStepOutput {
 
 export class DecoderRunner {
   private readonly inputNames: ReadonlySet<string>;
+  /** fp16 exports declare float16 hidden states; Iris keeps float32 and converts here. */
+  private readonly isHalfHidden: boolean;
 
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly layout: CacheLayout,
   ) {
     this.inputNames = new Set(session.inputNames);
+    const hidden = session.inputMetadata.find((m) => m.name === 'encoder_hidden_states');
+    this.isHalfHidden = hidden?.isTensor === true && hidden.type === 'float16';
   }
 
   static async load(path: string, options: ort.InferenceSession.SessionOptions): Promise<DecoderRunner> {
@@ -71,7 +76,7 @@ export class DecoderRunner {
       input_ids: int64(tokens.inputIds, [batch, tokens.seqLength]),
       attention_mask: int64(tokens.attentionMask, [batch, total]),
       position_ids: int64(tokens.positionIds, [batch, tokens.seqLength]),
-      encoder_hidden_states: new ort.Tensor('float32', encoderStates.data, [batch, encoderStates.numPatches, encoderStates.hiddenSize]),
+      encoder_hidden_states: this.hiddenTensor(encoderStates),
     };
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
@@ -79,6 +84,11 @@ export class DecoderRunner {
       feeds[name] = available[name];
     }
     return feeds;
+  }
+
+  private hiddenTensor(states: EncoderStates): ort.Tensor {
+    const dims = [states.data.length / (states.numPatches * states.hiddenSize), states.numPatches, states.hiddenSize];
+    return this.isHalfHidden ? new ort.Tensor('float16', floatToHalf(states.data), dims) : new ort.Tensor('float32', states.data, dims);
   }
 
   async release(): Promise<void> {
@@ -100,15 +110,4 @@ function lastPositionLogits(logits: ort.Tensor, batch: number, seqLength: number
     out.set(data.subarray(start, start + vocab), row * vocab);
   }
   return out;
-}
-
-function halfToFloat(bits: Uint16Array): Float32Array {
-  return Float32Array.from(bits, (h) => {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-    if (exp === 31) return frac ? NaN : sign * Infinity;
-    return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-  });
 }

@@ -1,6 +1,7 @@
 // The vision encoder session: many images per call, one embedding per image out.
 import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/types.ts';
+import { floatToHalf, halfToFloat } from '../text/float16.ts';
 
 /** One image's features, ready to condition the decoder. */
 export interface ImageEmbedding {
@@ -10,11 +11,17 @@ export interface ImageEmbedding {
 }
 
 export class VisionEncoder {
+  /** fp16 exports may take float16 pixel_values; Iris preprocesses in float32 and converts here. */
+  private readonly isHalfInput: boolean;
+
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly height: number,
     readonly width: number,
-  ) {}
+  ) {
+    const input = session.inputMetadata.find((m) => m.name === 'pixel_values');
+    this.isHalfInput = input?.isTensor === true && input.type === 'float16';
+  }
 
   static async load(path: string, size: { height: number; width: number }, options: ort.InferenceSession.SessionOptions): Promise<VisionEncoder> {
     const session = await ort.InferenceSession.create(path, options);
@@ -33,11 +40,12 @@ export class VisionEncoder {
       if (img.length !== plane) throw new IrisError('BAD_IMAGE', `pixel_values has ${img.length} values, expected ${plane}`);
       batch.set(img, i * plane);
     });
-    const input = new ort.Tensor('float32', batch, [images.length, 3, this.height, this.width]);
+    const dims = [images.length, 3, this.height, this.width];
+    const input = this.isHalfInput ? new ort.Tensor('float16', floatToHalf(batch), dims) : new ort.Tensor('float32', batch, dims);
     const outputs = await this.session.run({ pixel_values: input });
     const hidden = outputs.last_hidden_state;
     const [, numPatches, hiddenSize] = hidden.dims;
-    const all = hidden.data as Float32Array; // [n, patches, d]
+    const all = hidden.type === 'float16' ? halfToFloat(hidden.data as Uint16Array) : (hidden.data as Float32Array); // [n, patches, d]
     const per = numPatches * hiddenSize;
     return images.map((_, i) => ({ data: all.slice(i * per, (i + 1) * per), numPatches, hiddenSize }));
   }
