@@ -56,6 +56,9 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     graphiql: config.server.graphiql ? { title: 'Iris' } : false,
     landingPage: false,
     healthCheckEndpoint: '/health',
+    // Counts chunked bodies as they are read; body-limit.ts applies the per-kind caps
+    // from Content-Length before reading.
+    maxRequestBodySize: Math.max(config.limits.bodyBytes, config.limits.uploadBytes),
     context: () => ({ iris: services }),
     maskedErrors: { maskError: createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) }) },
     logging: false,

@@ -38,8 +38,9 @@ function fieldCost(field: GraphQLField<unknown, unknown> | undefined): number {
 }
 
 function limitError(code: string, message: string): GraphQLError {
-  // The HTTP status makes yoga answer 400 whatever the Accept header.
-  return new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
+  // spec: false keeps yoga from downgrading the status to 200 for `Accept: application/json`
+  // clients: a refused document is a client error whatever the client accepts.
+  return new GraphQLError(message, { extensions: { code, http: { status: 400, spec: false } } });
 }
 
 function createWalker(ctx: ValidationContext, limits: QueryLimits, tally: Tally) {

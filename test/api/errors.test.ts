@@ -139,6 +139,16 @@ describe('document and body limits (HTTP 400/413 with a code)', () => {
     expect(codes(res)).toEqual([code]);
   });
 
+  it('answers 400 to Accept: application/json clients too', async () => {
+    const response = await app.yoga.fetch('http://iris.test/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ query: `{ ${field('a')} ${field('b')} ${field('c')} }` }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0].extensions.code).toBe('QUERY_TOO_COSTLY');
+  });
+
   it('lets introspection through any limit', async () => {
     const res = await gql(app, '{ __schema { types { name fields { name type { name ofType { name ofType { name } } } } } } }');
     expect(res.status).toBe(200);
@@ -149,5 +159,23 @@ describe('document and body limits (HTTP 400/413 with a code)', () => {
     const res = await gql(app, CAPTION, { i: { base64: 'A'.repeat(5000) } });
     expect(res.status).toBe(413);
     expect(codes(res)).toEqual(['PAYLOAD_TOO_LARGE']);
+  });
+
+  it('413 for a body without a Content-Length that grows over the cap', async () => {
+    const body = JSON.stringify({ query: CAPTION, variables: { i: { base64: 'A'.repeat(5000) } } });
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(body));
+        controller.close();
+      },
+    });
+    const response = await app.yoga.fetch('http://iris.test/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect(((await response.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
 });
