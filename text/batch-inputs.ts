@@ -63,3 +63,23 @@ export function selectStateRows(state: RowsState, rows: readonly number[]): Rows
   rows.forEach((r, i) => attentionMask.set(state.attentionMask.subarray(r * width, (r + 1) * width), i * width));
   return { batchSize: rows.length, width, attentionMask, nextPosition: Int32Array.from(rows, (r) => state.nextPosition[r]) };
 }
+
+/** Join row states (as KvCache.concat joins caches): shorter masks are left-padded with zeros. */
+export function concatStates(states: readonly RowsState[]): RowsState {
+  const width = Math.max(...states.map((s) => s.width));
+  const batchSize = states.reduce((n, s) => n + s.batchSize, 0);
+  const attentionMask = new Int32Array(batchSize * width);
+  let row = 0;
+  for (const s of states) {
+    for (let r = 0; r < s.batchSize; r++, row++) {
+      attentionMask.set(s.attentionMask.subarray(r * s.width, (r + 1) * s.width), row * width + width - s.width);
+    }
+  }
+  const nextPosition = new Int32Array(batchSize);
+  let offset = 0;
+  for (const s of states) {
+    nextPosition.set(s.nextPosition, offset);
+    offset += s.batchSize;
+  }
+  return { batchSize, width, attentionMask, nextPosition };
+}

@@ -91,6 +91,33 @@ export class KvCache {
     return new KvCache(this.layout, this.batchSize, this.pastLength + numNewTokens, self, cross);
   }
 
+  /** Bytes held by the past tensors (self and cross), for budget accounting. */
+  get byteLength(): number {
+    const sum = (kvs: readonly KV[]) => kvs.reduce((n, kv) => n + bytesOf(kv.key) + bytesOf(kv.value), 0);
+    return sum(this.self) + (this.cross ? sum(this.cross) : 0);
+  }
+
+  /**
+   * Join batches into one (rows in argument order). Shorter pasts are left-padded with
+   * zeros to the longest; the caller pads the attention mask to match (concatStates), so
+   * the padding is never attended. Cross K/V must be present in all or none.
+   */
+  static concat(caches: readonly KvCache[]): KvCache {
+    if (caches.length === 0) throw new Error('KvCache.concat needs at least one cache');
+    const { layout } = caches[0];
+    const hasCross = caches[0].cross !== null;
+    if (caches.some((c) => (c.cross !== null) !== hasCross)) throw new Error('cannot join caches with and without cross-attention K/V');
+    const pastLength = Math.max(...caches.map((c) => c.pastLength));
+    const join = (pick: (c: KvCache) => readonly KV[], isSelf: boolean): KV[] =>
+      pick(caches[0]).map((_, i) => ({
+        key: concatRows(caches.map((c) => (isSelf ? leftPad(pick(c)[i].key, pastLength) : pick(c)[i].key))),
+        value: concatRows(caches.map((c) => (isSelf ? leftPad(pick(c)[i].value, pastLength) : pick(c)[i].value))),
+      }));
+    const batchSize = caches.reduce((n, c) => n + c.batchSize, 0);
+    const cross = hasCross ? join((c) => c.cross!, false) : null;
+    return new KvCache(layout, batchSize, pastLength, join((c) => c.self, true), cross);
+  }
+
   /** Keep only the given rows (e.g. drop rows that finished); order follows `rows`. */
   selectRows(rows: readonly number[]): KvCache {
     const pick = (kv: KV): KV => ({ key: gatherRows(kv.key, rows), value: gatherRows(kv.value, rows) });
@@ -111,7 +138,38 @@ export function gatherRows(tensor: ort.Tensor, rows: readonly number[]): ort.Ten
   const rowSize = batch === 0 ? 0 : data.length / batch;
   const out = new (data.constructor as typeof Float32Array | typeof Uint16Array)(rows.length * rowSize);
   rows.forEach((r, i) => out.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
-  return tensor.type === 'float16'
-    ? new ort.Tensor('float16', out as Uint16Array, [rows.length, ...rest])
-    : new ort.Tensor('float32', out as Float32Array, [rows.length, ...rest]);
+  return tensorOf(tensor.type, out, [rows.length, ...rest]);
+}
+
+function bytesOf(tensor: ort.Tensor): number {
+  return (tensor.data as Float32Array | Uint16Array).byteLength;
+}
+
+type FloatData = Float32Array | Uint16Array;
+
+function tensorOf(type: ort.Tensor.Type, data: FloatData, dims: number[]): ort.Tensor {
+  return type === 'float16' ? new ort.Tensor('float16', data as Uint16Array, dims) : new ort.Tensor('float32', data as Float32Array, dims);
+}
+
+/** [batch, heads, len, d] → [batch, heads, length, d] with zeros in front. */
+function leftPad(tensor: ort.Tensor, length: number): ort.Tensor {
+  const [batch, heads, len, d] = tensor.dims;
+  if (len === length) return tensor;
+  const data = tensor.data as FloatData;
+  const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * length * d);
+  for (let bh = 0; bh < batch * heads; bh++) out.set(data.subarray(bh * len * d, (bh + 1) * len * d), (bh * length + length - len) * d);
+  return tensorOf(tensor.type, out, [batch, heads, length, d]);
+}
+
+/** Stack tensors of equal trailing shape along the batch axis. */
+function concatRows(tensors: readonly ort.Tensor[]): ort.Tensor {
+  const [, ...rest] = tensors[0].dims;
+  const parts = tensors.map((t) => t.data as FloatData);
+  const out = new (parts[0].constructor as new (n: number) => FloatData)(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return tensorOf(tensors[0].type, out, [tensors.reduce((n, t) => n + t.dims[0], 0), ...rest]);
 }
