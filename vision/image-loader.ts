@@ -39,7 +39,10 @@ export function createImageLoader(options: ImageLoaderOptions): ImageLoader {
   const windowMs = options.windowMs ?? 2;
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
   if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError(`windowMs must be a number >= 0, got ${windowMs}`);
-  const batchScheduleFn = options.batchScheduleFn ?? ((callback: () => void) => setTimeout(callback, windowMs));
+  // A zero window still gathers every load issued in the current turn of the event loop,
+  // without setTimeout's 1 ms minimum on the single-request path.
+  const batchScheduleFn = options.batchScheduleFn ??
+    (windowMs === 0 ? (callback: () => void) => void setImmediate(callback) : (callback: () => void) => void setTimeout(callback, windowMs));
   // cache: false — the EmbeddingCache is the cache; DataLoader's own would hold leases forever.
   const loader = new DataLoader<Uint8Array, EmbeddingLease>((keys) => loadBatch(options, keys), {
     cache: false,

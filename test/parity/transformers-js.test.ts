@@ -1,11 +1,14 @@
 // Iris against transformers.js (offline, same onnxruntime-node) on the same folders and
 // images: bit-exact preprocessing and identical greedy tokens.
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pipeline } from '../../src/pipeline.ts';
 import type { GenerationRequest } from '../../src/types.ts';
 import { decodeImage } from '../../vision/image.ts';
-import { preprocessImage } from '../../vision/preprocess.ts';
+import { parsePreprocessorConfig, preprocessImage } from '../../vision/preprocess.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 
 env.allowRemoteModels = false;
@@ -51,6 +54,26 @@ for (const [name, dir] of Object.entries(FIXTURES)) {
         const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));
         expect(pixel_values.dims).toEqual([1, 3, 64, 64]);
         expect(Buffer.from(ours.buffer).equals(Buffer.from((pixel_values.data as Float32Array).buffer))).toBe(true);
+      }
+    });
+
+    it('follows preprocessor_config.json resample modes (nearest, bicubic) bit-exactly too', async () => {
+      const tmp = await mkdtemp(join(tmpdir(), 'iris-pre-'));
+      try {
+        for (const resample of [0, 3]) {
+          await cp(join(dir, 'preprocessor_config.json'), join(tmp, 'preprocessor_config.json'));
+          const raw = JSON.parse(await readFile(join(tmp, 'preprocessor_config.json'), 'utf8')) as Record<string, unknown>;
+          await writeFile(join(tmp, 'preprocessor_config.json'), JSON.stringify({ ...raw, resample }));
+          const reference = await AutoProcessor.from_pretrained(tmp, { local_files_only: true });
+          const config = parsePreprocessorConfig({ ...raw, resample });
+          for (const image of await images()) {
+            const ours = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), config);
+            const { pixel_values } = await reference(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));
+            expect(Buffer.from(ours.buffer).equals(Buffer.from((pixel_values.data as Float32Array).buffer))).toBe(true);
+          }
+        }
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
       }
     });
 
