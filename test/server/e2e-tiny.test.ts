@@ -76,6 +76,18 @@ describe('end to end on assets/models/tiny-random', () => {
     expect(res.data?.generate.usage.completionTokens).toBeLessThanOrEqual(4);
   });
 
+  it('reports errors of the core with their codes: PROMPT_TOO_LONG in tokens, BAD_IMAGE on a corrupt body', async () => {
+    const long = await post('query($i: ImageInput!, $p: String!) { generate(image: $i, prompt: $p) { text } }', {
+      i: { base64: png.toString('base64') },
+      p: Array.from({ length: 80 }, () => 'large').join(' '), // 80 tokens, the model reads 64 positions
+    });
+    expect((long.errors as Array<{ extensions: { code: string } }>)[0].extensions.code).toBe('PROMPT_TOO_LONG');
+    // A PNG whose header is intact (so the edge probe passes) but whose pixels are cut off.
+    const truncated = png.subarray(0, Math.floor(png.length / 2)).toString('base64');
+    const bad = await post('query($i: ImageInput!) { caption(image: $i) { text } }', { i: { base64: truncated } });
+    expect((bad.errors as Array<{ extensions: { code: string } }>)[0].extensions.code).toBe('BAD_IMAGE');
+  });
+
   it('streams the same text over SSE and WebSocket as the plain query', async () => {
     const variables = { i: { base64: png.toString('base64') }, o: OPTIONS };
     const plain = (await post('query($i: ImageInput!, $o: GenerationOptions) { caption(image: $i, options: $o) { text } }', variables)).data?.caption.text;
