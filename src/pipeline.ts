@@ -87,10 +87,13 @@ export class Pipeline implements Generator {
   async generateBatch(requests: readonly GenerationRequest[]): Promise<(GenerationResult | IrisError)[]> {
     const started = performance.now();
     const specs = requests.map((r) => attempt(() => prepareRow(this.model, r)));
-    const leases = await Promise.all(requests.map((r, i) => (specs[i] instanceof Error ? specs[i] : this.loader.load(r.image).catch(toIrisError))));
+    const leases = await Promise.all(requests.map((r, i) => {
+      const spec = specs[i];
+      return spec instanceof IrisError ? spec : this.loader.load(r.image).catch(toIrisError);
+    }));
     const imageMs = performance.now() - started;
-    const results: (GenerationResult | IrisError)[] = requests.map((_, i) => (specs[i] instanceof Error ? specs[i] : leases[i] as IrisError));
-    const ready = requests.map((_, i) => i).filter((i) => !(specs[i] instanceof Error) && !(leases[i] instanceof Error));
+    const results: (GenerationResult | IrisError)[] = leases.map((l) => (l instanceof IrisError ? l : new IrisError('CANCELLED', 'not run')));
+    const ready = leases.flatMap((l, i) => (l instanceof IrisError ? [] : [i]));
     const chunkSize = this.options.maxBatchRows ?? 64;
     try {
       for (let s = 0; s < ready.length; s += chunkSize) {
@@ -101,7 +104,7 @@ export class Pipeline implements Generator {
         chunk.forEach((i, j) => (results[i] = this.toResult(rows[j], chunkLeases[j], { imageMs, ...timings }, started)));
       }
     } finally {
-      for (const lease of leases) if (!(lease instanceof Error)) lease.release();
+      for (const lease of leases) if (!(lease instanceof IrisError)) lease.release();
     }
     return results;
   }

@@ -33,6 +33,8 @@ export interface GenerationOutcome {
   /** 'ok' or the IrisError code; 'INTERNAL' for anything else. */
   readonly outcome: string;
   readonly seconds: number;
+  /** From the request reaching the registry to the first decoded piece, if there was one. */
+  readonly firstTokenSeconds?: number;
   readonly result?: GenerationResult;
 }
 
@@ -131,10 +133,19 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
     async generate(modelId, request, hooks) {
       const entry = lookup(modelId);
       const started = performance.now();
+      let firstTokenSeconds: number | undefined;
+      // Always observe deltas (even for non-streamed requests) to measure time to first token.
+      const observed: GenerateHooks = {
+        signal: hooks?.signal,
+        onDelta: (delta) => {
+          firstTokenSeconds ??= (performance.now() - started) / 1000;
+          hooks?.onDelta?.(delta);
+        },
+      };
       const report = (outcome: string, result?: GenerationResult): void =>
-        options.onOutcome?.({ model: entry.spec.id, task: request.task, outcome, seconds: (performance.now() - started) / 1000, result });
+        options.onOutcome?.({ model: entry.spec.id, task: request.task, outcome, seconds: (performance.now() - started) / 1000, firstTokenSeconds, result });
       try {
-        const result = await run(entry, request, hooks);
+        const result = await run(entry, request, observed);
         report('ok', result);
         return result;
       } catch (error) {

@@ -51,6 +51,7 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
   const registers = [registry];
   const generations = new Counter({ name: 'iris_generations_total', help: 'Generations by outcome (ok or error code)', labelNames: ['model', 'task', 'outcome'], registers });
   const seconds = new Histogram({ name: 'iris_generation_seconds', help: 'Time of successful generations, queueing included', labelNames: ['model', 'task'], buckets: LATENCY_BUCKETS, registers });
+  const firstToken = new Histogram({ name: 'iris_time_to_first_token_seconds', help: 'From the request reaching its model to the first decoded piece, queueing included', labelNames: ['model', 'task'], buckets: LATENCY_BUCKETS, registers });
   const phases = new Histogram({ name: 'iris_generation_phase_seconds', help: 'Time per phase of successful generations', labelNames: ['model', 'phase'], buckets: LATENCY_BUCKETS, registers });
   const tokens = new Counter({ name: 'iris_tokens_total', help: 'Tokens processed', labelNames: ['model', 'kind'], registers });
   const images = new Counter({ name: 'iris_image_encodings_total', help: 'Images encoded or served from the embedding cache', labelNames: ['model', 'cached'], registers });
@@ -62,6 +63,7 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
     if (!o.result) return;
     const { timings: t, usage: u } = o.result;
     seconds.observe({ model: o.model, task: o.task }, o.seconds);
+    if (o.firstTokenSeconds !== undefined) firstToken.observe({ model: o.model, task: o.task }, o.firstTokenSeconds);
     phases.observe({ model: o.model, phase: 'queue' }, t.queueMs / 1000);
     phases.observe({ model: o.model, phase: 'image_encode' }, t.imageEncodeMs / 1000);
     phases.observe({ model: o.model, phase: 'prefill' }, t.prefillMs / 1000);

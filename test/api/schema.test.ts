@@ -80,5 +80,6 @@ describe('schema', () => {
     expect(metrics).toContain('iris_model_ready{model="slow"} 1');
     expect(metrics).toContain('iris_tokens_total{model="slow",kind="completion"} 4');
     expect(metrics).toContain('process_resident_memory_bytes');
+    expect(metrics).toContain('iris_time_to_first_token_seconds_count{model="slow",task="caption"} 1');
   });
 });
