@@ -101,7 +101,7 @@ async function readCapped(res: http.IncomingMessage, maxBytes: number): Promise<
 
 function describeFailure(error: unknown, deadline: AbortSignal, signal: AbortSignal | undefined, config: UrlFetchConfig): unknown {
   if (error instanceof IrisError) return error;
-  if (signal?.aborted) return signal.reason;
+  if (signal?.aborted) return new IrisError('CANCELLED', 'the request was cancelled while fetching the image');
   if (deadline.aborted) return new IrisError('IMAGE_FETCH_FAILED', `fetching the image took longer than ${config.timeoutMs} ms`);
   const code = (error as NodeJS.ErrnoException).code;
   return new IrisError('IMAGE_FETCH_FAILED', `fetching the image failed${code ? ` (${code})` : ''}`);

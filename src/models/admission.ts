@@ -15,9 +15,15 @@ export interface AdmissionStats {
 }
 
 export interface Admission {
-  /** Waits for a slot (or throws OVERLOADED / the signal's reason), runs `work`, frees the slot. */
+  /** Waits for a slot (or throws OVERLOADED / CANCELLED when the signal fires), runs `work`, frees the slot. */
   run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
   stats(): AdmissionStats;
+}
+
+// A client leaving (or a deadline passing) is an expected outcome, not an internal error;
+// the resolver turns it into TIMEOUT when the deadline was the cause.
+function cancelled(): IrisError {
+  return new IrisError('CANCELLED', 'the request was cancelled while waiting for the model');
 }
 
 interface Waiter {
@@ -41,7 +47,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
   };
 
   const acquire = (signal?: AbortSignal): Promise<void> => {
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(cancelled());
     if (running < options.maxInFlight) {
       running++;
       return Promise.resolve();
@@ -52,7 +58,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         waiting.splice(waiting.indexOf(waiter), 1);
-        reject(signal?.reason);
+        reject(cancelled());
       };
       // The slot passes straight from the releasing request to this one (running stays).
       const waiter: Waiter = {

@@ -29,7 +29,7 @@ describe('admission', () => {
     const controller = new AbortController();
     const waiting = admission.run(async () => 'never', controller.signal);
     controller.abort(new Error('client left'));
-    await expect(waiting).rejects.toThrow('client left');
+    await expect(waiting).rejects.toMatchObject({ code: 'CANCELLED' });
     expect(admission.stats().waiting).toBe(0);
     gate.resolve();
     await expect(first).rejects.toMatchObject({ code: 'BAD_IMAGE' });

@@ -1,6 +1,7 @@
 // Every error code of the API, each produced by sending the bad input.
 import { crc32, deflateSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import type { Generator } from '../../src/types.ts';
 import { createFakeGenerator } from './support/fake-generator.ts';
 import { codes, createTestApp, gql } from './support/app.ts';
 import { scenePng, tinyBmp } from './support/images.ts';
@@ -111,6 +112,22 @@ describe('request errors', () => {
     const res = await gql(app, CAPTION, { i: { base64: await png64() } });
     expect(codes(res)).toEqual(['TIMEOUT']);
     expect(generator.aborted).toHaveLength(1);
+  });
+
+  it('TIMEOUT while waiting in the queue, and the queue slot is freed', async () => {
+    // A model that ignores cancellation holds the only slot until the test lets it finish.
+    const canned = await createFakeGenerator().generate({ task: 'caption', image: new Uint8Array() });
+    let finish: (() => void) | undefined;
+    const stubborn: Generator = { modelId: 'fake', generate: () => new Promise((resolve) => (finish = () => resolve(canned))) };
+    const app = createTestApp({ generator: stubborn, config: { models: { maxInFlight: 1, maxQueued: 1 }, limits: { requestTimeoutMs: 80 } } });
+    const image = { base64: await png64() };
+    const first = gql(app, CAPTION, { i: image });
+    await vi.waitFor(() => expect(finish).toBeDefined());
+    const queued = await gql(app, CAPTION, { i: image });
+    expect(codes(queued)).toEqual(['TIMEOUT']);
+    expect(app.registry.list()[0].admission).toEqual({ running: 1, waiting: 0 });
+    finish?.();
+    expect((await first).body.data?.caption).toEqual({ text: 'a large blue square', finishReason: 'EOS' });
   });
 
   it('masks unexpected errors', async () => {
