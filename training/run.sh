@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# npm run train: generate, train, export, evaluate and write the model card of the
+# shipped model, from fixed seeds. Options go to train.py (e.g. --epochs 1 for a try).
+set -euo pipefail
+cd "$(dirname "$0")"
+bash install-deps.sh
+PY=/usr/bin/python3
+OUT=${IRIS_MODEL_OUT:-../assets/models/shapes-base}
+RUN=${IRIS_RUN_DIR:-runs/shapes-base}
+TEST=${IRIS_TEST_DIR:-data/test}
+TEST_SIZE=${IRIS_TEST_SIZE:-1000}
+mkdir -p "$RUN" "$OUT"
+start=$(date +%s)
+
+echo "== held-out test set: $TEST_SIZE scenes (seed never used in training)"
+$PY -c "import data; data.write_folder('$TEST', 'test', $TEST_SIZE)"
+
+echo "== train"
+$PY train.py --out "$RUN" "$@"
+
+echo "== export to $OUT"
+$PY export.py --checkpoint "$RUN/model.pt" --out "$OUT" --parity "$OUT/parity.json"
+
+echo "== evaluate (PyTorch) on $TEST"
+$PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json"
+
+$PY model_card.py --run "$RUN" --model "$OUT" --minutes $(( ($(date +%s) - start) / 60 ))
+echo "== done in $(( $(date +%s) - start )) s"
