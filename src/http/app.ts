@@ -1,6 +1,7 @@
 // The Iris application: the yoga instance with its plugins, the model registry and the
 // metrics, built from a config and a model loader. No sockets here: tests drive it with
 // `yoga.fetch`, and listen.ts puts it on HTTP and WebSocket.
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useExecutionCancellation, type YogaServerInstance } from 'graphql-yoga';
 import { createIrisSchema, type IrisContext, type IrisServices } from '../../schema/index.ts';
 import type { IrisConfig } from '../config.ts';
@@ -54,6 +55,9 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     schema: createIrisSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
     graphiql: config.server.graphiql ? { title: 'Iris' } : false,
+    // The bundled GraphiQL: yoga's default page loads its scripts from a CDN, which
+    // machines without internet access cannot reach.
+    renderGraphiQL,
     landingPage: false,
     healthCheckEndpoint: '/health',
     // Counts chunked bodies as they are read; body-limit.ts applies the per-kind caps
