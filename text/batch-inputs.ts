@@ -83,3 +83,25 @@ export function concatStates(states: readonly RowsState[]): RowsState {
   }
   return { batchSize, width, attentionMask, nextPosition };
 }
+
+/** Leading columns no row attends to (all-zero mask): safe to drop from the state and the cache. */
+export function numLeadingPadColumns(state: RowsState): number {
+  const { batchSize, width, attentionMask } = state;
+  let column = 0;
+  for (; column < width; column++) {
+    let isAttended = false;
+    for (let row = 0; row < batchSize && !isAttended; row++) isAttended = attentionMask[row * width + column] !== 0;
+    if (isAttended) break;
+  }
+  return column;
+}
+
+/** The state without its first `columns` columns (pair with KvCache.dropLeadingColumns). */
+export function dropLeadingStateColumns(state: RowsState, columns: number): RowsState {
+  if (columns === 0) return state;
+  const { batchSize, width } = state;
+  const next = width - columns;
+  const attentionMask = new Int32Array(batchSize * next);
+  for (let row = 0; row < batchSize; row++) attentionMask.set(state.attentionMask.subarray(row * width + columns, (row + 1) * width), row * next);
+  return { batchSize, width: next, attentionMask, nextPosition: state.nextPosition };
+}

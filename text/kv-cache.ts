@@ -123,6 +123,20 @@ export class KvCache {
     const pick = (kv: KV): KV => ({ key: gatherRows(kv.key, rows), value: gatherRows(kv.value, rows) });
     return new KvCache(this.layout, rows.length, this.pastLength, this.self.map(pick), this.cross?.map(pick) ?? null);
   }
+
+  /**
+   * Drop the first `columns` self-attention positions of every row. Only for columns no
+   * row attends to (all-zero attention mask), e.g. the left padding left behind once the
+   * longest row of a continuously batched cache has retired: it bounds the past length.
+   */
+  dropLeadingColumns(columns: number): KvCache {
+    if (!Number.isInteger(columns) || columns < 0 || columns > this.pastLength) {
+      throw new RangeError(`dropLeadingColumns: ${columns} of ${this.pastLength} columns`);
+    }
+    if (columns === 0) return this;
+    const drop = (kv: KV): KV => ({ key: sliceFromColumn(kv.key, columns), value: sliceFromColumn(kv.value, columns) });
+    return new KvCache(this.layout, this.batchSize, this.pastLength - columns, this.self.map(drop), this.cross);
+  }
 }
 
 function emptyKv(layout: CacheLayout, batchSize: number): KV {
@@ -158,6 +172,16 @@ function leftPad(tensor: ort.Tensor, length: number): ort.Tensor {
   const data = tensor.data as FloatData;
   const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * length * d);
   for (let bh = 0; bh < batch * heads; bh++) out.set(data.subarray(bh * len * d, (bh + 1) * len * d), (bh * length + length - len) * d);
+  return tensorOf(tensor.type, out, [batch, heads, length, d]);
+}
+
+/** [batch, heads, len, d] → [batch, heads, len - from, d]: positions from `from` on. */
+function sliceFromColumn(tensor: ort.Tensor, from: number): ort.Tensor {
+  const [batch, heads, len, d] = tensor.dims;
+  const data = tensor.data as FloatData;
+  const length = len - from;
+  const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * length * d);
+  for (let bh = 0; bh < batch * heads; bh++) out.set(data.subarray((bh * len + from) * d, (bh + 1) * len * d), bh * length * d);
   return tensorOf(tensor.type, out, [batch, heads, length, d]);
 }
 

@@ -1,0 +1,73 @@
+// Loading a model folder into an Engine: the same pieces as the single-request pipeline
+// (model, image loader with its embedding cache), plus the batch runner, the KV budget
+// and the scheduler. Every option is validated here, once.
+import { EmbeddingCache } from '../../vision/embedding-cache.ts';
+import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
+import { createImageLoader } from '../../vision/image-loader.ts';
+import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
+import { BatchRunner } from './batch-runner.ts';
+import { Engine, type StepInfo } from './engine.ts';
+import { KvBudget } from './kv-budget.ts';
+import type { EngineRequest } from './request.ts';
+import { Scheduler } from './scheduler.ts';
+
+export interface EngineOptions extends ModelLoadOptions {
+  modelDir?: string;
+  /** Reported as each result's `model` (default: the folder name). */
+  modelId?: string;
+  /** Rows decoded together; 1 turns batching off (one request at a time). Default 32. */
+  maxBatchSize?: number;
+  /** Requests in line before OVERLOADED. Default 64. */
+  maxWaiting?: number;
+  /** KV budget in cached token slots. Default: a full batch of rows at the model's longest length. */
+  kvCacheTokens?: number;
+  /** Tokens prefilled per step. Default: unlimited. */
+  maxPrefillTokens?: number;
+  maxImagePixels?: number;
+  embeddingCacheBytes?: number;
+  /** How long an image load waits for company before the encoder runs, in ms. Default 1. */
+  imageWindowMs?: number;
+  onStep?: (info: StepInfo) => void;
+}
+
+/** Used when a folder's config does not say how long its sequences may be. */
+const FALLBACK_MAX_POSITIONS = 256;
+
+export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  const model = await loadIrisModel(options.modelDir ?? DEFAULT_MODEL_DIR, options);
+  try {
+    return await assembleEngine(model, options);
+  } catch (error) {
+    await model.release();
+    throw error;
+  }
+}
+
+async function assembleEngine(model: IrisModel, options: EngineOptions): Promise<Engine> {
+  const maxBatchSize = options.maxBatchSize ?? 32;
+  const crossTokensPerRow = model.runner.layout.naming === 'encoder-decoder' ? await countPatches(model) : 0;
+  const longestRow = (model.folder.maxPositions ?? FALLBACK_MAX_POSITIONS) + crossTokensPerRow;
+  const capacityTokens = options.kvCacheTokens ?? maxBatchSize * longestRow;
+  if (model.folder.maxPositions !== undefined && capacityTokens < longestRow) {
+    throw new RangeError(`kvCacheTokens must be at least ${longestRow} (one row of ${model.folder.maxPositions} positions + ${crossTokensPerRow} image patches), got ${capacityTokens}`);
+  }
+  const budget = new KvBudget({ capacityTokens, crossTokensPerRow });
+  const scheduler = new Scheduler<EngineRequest>({ maxBatchSize, maxWaiting: options.maxWaiting ?? 64, budget, maxPrefillTokens: options.maxPrefillTokens });
+  const loader = createImageLoader({
+    encoder: model.encoder,
+    preprocessor: model.folder.preprocessor,
+    cache: new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),
+    limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
+    maxBatchSize: Math.max(1, Math.min(maxBatchSize, 16)),
+    windowMs: options.imageWindowMs ?? 1,
+  });
+  const runner = new BatchRunner(model.runner, model.folder.ids.pad);
+  return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, onStep: options.onStep });
+}
+
+/** Image patches per row, read from the encoder itself (a conv stem may change the grid). */
+async function countPatches(model: IrisModel): Promise<number> {
+  const { height, width } = model.encoder;
+  const [embedding] = await model.encoder.encode([new Float32Array(3 * height * width)]);
+  return embedding.numPatches;
+}

@@ -1,0 +1,238 @@
+// The continuous-batching engine: every step is schedule → run → postprocess → emit.
+// Requests join the running batch as soon as their image is encoded and the budget
+// allows, and leave it the step they finish. Aborts (client gone, timeout) are queued and
+// applied between steps, never mid-forward; they release the row, its KV and its image.
+import type { IrisModel } from '../pipeline-model.ts';
+import { prepareRow } from '../pipeline.ts';
+import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator } from '../types.ts';
+import type { ImageLoader } from '../../vision/image-loader.ts';
+import type { EngineStats } from '../models/registry.ts';
+import type { ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
+import { EngineRequest, RequestStatus } from './request.ts';
+import type { Scheduler, SchedulerOutput } from './scheduler.ts';
+
+/** One step, as seen from outside (tests, benchmarks). */
+export interface StepInfo {
+  readonly numDecode: number;
+  readonly numPrefill: number;
+  readonly numPreempted: number;
+  readonly numRetired: number;
+  /** Slots the scheduler accounted for, and slots the runner's cache really holds. */
+  readonly kvScheduledTokens: number;
+  readonly kvCachedTokens: number;
+  readonly runMs: number;
+}
+
+export interface EngineParts {
+  readonly model: IrisModel;
+  readonly loader: ImageLoader;
+  readonly runner: ModelRunner;
+  readonly scheduler: Scheduler<EngineRequest>;
+  readonly kvCapacityTokens: number;
+  /** Reported as each result's `model`. */
+  readonly modelId?: string;
+  readonly onStep?: (info: StepInfo) => void;
+}
+
+export class Engine implements Generator {
+  readonly modelId: string;
+  private readonly requests = new Map<number, EngineRequest>();
+  private readonly aborts = new Set<EngineRequest>();
+  private nextId = 1;
+  private isLooping = false;
+
+  constructor(private readonly parts: EngineParts) {
+    this.modelId = parts.modelId ?? parts.model.folder.id;
+  }
+
+  get model(): IrisModel {
+    return this.parts.model;
+  }
+
+  /** Aborting before the first token rejects with CANCELLED; later, the partial text comes back with finishReason 'cancelled'. */
+  generate(request: GenerationRequest, hooks: GenerateHooks = {}): Promise<GenerationResult> {
+    const { signal } = hooks;
+    if (signal?.aborted) return Promise.reject(EngineRequest.cancelledError());
+    const { model, scheduler } = this.parts;
+    let entry: EngineRequest;
+    try {
+      const spec = prepareRow(model, request);
+      entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, onDelta: hooks.onDelta, arrivedAt: performance.now() });
+      scheduler.add(entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const done = new Promise<GenerationResult>((resolve, reject) => (entry.settle = { resolve, reject }));
+    this.requests.set(entry.id, entry);
+    if (signal) {
+      const onAbort = (): void => this.abort(entry);
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.detach = () => signal.removeEventListener('abort', onAbort);
+    }
+    void this.loadImage(entry, request.image);
+    return done;
+  }
+
+  stats(): EngineStats {
+    const { scheduler, kvCapacityTokens } = this.parts;
+    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens };
+  }
+
+  /** Refuse what is still in line, stop after the current step, free the model. */
+  async release(): Promise<void> {
+    for (const entry of this.requests.values()) this.abort(entry);
+    while (this.isLooping) await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.parts.model.release();
+  }
+
+  private abort(entry: EngineRequest): void {
+    if (entry.isDone) return;
+    this.aborts.add(entry);
+    this.wake();
+  }
+
+  private async loadImage(entry: EngineRequest, bytes: Uint8Array): Promise<void> {
+    try {
+      const lease = await this.parts.loader.load(bytes);
+      if (entry.isDone) return lease.release(); // cancelled while its image was encoded
+      entry.lease = lease;
+      entry.readyAt = performance.now();
+      this.parts.scheduler.markReady(entry);
+      this.wake();
+    } catch (error) {
+      this.parts.scheduler.abort(entry);
+      this.settle(entry, error instanceof IrisError ? error : new IrisError('BAD_IMAGE', String(error)));
+    }
+  }
+
+  private wake(): void {
+    if (this.isLooping) return;
+    this.isLooping = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.aborts.size > 0 || this.parts.scheduler.hasWork) {
+        try {
+          await this.step();
+        } catch (error) {
+          this.failRunning(error instanceof Error ? error : new Error(String(error)));
+        }
+        // Between steps: let new requests, image loads and aborts in.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.isLooping = false;
+    }
+  }
+
+  async step(): Promise<void> {
+    this.applyAborts();
+    const scheduled = this.parts.scheduler.schedule();
+    const result = await this.run(scheduled);
+    const finished = this.postprocess(result);
+    this.emit(result.rowIds, finished);
+  }
+
+  private async run(scheduled: SchedulerOutput<EngineRequest>): Promise<RunnerResult> {
+    const plan = this.preparePlan(scheduled);
+    const started = performance.now();
+    const result = await this.parts.runner.execute(plan);
+    this.parts.onStep?.({
+      numDecode: plan.decode.length,
+      numPrefill: plan.prefill.length,
+      numPreempted: scheduled.preempted.length,
+      numRetired: plan.retire.length,
+      kvScheduledTokens: scheduled.numKvTokens,
+      kvCachedTokens: result.numCachedTokens,
+      runMs: performance.now() - started,
+    });
+    return result;
+  }
+
+  private preparePlan(scheduled: SchedulerOutput<EngineRequest>): RunnerPlan {
+    const now = performance.now();
+    for (const entry of scheduled.preempted) entry.numPreemptions++;
+    const prefill = scheduled.prefill.map((entry) => {
+      entry.firstScheduledAt ||= now;
+      if (!entry.lease) throw new Error(`request ${entry.id} was admitted without its image`);
+      return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding };
+    });
+    const decode = scheduled.decode.map((entry) => ({ id: entry.id, tokenId: entry.row.lastId }));
+    return { retire: scheduled.retire, decode, prefill };
+  }
+
+  /** Sample each row's token; rows that finished leave the scheduler (and the batch, next step). */
+  private postprocess(result: RunnerResult): EngineRequest[] {
+    const { rowIds, logits, vocabSize } = result;
+    const now = performance.now();
+    const finished: EngineRequest[] = [];
+    rowIds.forEach((id, i) => {
+      const entry = this.requests.get(id)!;
+      const isFirst = entry.firstTokenAt === 0;
+      const isLive = entry.row.accept(logits.subarray(i * vocabSize, (i + 1) * vocabSize));
+      if (isFirst) {
+        entry.firstTokenAt = now;
+        entry.prefillMs = result.prefillMs;
+      }
+      if (!isLive) {
+        this.parts.scheduler.finish(entry);
+        finished.push(entry);
+      }
+    });
+    return finished;
+  }
+
+  /** Hand out deltas, then settle finished requests. A consumer that throws is treated as gone. */
+  private emit(rowIds: readonly number[], finished: readonly EngineRequest[]): void {
+    for (const id of rowIds) {
+      const entry = this.requests.get(id);
+      if (entry) this.flushDeltas(entry);
+    }
+    for (const entry of finished) this.settle(entry);
+  }
+
+  private flushDeltas(entry: EngineRequest): void {
+    const deltas = entry.outbox.splice(0);
+    try {
+      for (const delta of deltas) entry.onDelta?.(delta);
+    } catch {
+      this.abort(entry);
+    }
+  }
+
+  private applyAborts(): void {
+    for (const entry of this.aborts) {
+      if (entry.isDone) continue;
+      const previous = this.parts.scheduler.abort(entry);
+      if (previous === RequestStatus.Finished) continue;
+      if (entry.numGenerated > 0) entry.row.finish('cancelled');
+      this.flushDeltas(entry);
+      this.settle(entry);
+    }
+    this.aborts.clear();
+  }
+
+  /** Resolve or reject once, and release what the request held. */
+  private settle(entry: EngineRequest, error?: Error): void {
+    if (!this.requests.delete(entry.id)) return;
+    entry.detach?.();
+    const settle = entry.settle!;
+    // A finished request has a result even when its first token was EOS; a cancelled one only if it produced text.
+    const hasResult = error === undefined && (entry.status === RequestStatus.Finished || entry.numGenerated > 0);
+    const result = hasResult ? entry.toResult(this.modelId, performance.now()) : undefined;
+    entry.lease?.release();
+    if (result) settle.resolve(result);
+    else settle.reject(error ?? EngineRequest.cancelledError());
+  }
+
+  private failRunning(error: Error): void {
+    this.parts.runner.reset();
+    for (const entry of [...this.requests.values()]) {
+      if (entry.status !== RequestStatus.Running && entry.status !== RequestStatus.Preempted) continue;
+      this.parts.scheduler.abort(entry);
+      this.settle(entry, error);
+    }
+  }
+}

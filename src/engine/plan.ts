@@ -1,0 +1,44 @@
+// The two messages between the engine and the model runner: what to run this step, and
+// what came out. Ids are request ids; the runner maps them to its batch rows.
+import type { ImageEmbedding } from '../../vision/encoder.ts';
+
+/** A row already in the batch: feed it its newest token. */
+export interface DecodeRow {
+  readonly id: number;
+  readonly tokenId: number;
+}
+
+/** A row joining the batch: prefill these tokens, conditioned on this image. */
+export interface PrefillRow {
+  readonly id: number;
+  readonly tokenIds: Int32Array; // [seq]
+  readonly embedding: ImageEmbedding;
+}
+
+export interface RunnerPlan {
+  /** Rows that leave before anything runs (finished, cancelled or preempted). */
+  readonly retire: readonly number[];
+  /** Exactly the rows left in the batch after `retire`, in batch order. */
+  readonly decode: readonly DecodeRow[];
+  /** Appended to the batch after the decode rows. */
+  readonly prefill: readonly PrefillRow[];
+}
+
+export interface RunnerResult {
+  /** Request id of each logits row: the decode rows, then the prefill rows. */
+  readonly rowIds: readonly number[];
+  readonly logits: Float32Array; // [rows, vocab], last position of each row
+  readonly vocabSize: number;
+  readonly decodeMs: number;
+  readonly prefillMs: number;
+  /** Slots the batched cache holds now (rows × width, plus cross-attention rows), padding included. */
+  readonly numCachedTokens: number;
+}
+
+/** What the engine needs from a model runner; tests may drive the engine with a fake one. */
+export interface ModelRunner {
+  execute(plan: RunnerPlan): Promise<RunnerResult>;
+  /** Forget the batch (after a failed step). */
+  reset(): void;
+  readonly numRows: number;
+}

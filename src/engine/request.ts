@@ -1,0 +1,121 @@
+// One request's record inside the engine: its status, its decoder row (sampler,
+// detokenizer, stop strings), its image lease, its timings, and the deltas waiting to be
+// emitted. Plain state and numbers; the scheduler reads the integers, never a tensor.
+import type { EmbeddingLease } from '../../vision/image-loader.ts';
+import { RowDecoder, type RowSpec } from '../pipeline-row.ts';
+import type { TextTokenizer } from '../../text/tokenizer.ts';
+import { IrisError, type GenerationDelta, type GenerationResult } from '../types.ts';
+
+/**
+ * loading → waiting → running → finished; running → preempted (its KV dropped, back in
+ * line, recomputed on readmission) → running; any unfinished state → cancelled.
+ */
+export const RequestStatus = {
+  Loading: 'loading',
+  Waiting: 'waiting',
+  Running: 'running',
+  Preempted: 'preempted',
+  Finished: 'finished',
+  Cancelled: 'cancelled',
+} as const;
+export type RequestStatus = (typeof RequestStatus)[keyof typeof RequestStatus];
+
+/** What the scheduler needs to know about a request: integers and a status. */
+export interface SchedulerEntry {
+  readonly id: number;
+  status: RequestStatus;
+  /** Tokens its row holds once its next step has run: prompt + tokens generated so far. */
+  readonly numTokens: number;
+  /** prompt + max new tokens: the most its row can ever hold. */
+  readonly maxTokens: number;
+}
+
+export interface RequestSettle {
+  resolve(result: GenerationResult): void;
+  reject(error: Error): void;
+}
+
+export interface RequestInit {
+  id: number;
+  spec: Omit<RowSpec, 'imageIndex' | 'onDelta'>;
+  tokenizer: TextTokenizer;
+  eosIds: readonly number[];
+  onDelta?: (delta: GenerationDelta) => void;
+  arrivedAt: number;
+}
+
+export class EngineRequest implements SchedulerEntry {
+  readonly id: number;
+  status: RequestStatus = RequestStatus.Loading;
+  readonly row: RowDecoder;
+  readonly maxTokens: number;
+  readonly onDelta: ((delta: GenerationDelta) => void) | undefined;
+  lease: EmbeddingLease | undefined;
+  settle: RequestSettle | undefined;
+  /** Removes the abort listener from the caller's signal. */
+  detach: (() => void) | undefined;
+  /** Deltas produced by postprocess, handed to the client in emit. */
+  readonly outbox: GenerationDelta[] = [];
+  readonly arrivedAt: number;
+  readyAt = 0;
+  firstScheduledAt = 0;
+  firstTokenAt = 0;
+  prefillMs = 0;
+  numPreemptions = 0;
+
+  constructor(init: RequestInit) {
+    this.id = init.id;
+    this.onDelta = init.onDelta;
+    this.arrivedAt = init.arrivedAt;
+    const spec: RowSpec = { ...init.spec, imageIndex: 0, onDelta: (d) => this.outbox.push(d) };
+    this.row = new RowDecoder(spec, init.tokenizer, init.eosIds);
+    this.maxTokens = spec.promptIds.length + spec.options.maxNewTokens;
+  }
+
+  get promptLength(): number {
+    return this.row.spec.promptIds.length;
+  }
+
+  get numGenerated(): number {
+    return this.row.tokens.length;
+  }
+
+  get numTokens(): number {
+    return this.promptLength + this.numGenerated;
+  }
+
+  /** Tokens a (re)admitted row is prefilled with: the prompt, plus what it generated before a preemption. */
+  prefillIds(): Int32Array {
+    return this.numGenerated === 0 ? this.row.spec.promptIds : this.row.sequence;
+  }
+
+  get isDone(): boolean {
+    return this.status === RequestStatus.Finished || this.status === RequestStatus.Cancelled;
+  }
+
+  toResult(modelId: string, now: number): GenerationResult {
+    const lease = this.lease;
+    const started = this.firstScheduledAt || now;
+    const firstToken = this.firstTokenAt || now;
+    return {
+      text: this.row.text,
+      tokens: this.row.tokens,
+      finishReason: this.row.finishReason ?? 'length',
+      usage: { promptTokens: this.promptLength, imageTokens: lease?.embedding.numPatches ?? 0, completionTokens: this.numGenerated },
+      timings: {
+        queueMs: Math.max(0, started - this.readyAt),
+        imageEncodeMs: Math.max(0, this.readyAt - this.arrivedAt),
+        imageCached: lease?.cached ?? false,
+        prefillMs: this.prefillMs,
+        decodeMs: Math.max(0, now - firstToken),
+        totalMs: now - this.arrivedAt,
+      },
+      model: modelId,
+    };
+  }
+
+  /** Cancelled before any token: an error, as the single-request pipeline reports it. */
+  static cancelledError(): IrisError {
+    return new IrisError('CANCELLED', 'the request was cancelled before it started decoding');
+  }
+}
