@@ -25,6 +25,8 @@ export interface EngineOptions extends ModelLoadOptions {
   maxPrefillTokens?: number;
   maxImagePixels?: number;
   embeddingCacheBytes?: number;
+  /** Share (or inspect, in tests) the embedding cache; default: a new one of embeddingCacheBytes. */
+  embeddingCache?: EmbeddingCache;
   /** How long an image load waits for company before the encoder runs, in ms. Default 1. */
   imageWindowMs?: number;
   onStep?: (info: StepInfo) => void;
@@ -56,7 +58,7 @@ async function assembleEngine(model: IrisModel, options: EngineOptions): Promise
   const loader = createImageLoader({
     encoder: model.encoder,
     preprocessor: model.folder.preprocessor,
-    cache: new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),
+    cache: options.embeddingCache ?? new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),
     limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
     maxBatchSize: Math.max(1, Math.min(maxBatchSize, 16)),
     windowMs: options.imageWindowMs ?? 1,

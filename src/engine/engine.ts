@@ -40,6 +40,7 @@ export class Engine implements Generator {
   private readonly aborts = new Set<EngineRequest>();
   private nextId = 1;
   private isLooping = false;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly parts: EngineParts) {
     this.modelId = parts.modelId ?? parts.model.folder.id;
@@ -78,10 +79,15 @@ export class Engine implements Generator {
     return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens };
   }
 
-  /** Refuse what is still in line, stop after the current step, free the model. */
+  /** Resolves once no step is running or due (finished rows retired, their KV freed). */
+  whenIdle(): Promise<void> {
+    return this.isLooping ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();
+  }
+
+  /** Cancel everything still in the engine, let the current step end, free the model. */
   async release(): Promise<void> {
     for (const entry of this.requests.values()) this.abort(entry);
-    while (this.isLooping) await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.whenIdle();
     await this.parts.model.release();
   }
 
@@ -124,6 +130,7 @@ export class Engine implements Generator {
       }
     } finally {
       this.isLooping = false;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 
