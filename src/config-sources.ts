@@ -21,6 +21,8 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'graphiql', env: 'IRIS_GRAPHIQL', kind: 'bool', path: ['server', 'graphiql'], help: 'serve GraphiQL on GET /graphql' },
   { flag: 'max-in-flight', env: 'IRIS_MAX_IN_FLIGHT', kind: 'int', path: ['models', 'maxInFlight'], help: 'generations running at once per model' },
   { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'generations waiting per model before OVERLOADED' },
+  { flag: 'max-batch-size', env: 'IRIS_MAX_BATCH_SIZE', kind: 'int', path: ['models', 'maxBatchSize'], help: 'rows decoded together per model (1: batching off)' },
+  { flag: 'kv-cache-tokens', env: 'IRIS_KV_CACHE_TOKENS', kind: 'int', path: ['models', 'kvCacheTokens'], help: 'KV budget in cached tokens per model (0: a full batch of longest rows)' },
   { flag: 'image-max-bytes', env: 'IRIS_IMAGE_MAX_BYTES', kind: 'int', path: ['images', 'maxBytes'], help: 'encoded bytes of one image' },
   { flag: 'image-max-pixels', env: 'IRIS_IMAGE_MAX_PIXELS', kind: 'int', path: ['images', 'maxPixels'], help: 'width × height of one image' },
   { flag: 'url-timeout-ms', env: 'IRIS_URL_TIMEOUT_MS', kind: 'int', path: ['images', 'url', 'timeoutMs'], help: 'time to fetch an image URL' },

@@ -28,6 +28,10 @@ export interface ModelsConfig {
   readonly maxInFlight: number;
   /** Generations waiting per model; beyond it requests get OVERLOADED. */
   readonly maxQueued: number;
+  /** Rows the engine decodes together per model; 1 turns batching off (one request at a time). */
+  readonly maxBatchSize: number;
+  /** The engine's KV budget in cached tokens per model; 0: a full batch of the model's longest rows. */
+  readonly kvCacheTokens: number;
 }
 
 export interface UrlFetchConfig {
@@ -85,6 +89,8 @@ export const DEFAULTS: IrisConfig = {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
     maxInFlight: 2,
     maxQueued: 64,
+    maxBatchSize: 32,
+    kvCacheTokens: 0,
   },
   images: {
     maxBytes: 8 * MB,
@@ -161,6 +167,8 @@ function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
     specs: Object.freeze(specs),
     maxInFlight: int('models.maxInFlight', input.maxInFlight ?? d.maxInFlight, 1, 1024),
     maxQueued: int('models.maxQueued', input.maxQueued ?? d.maxQueued, 0, 100_000),
+    maxBatchSize: int('models.maxBatchSize', input.maxBatchSize ?? d.maxBatchSize, 1, 1024),
+    kvCacheTokens: int('models.kvCacheTokens', input.kvCacheTokens ?? d.kvCacheTokens, 0),
   });
 }
 

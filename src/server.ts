@@ -5,11 +5,14 @@ import { ConfigError, type IrisConfig } from './config.ts';
 import { loadConfig } from './config-sources.ts';
 import { createIrisApp } from './http/app.ts';
 import { listen, type IrisServer } from './http/listen.ts';
-import { checkModelFolder, createPipelineLoader } from './models/load-pipeline.ts';
+import { createEngineLoader } from './models/load-engine.ts';
+import { checkModelFolder } from './models/load-pipeline.ts';
 import { IrisError } from './types.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
-  const app = createIrisApp({ config, load: createPipelineLoader({ maxImagePixels: config.images.maxPixels }) });
+  const { maxQueued, maxBatchSize, kvCacheTokens } = config.models;
+  const load = createEngineLoader({ maxImagePixels: config.images.maxPixels, maxQueued, maxBatchSize, kvCacheTokens: kvCacheTokens || undefined });
+  const app = createIrisApp({ config, load });
   const server = await listen(app, config.server);
   app.registry.loaded.then(
     () => console.log(`iris: models ready (${config.models.specs.map((s) => s.id).join(', ')})`),

@@ -105,13 +105,16 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
   const run = async (entry: Entry, request: GenerationRequest, hooks: GenerateHooks | undefined): Promise<GenerationResult> => {
     const queuedAt = performance.now();
     const generator = await entry.generator;
-    return entry.admission.run(async () => {
+    const work = async (): Promise<GenerationResult> => {
       const waitedMs = performance.now() - queuedAt;
       const result = await generator.generate(request, hooks);
       // Time spent waiting here is queueing the Generator cannot see.
       const timings = { ...result.timings, queueMs: result.timings.queueMs + waitedMs, totalMs: result.timings.totalMs + waitedMs };
       return { ...result, timings };
-    }, hooks?.signal);
+    };
+    // An engine (a Generator reporting stats) bounds its own line and KV budget; a second
+    // queue in front of it would cap its batch at maxInFlight.
+    return hasStats(generator) ? work() : entry.admission.run(work, hooks?.signal);
   };
 
   const loaded = Promise.all([...entries.values()].map((e) => e.generator)).then(() => undefined);
