@@ -1,12 +1,9 @@
 // `iris batch`: JSON lines in, JSON lines out, in input order. A bad line becomes an error
-// line with a stable code; the other lines still run, decoded together in chunks.
+// line with a stable code; the other lines still run, batched by the engine.
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Pipeline } from './pipeline.ts';
-import { IrisError, type GenerationOptions, type GenerationRequest, type GenerationResult, type Task } from './types.ts';
-
-const CHUNK_LINES = 32;
+import { IrisError, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from './types.ts';
 
 export async function readImageFile(path: string): Promise<Uint8Array> {
   try {
@@ -21,31 +18,39 @@ interface BatchLine {
   request: GenerationRequest | IrisError;
 }
 
-/** Returns the exit code: 0 when every line succeeded, 1 otherwise. */
-export async function runBatch(pipeline: Pipeline, input: Readable, writeLine: (line: string) => void): Promise<number> {
+/** Lines in flight at once: the engine batches them; the bound keeps its line from overflowing. */
+const WINDOW_LINES = 48;
+
+/**
+ * Returns the exit code: 0 when every line succeeded, 1 otherwise. Each line goes to the
+ * generator as soon as it is read (the engine batches concurrent requests continuously);
+ * results are written in input order.
+ */
+export async function runBatch(generator: Generator, input: Readable, writeLine: (line: string) => void): Promise<number> {
   let failures = 0;
-  let pending: Promise<BatchLine>[] = [];
-  const flush = async (): Promise<void> => {
-    const lines = await Promise.all(pending);
-    pending = [];
-    const requests = lines.filter((l): l is BatchLine & { request: GenerationRequest } => !(l.request instanceof IrisError));
-    const results = await pipeline.generateBatch(requests.map((l) => l.request));
-    for (const line of lines) {
-      const i = requests.indexOf(line as BatchLine & { request: GenerationRequest });
-      const outcome = line.request instanceof IrisError ? line.request : results[i];
-      if (outcome instanceof IrisError) failures++;
-      writeLine(JSON.stringify(formatOutcome(line.id, outcome)));
-    }
+  const outputs: Promise<string>[] = [];
+  const run = async (pending: Promise<BatchLine>): Promise<string> => {
+    const line = await pending;
+    const outcome = line.request instanceof IrisError ? line.request : await generator.generate(line.request).catch(onlyIrisErrors);
+    if (outcome instanceof IrisError) failures++;
+    return JSON.stringify(formatOutcome(line.id, outcome));
   };
+  const writeOldest = async (): Promise<void> => writeLine(await outputs.shift()!);
   let lineNumber = 0;
   for await (const text of createInterface({ input, crlfDelay: Infinity })) {
     lineNumber++;
     if (!text.trim()) continue;
-    pending.push(parseLine(text, lineNumber));
-    if (pending.length >= CHUNK_LINES) await flush();
+    outputs.push(run(parseLine(text, lineNumber)));
+    while (outputs.length >= WINDOW_LINES) await writeOldest();
   }
-  if (pending.length > 0) await flush();
+  while (outputs.length > 0) await writeOldest();
   return failures > 0 ? 1 : 0;
+}
+
+/** An IrisError is this line's outcome; anything else is a bug and stops the command. */
+function onlyIrisErrors(error: unknown): IrisError {
+  if (error instanceof IrisError) return error;
+  throw error;
 }
 
 function formatOutcome(id: unknown, outcome: GenerationResult | IrisError): Record<string, unknown> {

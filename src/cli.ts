@@ -2,6 +2,7 @@
 import { readImageFile, runBatch } from './cli-batch.ts';
 import { USAGE, parseCli, type CliSettings } from './cli-args.ts';
 import { runEval } from './cli-eval.ts';
+import { createEngine } from './engine/create-engine.ts';
 import { Pipeline } from './pipeline.ts';
 import { IrisError, type GenerationRequest, type GenerationResult } from './types.ts';
 
@@ -50,6 +51,16 @@ function printResult(path: string, result: GenerationResult, settings: CliSettin
   else console.log(isMany ? `${path}\t${result.text}` : result.text);
 }
 
+/** `iris batch` runs on the continuous-batching engine: lines are decoded together as they arrive. */
+async function runBatchOnEngine(settings: CliSettings): Promise<number> {
+  const engine = await createEngine({ modelDir: settings.modelDir, threads: settings.threads });
+  try {
+    return await runBatch(engine, process.stdin, (line) => console.log(line));
+  } finally {
+    await engine.release();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const settings = parseCli(argv);
   if (settings.isHelp || !settings.command) {
@@ -57,9 +68,9 @@ async function main(argv: string[]): Promise<number> {
     return settings.command || settings.isHelp ? 0 : 2;
   }
   if (settings.command !== 'batch' && settings.command !== 'eval') singleRequests(settings); // usage errors before loading
+  if (settings.command === 'batch') return runBatchOnEngine(settings);
   const pipeline = await Pipeline.load({ modelDir: settings.modelDir, threads: settings.threads, useKvCache: settings.useKvCache });
   try {
-    if (settings.command === 'batch') return await runBatch(pipeline, process.stdin, (line) => console.log(line));
     if (settings.command === 'eval') return await runEval(pipeline, settings.positionals[0], settings);
     return await runSingle(pipeline, settings);
   } finally {
