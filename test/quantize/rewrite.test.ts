@@ -1,0 +1,84 @@
+// What the q8 and fp16 rewrites leave in the graphs of both fixtures (If branches
+// included), and how much smaller the files get.
+import { basename } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { elemType } from '../../src/quantize/graph.ts';
+import { DataType } from '../../src/quantize/onnx-proto.ts';
+import { FIXTURES } from '../helpers.ts';
+import { allNodes, quantizedCopy, readModel, type QuantizedCopy } from './support.ts';
+
+for (const [name, fixture] of Object.entries(FIXTURES)) {
+  describe(`iris quantize on ${name}`, () => {
+    let copy: QuantizedCopy;
+    beforeAll(async () => {
+      copy = await quantizedCopy(fixture);
+    });
+    afterAll(() => copy.remove());
+
+    it('writes a _quantized and an _fp16 file next to every base file', () => {
+      const outputs = copy.reports.map((r) => basename(r.output)).sort();
+      const bases = [...new Set(copy.reports.map((r) => basename(r.source, '.onnx')))];
+      expect(outputs).toEqual(bases.flatMap((b) => [`${b}_fp16.onnx`, `${b}_quantized.onnx`]).sort());
+    });
+
+    it('q8: no float MatMul reads a constant matrix any more, in any graph; int8 kernels everywhere', async () => {
+      for (const r of copy.reports.filter((x) => x.dtype === 'q8')) {
+        const nodes = allNodes(await readModel(r.output));
+        const floatConstMatMuls = nodes.filter(({ node, scope }) => node.opType === 'MatMul' && scope.get(node.inputs[1])?.tensor.dataType === DataType.FLOAT);
+        expect(floatConstMatMuls).toEqual([]);
+        expect(nodes.filter(({ node }) => node.opType === 'DynamicQuantizeMatMul').length).toBe(r.changes.matmuls);
+        expect(nodes.some(({ node }) => node.opType === 'Gather' && node.inputs[0].endsWith('weight'))).toBe(false);
+      }
+    });
+
+    it('q8 reaches into the If branch (cross-attention K/V) where the layout has one', async () => {
+      const decoder = copy.reports.find((r) => r.dtype === 'q8' && basename(r.source) === 'decoder_model_merged.onnx')!;
+      const model = await readModel(decoder.output);
+      const ifNode = model.graph.nodes.find((n) => n.opType === 'If');
+      if (name === 'gpt2') return expect(ifNode).toBeUndefined();
+      const elseOps = ifNode!.attributes.find((a) => a.name === 'else_branch')!.g!.nodes.map((n) => n.opType);
+      expect(elseOps.filter((op) => op === 'DynamicQuantizeMatMul')).toHaveLength(4);
+      expect(elseOps).not.toContain('MatMul');
+    });
+
+    it('fp16: no float32 initializer, constant, Cast target or graph input/output is left', async () => {
+      for (const r of copy.reports.filter((x) => x.dtype === 'fp16')) {
+        const model = await readModel(r.output);
+        for (const { node } of allNodes(model)) {
+          if (node.opType === 'Cast') expect(node.attributes.find((a) => a.name === 'to')?.i).not.toBe(BigInt(DataType.FLOAT));
+          if (node.opType === 'Constant' || node.opType === 'ConstantOfShape') expect(node.attributes[0].t?.dataType).not.toBe(DataType.FLOAT);
+        }
+        expect(model.graph.initializers.filter((t) => t.dataType === DataType.FLOAT)).toEqual([]);
+        const io = [...model.graph.inputs, ...model.graph.outputs].map(elemType);
+        expect(io).not.toContain(DataType.FLOAT);
+        expect(io).toContain(DataType.FLOAT16);
+      }
+    });
+
+    it('shrinks the files: fp16 by the float payload, q8 by more (the graph structure stays)', () => {
+      for (const r of copy.reports) {
+        // Tiny models: ~50 kB of each file is graph structure, so the ratios are far from
+        // 2× and 4×; shapes-base's ratios are in the README.
+        expect(r.outputBytes / r.sourceBytes).toBeLessThan(r.dtype === 'fp16' ? 0.65 : 0.5);
+      }
+    });
+  });
+}
+
+describe('q8 with the standard-ONNX kernel (DynamicQuantizeLinear + MatMulInteger)', () => {
+  let copy: QuantizedCopy;
+  beforeAll(async () => {
+    copy = await quantizedCopy(FIXTURES.encoderDecoder, { kernel: 'matmul-integer', embeddings: false, convWeights: false });
+  });
+  afterAll(() => copy.remove());
+
+  it('quantizes each activation once, however many projections read it', async () => {
+    const decoder = copy.reports.find((r) => r.dtype === 'q8' && basename(r.source) === 'decoder_model_merged.onnx')!;
+    const ops = allNodes(await readModel(decoder.output)).map(({ node }) => node.opType);
+    const count = (op: string) => ops.filter((o) => o === op).length;
+    expect(count('MatMulInteger')).toBe(decoder.changes.matmuls);
+    expect(count('DynamicQuantizeLinear')).toBeLessThan(count('MatMulInteger')); // q/k/v share one
+    expect(count('DynamicQuantizeMatMul')).toBe(0);
+    expect(decoder.changes.gathers).toBe(0);
+  });
+});
