@@ -11,6 +11,8 @@ export interface CliSettings {
   isStreaming: boolean;
   useKvCache: boolean;
   threads: number | undefined;
+  /** Raw --dtype: fp32|q8|fp16 for running, q8|fp16|all for `quantize`; checked by the command. */
+  dtype: string | undefined;
   options: GenerationOptions;
   isHelp: boolean;
 }
@@ -21,6 +23,7 @@ const FLAGS = {
   stream: { type: 'boolean' },
   'no-kv-cache': { type: 'boolean' },
   threads: { type: 'string' },
+  dtype: { type: 'string' },
   'max-new-tokens': { type: 'string' },
   'min-new-tokens': { type: 'string' },
   temperature: { type: 'string' },
@@ -43,10 +46,14 @@ commands:
   ask <image> "<question>"    answer a question about the image
   generate <image> "<prompt>" continue a prompt grounded in the image
   batch                       JSON lines on stdin → JSON lines on stdout
-  eval <dir>                  quality table on a labelled folder (writes eval.json to the model)
+  eval <dir>                  quality table on a labelled folder (writes eval.json to the model;
+                              eval.<dtype>.json for --dtype q8/fp16, leaving the model card alone)
+  quantize [<model-dir>]      write onnx/*_quantized.onnx (int8) and *_fp16.onnx next to each model file
 
 flags:
   --model DIR                 model folder (default: the shipped assets/models/shapes-base)
+  --dtype D                   weights to load: fp32 (default), q8 (*_quantized.onnx), fp16 (*_fp16.onnx);
+                              for quantize: q8, fp16 or all (default)
   --json                      print full results as JSON lines
   --stream                    print text as it is generated
   --max-new-tokens N  --min-new-tokens N  --temperature T  --top-k K  --top-p P  --min-p P
@@ -79,6 +86,7 @@ export function parseCli(argv: string[]): CliSettings {
     isStreaming: values.stream ?? false,
     useKvCache: !(values['no-kv-cache'] ?? false),
     threads: num(values.threads),
+    dtype: values.dtype,
     options: defined,
     isHelp: values.help ?? false,
   };

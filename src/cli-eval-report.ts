@@ -15,6 +15,8 @@ export interface EvalReport {
   folder: string;
   measuredWith: string;
   date: string;
+  /** Which ONNX variant ran (fp32, q8, fp16); absent in reports from before variants existed. */
+  dtype?: string;
   variants: Record<string, VariantScores>;
 }
 

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { CliSettings } from './cli-args.ts';
 import { readImageFile } from './cli-batch.ts';
 import { formatTable, meetsSpec, updateModelCard, type EvalReport, type VariantScores } from './cli-eval-report.ts';
+import { runDtype } from './cli-quantize.ts';
 import type { Pipeline } from './pipeline.ts';
 import { IrisError, type GenerationOptions, type GenerationRequest } from './types.ts';
 
@@ -85,15 +86,18 @@ function scores(numScenes: number, counts: Counts): VariantScores {
 export async function runEval(pipeline: Pipeline, dir: string | undefined, settings: CliSettings): Promise<number> {
   if (!dir) throw new IrisError('INVALID_OPTIONS', 'eval needs a labelled folder: iris eval <dir>');
   const started = performance.now();
-  const report = await evaluateFolder(pipeline, dir, settings.options);
+  const dtype = runDtype(settings);
+  const report = { ...(await evaluateFolder(pipeline, dir, settings.options)), dtype };
   const seconds = (performance.now() - started) / 1000;
   const table = formatTable(report);
   const verdict = meetsSpec(report);
   if (settings.isJson) console.log(JSON.stringify(report));
   else console.log(`${table}\n\n${verdict.summary}\n(${seconds.toFixed(1)} s)`);
   const folder = pipeline.model.folder.dir;
-  await writeFile(join(folder, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
-  const isCardUpdated = await updateModelCard(join(folder, 'README.md'), `${table}\n\n${verdict.summary}`);
-  console.error(`wrote ${join(folder, 'eval.json')}${isCardUpdated ? ' and the table in README.md' : ''}`);
+  // A variant's figures go next to the fp32 ones (eval.q8.json, ...); the model card's table stays fp32.
+  const file = join(folder, dtype === 'fp32' ? 'eval.json' : `eval.${dtype}.json`);
+  await writeFile(file, JSON.stringify(report, null, 2) + '\n');
+  const isCardUpdated = dtype === 'fp32' && (await updateModelCard(join(folder, 'README.md'), `${table}\n\n${verdict.summary}`));
+  console.error(`wrote ${file}${isCardUpdated ? ' and the table in README.md' : ''}`);
   return 0;
 }

@@ -2,6 +2,8 @@
 import { readImageFile, runBatch } from './cli-batch.ts';
 import { USAGE, parseCli, type CliSettings } from './cli-args.ts';
 import { runEval } from './cli-eval.ts';
+import { runDtype, runQuantize } from './cli-quantize.ts';
+import { onnxFiles } from './models/load-pipeline.ts';
 import { createEngine } from './engine/create-engine.ts';
 import { Pipeline } from './pipeline.ts';
 import { IrisError, type GenerationRequest, type GenerationResult } from './types.ts';
@@ -53,7 +55,7 @@ function printResult(path: string, result: GenerationResult, settings: CliSettin
 
 /** `iris batch` runs on the continuous-batching engine: lines are decoded together as they arrive. */
 async function runBatchOnEngine(settings: CliSettings): Promise<number> {
-  const engine = await createEngine({ modelDir: settings.modelDir, threads: settings.threads });
+  const engine = await createEngine({ modelDir: settings.modelDir, threads: settings.threads, ...onnxFiles(runDtype(settings)) });
   try {
     return await runBatch(engine, process.stdin, (line) => console.log(line));
   } finally {
@@ -67,9 +69,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return settings.command || settings.isHelp ? 0 : 2;
   }
+  if (settings.command === 'quantize') return runQuantize(settings);
   if (settings.command !== 'batch' && settings.command !== 'eval') singleRequests(settings); // usage errors before loading
+  const files = onnxFiles(runDtype(settings));
   if (settings.command === 'batch') return runBatchOnEngine(settings);
-  const pipeline = await Pipeline.load({ modelDir: settings.modelDir, threads: settings.threads, useKvCache: settings.useKvCache });
+  const pipeline = await Pipeline.load({ modelDir: settings.modelDir, threads: settings.threads, useKvCache: settings.useKvCache, ...files });
   try {
     if (settings.command === 'eval') return await runEval(pipeline, settings.positionals[0], settings);
     return await runSingle(pipeline, settings);

@@ -24,6 +24,8 @@ export interface ModelSpec {
 export interface ModelsConfig {
   /** The first one is the default when a request names no model. */
   readonly specs: readonly ModelSpec[];
+  /** The variant of specs that name no dtype of their own (--dtype). */
+  readonly dtype: Dtype;
   /** Generations running at once per model; the engine of issue 5 will take this over. */
   readonly maxInFlight: number;
   /** Generations waiting per model; beyond it requests get OVERLOADED. */
@@ -87,6 +89,7 @@ export const DEFAULTS: IrisConfig = {
   server: { host: '127.0.0.1', port: 4000, graphiql: true },
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
+    dtype: 'fp32',
     maxInFlight: 2,
     maxQueued: 64,
     maxBatchSize: 32,
@@ -145,11 +148,13 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
 
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-function createModelSpec(spec: Input<ModelSpec>, index: number): ModelSpec {
-  const dtype = spec.dtype ?? 'fp32';
-  if (!DTYPES.includes(dtype)) {
-    throw new ConfigError(`models.specs[${index}].dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
-  }
+function checkDtype(name: string, dtype: unknown): Dtype {
+  if (!DTYPES.includes(dtype as Dtype)) throw new ConfigError(`${name} must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
+  return dtype as Dtype;
+}
+
+function createModelSpec(spec: Input<ModelSpec>, index: number, defaultDtype: Dtype): ModelSpec {
+  const dtype = checkDtype(`models.specs[${index}].dtype`, spec.dtype ?? defaultDtype);
   return Object.freeze({
     id: text(`models.specs[${index}].id`, spec.id, MODEL_ID),
     dir: text(`models.specs[${index}].dir`, spec.dir),
@@ -159,12 +164,15 @@ function createModelSpec(spec: Input<ModelSpec>, index: number): ModelSpec {
 
 function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
   const d = DEFAULTS.models;
-  const specs = (input.specs ?? d.specs).map(createModelSpec);
+  const dtype = checkDtype('models.dtype', input.dtype ?? d.dtype);
+  // The default model takes --dtype too, so its own 'fp32' is dropped here.
+  const specs = (input.specs ?? d.specs.map(({ id, dir }) => ({ id, dir }))).map((s, i) => createModelSpec(s, i, dtype));
   if (specs.length === 0) throw new ConfigError('models.specs must name at least one model');
   const ids = new Set(specs.map((s) => s.id));
   if (ids.size !== specs.length) throw new ConfigError('models.specs must not repeat a model id');
   return Object.freeze({
     specs: Object.freeze(specs),
+    dtype,
     maxInFlight: int('models.maxInFlight', input.maxInFlight ?? d.maxInFlight, 1, 1024),
     maxQueued: int('models.maxQueued', input.maxQueued ?? d.maxQueued, 0, 100_000),
     maxBatchSize: int('models.maxBatchSize', input.maxBatchSize ?? d.maxBatchSize, 1, 1024),

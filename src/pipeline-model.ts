@@ -66,6 +66,7 @@ async function mustExist(path: string): Promise<void> {
   try {
     await access(path);
   } catch {
-    throw new IrisError('MODEL_NOT_FOUND', `model file not found: ${path}`);
+    const isVariant = /_(quantized|fp16)\.onnx$/.test(path);
+    throw new IrisError('MODEL_NOT_FOUND', `model file not found: ${path}${isVariant ? ` (make the q8/fp16 variants with: iris quantize ${dirname(dirname(path))})` : ''}`);
   }
 }

@@ -4,7 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/types.ts';
 import type { StepTokens } from './batch-inputs.ts';
-import { floatToHalf, halfToFloat } from './float16.ts';
+import { floatToHalf, tensorFloats } from './float16.ts';
 import { KvCache, detectCacheLayout, type CacheLayout } from './kv-cache.ts';
 
 /** Image features per row, already gathered for the rows of this step. */
@@ -103,7 +103,7 @@ function int64(values: Int32Array, dims: number[]): ort.Tensor {
 
 function lastPositionLogits(logits: ort.Tensor, batch: number, seqLength: number): Float32Array {
   const vocab = logits.dims[2];
-  const data = logits.type === 'float16' ? halfToFloat(logits.data as Uint16Array) : (logits.data as Float32Array);
+  const data = tensorFloats(logits); // fp16 exports return float16 logits; sampling works in float32
   const out = new Float32Array(batch * vocab); // [batch, vocab]
   for (let row = 0; row < batch; row++) {
     const start = (row * seqLength + seqLength - 1) * vocab;

@@ -1,5 +1,6 @@
 // IEEE half-precision <-> float32 for fp16 model exports, whose logits, pasts and hidden
 // states cross the ONNX boundary as raw 16-bit patterns (Uint16Array).
+import type * as ort from 'onnxruntime-node';
 
 export function halfToFloat(bits: Uint16Array): Float32Array {
   return Float32Array.from(bits, (h) => {
@@ -46,4 +47,16 @@ export function floatToHalf(values: Float32Array): Uint16Array {
     }
   }
   return out;
+}
+
+/**
+ * A float32 or float16 tensor's values as float32. onnxruntime-node 1.30 hands out float16
+ * data as Uint16Array bit patterns on Node 20, but as Float16Array (numbers) where the
+ * runtime has one (Node 24+): only the former needs bit decoding.
+ */
+export function tensorFloats(tensor: ort.Tensor): Float32Array {
+  if (tensor.type === 'float32') return tensor.data as Float32Array;
+  if (tensor.type !== 'float16') throw new TypeError(`expected a float32 or float16 tensor, got ${tensor.type}`);
+  const data = tensor.data;
+  return data instanceof Uint16Array ? halfToFloat(data) : Float32Array.from(data as ArrayLike<number>);
 }

@@ -1,7 +1,7 @@
 // The vision encoder session: many images per call, one embedding per image out.
 import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/types.ts';
-import { floatToHalf, halfToFloat } from '../text/float16.ts';
+import { floatToHalf, tensorFloats } from '../text/float16.ts';
 
 /** One image's features, ready to condition the decoder. */
 export interface ImageEmbedding {
@@ -45,7 +45,7 @@ export class VisionEncoder {
     const outputs = await this.session.run({ pixel_values: input });
     const hidden = outputs.last_hidden_state;
     const [, numPatches, hiddenSize] = hidden.dims;
-    const all = hidden.type === 'float16' ? halfToFloat(hidden.data as Uint16Array) : (hidden.data as Float32Array); // [n, patches, d]
+    const all = tensorFloats(hidden); // [n, patches, d]
     const per = numPatches * hiddenSize;
     return images.map((_, i) => ({ data: all.slice(i * per, (i + 1) * per), numPatches, hiddenSize }));
   }
