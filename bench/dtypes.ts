@@ -1,0 +1,82 @@
+// npm run bench:dtypes [-- --model DIR --repeats N --threads N]
+// fp32 vs q8 (*_quantized.onnx) vs fp16 (*_fp16.onnx) on one model folder: file sizes,
+// single-stream decode tokens/s, a 32-row engine batch, peak RSS (each dtype in its own
+// process) and the quality table that `iris eval --dtype D` left in the folder
+// (eval.json, eval.q8.json, eval.fp16.json). Folders without variants are quantized into a
+// temporary copy. Writes bench/results/dtypes-<model>-<date>.json and .png.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import type { EvalReport } from '../src/cli-eval-report.ts';
+import { onnxFiles } from '../src/models/load-pipeline.ts';
+import { DEFAULT_MODEL_DIR } from '../src/pipeline-model.ts';
+import { quantizeFolder } from '../src/quantize/quantize-folder.ts';
+import { ROOT } from '../test/helpers.ts';
+import { renderChart } from './chart.ts';
+
+const DTYPES = ['fp32', 'q8', 'fp16'] as const;
+const COLORS = { fp32: '#3b6fd8', q8: '#2e9e5b', fp16: '#e08a1e' } as const;
+const { values } = parseArgs({ options: { model: { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string' } } });
+const fallback = join(ROOT, 'assets/models/tiny-random');
+const modelDir = resolve(values.model ?? (existsSync(join(DEFAULT_MODEL_DIR, 'onnx')) ? DEFAULT_MODEL_DIR : fallback));
+const threads = values.threads ?? '1';
+
+/** The folder itself when its variants exist, else a quantized temporary copy. */
+async function withVariants(dir: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  if (existsSync(join(dir, 'onnx', onnxFiles('q8').decoderFile)) && existsSync(join(dir, 'onnx', onnxFiles('fp16').decoderFile))) return { dir, cleanup: async () => {} };
+  const root = await mkdtemp(join(tmpdir(), 'iris-bench-dtypes-'));
+  await cp(dir, join(root, 'model'), { recursive: true });
+  await quantizeFolder(join(root, 'model'), { dtypes: ['q8', 'fp16'] });
+  return { dir: join(root, 'model'), cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** Bytes Iris loads for a dtype: the encoder and the merged decoder. */
+async function loadedBytes(dir: string, dtype: (typeof DTYPES)[number]): Promise<number> {
+  const files = onnxFiles(dtype);
+  return (await stat(join(dir, 'onnx', files.encoderFile))).size + (await stat(join(dir, 'onnx', files.decoderFile))).size;
+}
+
+async function quality(dir: string, dtype: string): Promise<EvalReport['variants'] | null> {
+  const file = join(dir, dtype === 'fp32' ? 'eval.json' : `eval.${dtype}.json`);
+  return existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as EvalReport).variants : null;
+}
+
+interface Row {
+  dtype: (typeof DTYPES)[number];
+  newTokens: number;
+  single: { latencyMs: number; tokensPerSecond: number; decodeTokensPerSecond: number };
+  batch32TokensPerSecond: number;
+  peakRssMB: number;
+  bytes: number;
+  quality: EvalReport['variants'] | null;
+}
+
+const variants = await withVariants(modelDir);
+const run = promisify(execFile);
+const rows: Row[] = [];
+for (const dtype of DTYPES) {
+  const args = ['--import', 'tsx', 'bench/dtype-worker.ts', '--model', variants.dir, '--dtype', dtype, '--threads', threads, ...(values.repeats ? ['--repeats', values.repeats] : [])];
+  const { stdout } = await run(process.execPath, args, { cwd: ROOT, maxBuffer: 1 << 20 });
+  const measured = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<Row, 'bytes' | 'quality'>;
+  rows.push({ ...measured, dtype, bytes: await loadedBytes(variants.dir, dtype), quality: await quality(modelDir, dtype) });
+  console.log(JSON.stringify(rows.at(-1)));
+}
+await variants.cleanup();
+
+const result = { model: basename(modelDir), date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version }, threads: Number(threads), rows };
+const out = join(ROOT, 'bench/results');
+await mkdir(out, { recursive: true });
+const stem = `dtypes-${result.model}-${result.date.slice(0, 10)}`;
+await writeFile(join(out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
+const bars = (pick: (r: Row) => number) => rows.map((r) => ({ label: r.dtype, value: pick(r), color: COLORS[r.dtype] }));
+const png = await renderChart(`${result.model}: fp32 vs q8 vs fp16, ${threads} thread(s)`, [
+  { title: 'model files', unit: 'MB, encoder + decoder (lower is better)', bars: bars((r) => r.bytes / 1e6) },
+  { title: 'single-stream decode', unit: 'tokens/s (higher is better)', bars: bars((r) => r.single.decodeTokensPerSecond) },
+  { title: '32 rows on the engine', unit: 'tokens/s (higher is better)', bars: bars((r) => r.batch32TokensPerSecond) },
+  { title: 'peak RSS', unit: 'MB (lower is better)', bars: bars((r) => r.peakRssMB) },
+]);
+await writeFile(join(out, `${stem}.png`), png);
+console.log(`wrote bench/results/${stem}.json and .png`);
