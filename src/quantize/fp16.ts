@@ -3,8 +3,8 @@
 // convention. Ops onnxruntime's CPU provider has no float16 kernel for still run: ORT
 // wraps them in Casts itself (InsertCastTransformer), computing them in float32.
 import { Wire, type Field } from './protobuf.ts';
-import { elemType, setElemType, tensor, toFloat16Tensor, walkGraphs } from './graph.ts';
-import { AttrType, DataType, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
+import { NameAllocator, elemType, intAttribute, node, setElemType, usedNames, tensor, toFloat16Tensor, walkGraphs } from './graph.ts';
+import { AttrType, DataType, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx-proto.ts';
 
 /** Inputs the ONNX spec types as float32 whatever the data type (op → input index). */
 const FLOAT32_ONLY_INPUTS: Readonly<Record<string, readonly number[]>> = { Resize: [2], Upsample: [1] };
@@ -16,11 +16,33 @@ export interface Fp16Stats {
   values: number;
 }
 
-export function convertModelFp16(model: OnnxModel): Fp16Stats {
+/**
+ * Graph inputs that stay float32, cast to float16 as the graph's first node. transformers.js
+ * feeds its own float32 preprocessing output as pixel_values whatever the session declares
+ * (its fp16 script keeps all I/O float32); every other input (hidden states, pasts) it
+ * builds from the session's declared types, so those can be float16.
+ */
+export const FLOAT32_GRAPH_INPUTS: readonly string[] = ['pixel_values'];
+
+export function convertModelFp16(model: OnnxModel, float32Inputs: readonly string[] = FLOAT32_GRAPH_INPUTS): Fp16Stats {
   const stats: Fp16Stats = { initializers: 0, constants: 0, casts: 0, values: 0 };
   const keepFloat32 = float32OnlyValues(model.graph);
   walkGraphs(model.graph, (graph) => convertGraph(graph, keepFloat32, stats));
+  const names = new NameAllocator(usedNames(model.graph));
+  for (const input of model.graph.inputs.filter((v) => float32Inputs.includes(v.name) && elemType(v) === DataType.FLOAT16)) {
+    castInputAtEntry(model.graph, input, names);
+  }
   return stats;
+}
+
+/** The input stays float32; one Cast feeds every former reader (nested graphs included) a float16 copy. */
+function castInputAtEntry(root: OnnxGraph, input: OnnxValueInfo, names: NameAllocator): void {
+  setElemType(input, DataType.FLOAT);
+  const half = names.fresh(`${input.name}_fp16`);
+  walkGraphs(root, (g) => {
+    for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === input.name ? half : i));
+  });
+  root.nodes.unshift(node('Cast', [input.name], [half], names.fresh(`${input.name}_cast_fp16`), { attributes: [intAttribute('to', DataType.FLOAT16)] }));
 }
 
 function float32OnlyValues(root: OnnxGraph): Set<string> {

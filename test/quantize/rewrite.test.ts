@@ -49,10 +49,18 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
           if (node.opType === 'Constant' || node.opType === 'ConstantOfShape') expect(node.attributes[0].t?.dataType).not.toBe(DataType.FLOAT);
         }
         expect(model.graph.initializers.filter((t) => t.dataType === DataType.FLOAT)).toEqual([]);
-        const io = [...model.graph.inputs, ...model.graph.outputs].map(elemType);
+        const io = [...model.graph.inputs, ...model.graph.outputs].filter((v) => v.name !== 'pixel_values').map(elemType);
         expect(io).not.toContain(DataType.FLOAT);
         expect(io).toContain(DataType.FLOAT16);
       }
+    });
+
+    it('fp16: pixel_values stays float32 (what transformers.js feeds) and is cast once at entry', async () => {
+      const encoder = copy.reports.find((r) => r.dtype === 'fp16' && basename(r.source) === 'encoder_model.onnx')!;
+      const model = await readModel(encoder.output);
+      expect(elemType(model.graph.inputs.find((v) => v.name === 'pixel_values')!)).toBe(DataType.FLOAT);
+      const readers = allNodes(model).filter(({ node }) => node.inputs.includes('pixel_values'));
+      expect(readers.map(({ node }) => [node.opType, node.attributes[0].i])).toEqual([['Cast', BigInt(DataType.FLOAT16)]]);
     });
 
     it('shrinks the files: fp16 by the float payload, q8 by more (the graph structure stays)', () => {
