@@ -90,10 +90,11 @@ class VisionEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c = cfg.stem_channels
-        self.stem = nn.Sequential(
+        self.stem = nn.Sequential(  # stride 8 in all: one embedding per 8x8 patch
             nn.Conv2d(3, c, 3, 1, 1), nn.GELU(),
             nn.Conv2d(c, 2 * c, 3, 2, 1), nn.GELU(),
-            nn.Conv2d(2 * c, cfg.enc_dim, 4, 4),
+            nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.GELU(),
+            nn.Conv2d(2 * c, cfg.enc_dim, 2, 2),
         )
         self.pos = nn.Parameter(torch.zeros(1, cfg.num_patches, cfg.enc_dim))
         nn.init.normal_(self.pos, std=0.02)
@@ -101,12 +102,16 @@ class VisionEncoder(nn.Module):
         self.ln = nn.LayerNorm(cfg.enc_dim)
         self.proj = nn.Linear(cfg.enc_dim, cfg.dec_dim)
 
-    def forward(self, pixel_values):
-        # pixel_values [b, 3, H, W] -> [b, patches, dec_dim]
+    def features(self, pixel_values):
+        # pixel_values [b, 3, H, W] -> [b, patches, enc_dim]
         x = self.stem(pixel_values).flatten(2).transpose(1, 2) + self.pos
         for blk in self.blocks:
             x = blk(x)
-        return self.proj(self.ln(x))
+        return self.ln(x)
+
+    def forward(self, pixel_values):
+        # -> [b, patches, dec_dim]: patch embeddings in the decoder's embedding space
+        return self.proj(self.features(pixel_values))
 
 
 class DecoderBlock(nn.Module):
@@ -173,14 +178,16 @@ class VisionLanguageModel(nn.Module):
         self.decoder = TextDecoder(cfg)
 
     def forward(self, pixel_values, input_ids, image_index=None):
-        """Teacher forcing. image_index maps each text row to its image row."""
-        cross = self.decoder.cross_kv(self.encoder(pixel_values))
+        """Teacher forcing. image_index maps each text row to its image row.
+        Returns the logits and the encoder's patch features (for auxiliary losses)."""
+        feats = self.encoder.features(pixel_values)
+        cross = self.decoder.cross_kv(self.encoder.proj(feats))
         if image_index is not None:
             cross = [(k[image_index], v[image_index]) for k, v in cross]
         b, s = input_ids.shape
         mask = torch.ones(b, s, dtype=torch.long)
         pos = torch.arange(s).unsqueeze(0).expand(b, s)
-        return self.decoder.step(input_ids, mask, pos, None, cross)[0]
+        return self.decoder.step(input_ids, mask, pos, None, cross)[0], feats
 
     @torch.no_grad()
     def greedy(self, pixel_values, prompts: list[list[int]], eos: int, max_new: int = 24) -> list[list[int]]:

@@ -47,6 +47,43 @@ def sequences(rng: random.Random, scene: shapes.Scene, num_questions: int):
     return out
 
 
+def patch_targets(scenes, grid: int) -> torch.Tensor:
+    """[n, 3, grid*grid] labels for the auxiliary loss: in the patch that holds an
+    object's bounding-box centre, its shape, color and size (1-based); 0 elsewhere.
+    Boxes are >= 4 px apart, so two centres never share a 16 px cell."""
+    cell = shapes.REF / grid
+    out = torch.zeros(len(scenes), 3, grid * grid, dtype=torch.long)
+    for n, scene in enumerate(scenes):
+        for o in scene.objects:
+            k = int(o.cy // cell) * grid + int(o.cx // cell)
+            out[n, 0, k] = AUX_SHAPES.index(o.shape) + 1
+            out[n, 1, k] = AUX_COLORS.index(o.color) + 1
+            out[n, 2, k] = AUX_SIZES.index(o.size) + 1
+    return out
+
+
+AUX_SHAPES, AUX_COLORS, AUX_SIZES = list(shapes.SHAPES), list(shapes.COLORS), list(shapes.SIZES)
+AUX_CLASSES = (len(AUX_SHAPES) + 1, len(AUX_COLORS) + 1, len(AUX_SIZES) + 1)
+
+
+class PatchHeads(torch.nn.Module):
+    """Training-only heads that read each object's attributes off its patch feature. They
+    give the encoder a dense signal early on; they are not exported."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(dim, k) for k in AUX_CLASSES)
+
+    def loss(self, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        total = feats.new_zeros(())
+        for i, head in enumerate(self.heads):
+            logits = head(feats).reshape(-1, AUX_CLASSES[i])
+            t = targets[:, i].reshape(-1)
+            per = F.cross_entropy(logits, t, reduction="none")
+            total = total + per.mean() + per[t > 0].mean()
+        return total
+
+
 def collate(rows):
     width = max(len(i) for i, _ in rows)
     ids = torch.full((len(rows), width), vocab.PAD_ID, dtype=torch.long)
@@ -94,7 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--preset", default="base", choices=sorted(PRESETS))
-    ap.add_argument("--train-size", type=int, default=54_000)
+    ap.add_argument("--train-size", type=int, default=48_000)
     ap.add_argument("--val-size", type=int, default=1_000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
@@ -103,6 +140,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
+    ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes)")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -115,9 +154,11 @@ def main() -> None:
     print(f"generated {len(train_s)} train / {len(val_s)} val scenes in {time.time() - t0:.0f}s", file=sys.stderr)
 
     model = VisionLanguageModel(cfg)
+    aux = PatchHeads(cfg.enc_dim)
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", file=sys.stderr)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "pos" in n]
+    params = list(model.named_parameters()) + [(f"aux.{n}", p) for n, p in aux.named_parameters()]
+    decay = [p for n, p in params if p.dim() >= 2 and "pos" not in n]
+    no_decay = [p for n, p in params if p.dim() < 2 or "pos" in n]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
     steps_per_epoch = len(train_s) // args.batch
     total = steps_per_epoch * args.epochs
@@ -142,17 +183,22 @@ def main() -> None:
                 rows += seqs
                 image_index += [j] * len(seqs)
             ids, tgt = collate(rows)
-            logits = model(px, ids, torch.tensor(image_index))
+            logits, feats = model(px, ids, torch.tensor(image_index))
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
+            if args.aux_weight > 0:
+                targets = patch_targets([train_s[k] for k in idx], cfg.grid)
+                loss = loss + args.aux_weight * aux.loss(feats, targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
             opt.step()
             sched.step()
             step += 1
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             if b % 10 == 0 or b == steps_per_epoch - 1:
                 progress(epoch, b + 1, steps_per_epoch, running, started)
+            if args.val_every and step % args.val_every == 0 and b != steps_per_epoch - 1:
+                print("\n" + json.dumps({"step": step, **evaluate(model, val_x[:250], val_s[:250])}), file=sys.stderr)
         sys.stderr.write("\n")
         metrics = evaluate(model, val_x, val_s)
         history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0), **metrics})
