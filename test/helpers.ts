@@ -1,5 +1,5 @@
 // Shared test helpers: fixture paths and parity cases turned into PNG bytes.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -9,6 +9,13 @@ export const FIXTURES = {
   encoderDecoder: join(ROOT, 'assets/models/tiny-random'),
   gpt2: join(ROOT, 'assets/models/tiny-random-gpt2'),
 } as const;
+
+/** The shipped model, once its training run has exported it. */
+export const SHIPPED_MODEL = join(ROOT, 'assets/models/shapes-base');
+export const isShippedModelPresent = existsSync(join(SHIPPED_MODEL, 'onnx/decoder_model_merged.onnx'));
+
+/** Folders the parity tests cover: the fixtures always, the shipped model when present. */
+export const PARITY_FOLDERS: Record<string, string> = isShippedModelPresent ? { ...FIXTURES, shipped: SHIPPED_MODEL } : { ...FIXTURES };
 
 export interface ParityCase {
   image: Uint8Array; // HWC uint8 at image_size

@@ -9,7 +9,7 @@ import { Pipeline } from '../../src/pipeline.ts';
 import type { GenerationRequest } from '../../src/types.ts';
 import { decodeImage } from '../../vision/image.ts';
 import { parsePreprocessorConfig, preprocessImage } from '../../vision/preprocess.ts';
-import { FIXTURES, syntheticImage } from '../helpers.ts';
+import { PARITY_FOLDERS, syntheticImage } from '../helpers.ts';
 
 env.allowRemoteModels = false;
 env.useFSCache = false;
@@ -33,7 +33,7 @@ async function referenceIds(processor: Processor, model: Model, image: Uint8Arra
   return (out.tolist() as bigint[][])[0].slice(promptIds.length).map(Number);
 }
 
-for (const [name, dir] of Object.entries(FIXTURES)) {
+for (const [name, dir] of Object.entries(PARITY_FOLDERS)) {
   describe(`Iris vs transformers.js: ${name}`, () => {
     let pipeline: Pipeline;
     let processor: Processor;
@@ -52,7 +52,8 @@ for (const [name, dir] of Object.entries(FIXTURES)) {
       for (const image of await images()) {
         const ours = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), pipeline.model.folder.preprocessor);
         const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));
-        expect(pixel_values.dims).toEqual([1, 3, 64, 64]);
+        const { height, width } = pipeline.model.folder.preprocessor;
+        expect(pixel_values.dims).toEqual([1, 3, height, width]);
         expect(Buffer.from(ours.buffer).equals(Buffer.from((pixel_values.data as Float32Array).buffer))).toBe(true);
       }
     });
