@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { elemType } from '../../src/quantize/graph.ts';
 import { DataType } from '../../src/quantize/onnx-proto.ts';
+import { LARGE_CONSTANT } from '../../src/quantize/q8.ts';
 import { FIXTURES } from '../helpers.ts';
 import { allNodes, quantizedCopy, readModel, type QuantizedCopy } from './support.ts';
 
@@ -26,8 +27,13 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
         const nodes = allNodes(await readModel(r.output));
         const floatConstMatMuls = nodes.filter(({ node, scope }) => node.opType === 'MatMul' && scope.get(node.inputs[1])?.tensor.dataType === DataType.FLOAT);
         expect(floatConstMatMuls).toEqual([]);
-        expect(nodes.filter(({ node }) => node.opType === 'DynamicQuantizeMatMul').length).toBe(r.changes.matmuls);
+        expect(nodes.filter(({ node }) => node.opType === 'MatMulInteger').length).toBe(r.changes.matmuls);
+        const count = (op: string) => nodes.filter(({ node }) => node.opType === op).length;
+        expect(count('DynamicQuantizeLinear')).toBeLessThan(count('MatMulInteger')); // q/k/v share one
         expect(nodes.some(({ node }) => node.opType === 'Gather' && node.inputs[0].endsWith('weight'))).toBe(false);
+        // No float constant of LARGE_CONSTANT values or more is left anywhere.
+        const large = nodes.flatMap(({ node, scope }) => node.inputs.map((i) => scope.get(i)?.tensor)).filter((t) => t?.dataType === DataType.FLOAT && t.dims.reduce((a, b) => a * b, 1) >= LARGE_CONSTANT);
+        expect(large).toEqual([]);
       }
     });
 
@@ -37,7 +43,7 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
       const ifNode = model.graph.nodes.find((n) => n.opType === 'If');
       if (name === 'gpt2') return expect(ifNode).toBeUndefined();
       const elseOps = ifNode!.attributes.find((a) => a.name === 'else_branch')!.g!.nodes.map((n) => n.opType);
-      expect(elseOps.filter((op) => op === 'DynamicQuantizeMatMul')).toHaveLength(4);
+      expect(elseOps.filter((op) => op === 'MatMulInteger')).toHaveLength(4);
       expect(elseOps).not.toContain('MatMul');
     });
 
@@ -67,26 +73,28 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
       for (const r of copy.reports) {
         // Tiny models: ~50 kB of each file is graph structure, so the ratios are far from
         // 2× and 4×; shapes-base's ratios are in the README.
-        expect(r.outputBytes / r.sourceBytes).toBeLessThan(r.dtype === 'fp16' ? 0.65 : 0.5);
+        expect(r.outputBytes / r.sourceBytes).toBeLessThan(r.dtype === 'fp16' ? 0.65 : 0.6);
       }
     });
   });
 }
 
-describe('q8 with the standard-ONNX kernel (DynamicQuantizeLinear + MatMulInteger)', () => {
+describe('q8 with the com.microsoft kernel (DynamicQuantizeMatMul), weights only in MatMuls', () => {
   let copy: QuantizedCopy;
   beforeAll(async () => {
-    copy = await quantizedCopy(FIXTURES.encoderDecoder, { kernel: 'matmul-integer', embeddings: false, convWeights: false });
+    copy = await quantizedCopy(FIXTURES.encoderDecoder, { kernel: 'dynamic-quantize-matmul', embeddings: false, convWeights: false, largeConstants: false });
   });
   afterAll(() => copy.remove());
 
-  it('quantizes each activation once, however many projections read it', async () => {
+  it('one DynamicQuantizeMatMul per MatMul, the bias Add fused into it; embeddings and Conv stay float', async () => {
     const decoder = copy.reports.find((r) => r.dtype === 'q8' && basename(r.source) === 'decoder_model_merged.onnx')!;
-    const ops = allNodes(await readModel(decoder.output)).map(({ node }) => node.opType);
+    const model = await readModel(decoder.output);
+    const ops = allNodes(model).map(({ node }) => node.opType);
     const count = (op: string) => ops.filter((o) => o === op).length;
-    expect(count('MatMulInteger')).toBe(decoder.changes.matmuls);
-    expect(count('DynamicQuantizeLinear')).toBeLessThan(count('MatMulInteger')); // q/k/v share one
-    expect(count('DynamicQuantizeMatMul')).toBe(0);
+    expect(count('DynamicQuantizeMatMul')).toBe(decoder.changes.matmuls);
+    expect(decoder.changes.fusedBiases).toBeGreaterThan(0);
+    expect(count('MatMulInteger') + count('DequantizeLinear')).toBe(0);
     expect(decoder.changes.gathers).toBe(0);
+    expect(model.opsetImports).toContainEqual({ domain: 'com.microsoft', version: 1 });
   });
 });

@@ -1,0 +1,65 @@
+// Speed of fp32 / q8 / fp16 measured side by side in one process, in interleaved rounds:
+// the machine is shared (a training job may hold a core), so each round runs every dtype
+// once, and the figure kept is each dtype's best round (the least disturbed one), with
+// the median of rounds next to it.
+import type { Dtype } from '../src/config.ts';
+import { createEngine } from '../src/engine/create-engine.ts';
+import type { Engine } from '../src/engine/engine.ts';
+import { onnxFiles } from '../src/models/load-pipeline.ts';
+import { Pipeline } from '../src/pipeline.ts';
+import { median } from './measure.ts';
+
+export interface SpeedFigures {
+  /** Tokens after the first per second of decode time, one request at a time. */
+  singleDecodeTokensPerSecond: { best: number; median: number };
+  /** Generated tokens per second of wall time, 32 requests decoded together by the engine. */
+  batch32TokensPerSecond: { best: number; median: number };
+}
+
+/** The same bytes plus a tag: a new content hash, so the embedding cache never answers. */
+function distinct(image: Uint8Array, tag: number): Uint8Array {
+  const out = new Uint8Array(image.length + 4);
+  out.set(image);
+  new DataView(out.buffer).setUint32(image.length, tag);
+  return out;
+}
+
+async function singleRound(pipeline: Pipeline, images: readonly Uint8Array[], newTokens: number, tag: number): Promise<number> {
+  const rates: number[] = [];
+  for (const [i, image] of images.entries()) {
+    const result = await pipeline.generate({ task: 'caption', image: distinct(image, tag * 1000 + i), options: { maxNewTokens: newTokens, minNewTokens: newTokens } });
+    rates.push((result.tokens.length - 1) / (result.timings.decodeMs / 1000));
+  }
+  return median(rates);
+}
+
+async function batchRound(engine: Engine, images: readonly Uint8Array[], newTokens: number, tag: number): Promise<number> {
+  const started = performance.now();
+  const results = await Promise.all(Array.from({ length: 32 }, (_, i) =>
+    engine.generate({ task: 'caption', image: distinct(images[i % images.length], tag * 1000 + i), options: { maxNewTokens: newTokens, minNewTokens: newTokens } })));
+  return results.reduce((n, r) => n + r.tokens.length, 0) / ((performance.now() - started) / 1000);
+}
+
+const summary = (xs: number[]) => ({ best: Math.max(...xs), median: median(xs) });
+
+export async function measureSpeeds(modelDir: string, dtypes: readonly Dtype[], images: readonly Uint8Array[], options: { rounds: number; threads: number }): Promise<Record<string, SpeedFigures>> {
+  const pipelines = await Promise.all(dtypes.map((d) => Pipeline.load({ modelDir, threads: options.threads, ...onnxFiles(d) })));
+  const engines = await Promise.all(dtypes.map((d) => createEngine({ modelDir, threads: options.threads, maxBatchSize: 32, ...onnxFiles(d) })));
+  const newTokens = Math.min(64, (pipelines[0].model.folder.maxPositions ?? 65) - 1);
+  const single: number[][] = dtypes.map(() => []);
+  const batch: number[][] = dtypes.map(() => []);
+  try {
+    for (let round = 0; round <= options.rounds; round++) {
+      for (const i of dtypes.keys()) {
+        const [s, b] = [await singleRound(pipelines[i], images, newTokens, round), await batchRound(engines[i], images, newTokens, round)];
+        if (round > 0) { // round 0 warms up every session
+          single[i].push(s);
+          batch[i].push(b);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([...pipelines, ...engines].map((g) => g.release()));
+  }
+  return Object.fromEntries(dtypes.map((d, i) => [d, { singleDecodeTokensPerSecond: summary(single[i]), batch32TokensPerSecond: summary(batch[i]) }]));
+}
