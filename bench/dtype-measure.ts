@@ -7,6 +7,7 @@ import { createEngine } from '../src/engine/create-engine.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { onnxFiles } from '../src/models/load-pipeline.ts';
 import { Pipeline } from '../src/pipeline.ts';
+import { decodeStep, prefillStep } from '../text/batch-inputs.ts';
 import { median } from './measure.ts';
 
 export interface SpeedFigures {
@@ -14,6 +15,28 @@ export interface SpeedFigures {
   singleDecodeTokensPerSecond: { best: number; median: number };
   /** Generated tokens per second of wall time, 32 requests decoded together by the engine. */
   batch32TokensPerSecond: { best: number; median: number };
+  /** The decoder alone (no image, no sampling): microseconds per step at a 24-token past, by rows. */
+  decoderStepMicros: Record<string, { best: number; median: number }>;
+}
+
+const STEP_ROWS = [1, 32] as const;
+
+/** Mean time of 20 decode steps of `rows` rows after a 4-token prompt and 20 warm steps. */
+async function decoderStepRound(pipeline: Pipeline, rows: number): Promise<number> {
+  const { runner, encoder } = pipeline.model;
+  const [probe] = await encoder.encode([new Float32Array(3 * encoder.height * encoder.width)]);
+  const encoderStates = { ...probe, data: new Float32Array(rows * probe.data.length).fill(0.1) }; // [rows, patches, d]
+  const prompt = prefillStep(Array.from({ length: rows }, () => Int32Array.from([1, 5, 6, 7])), 0);
+  let out = await runner.step({ tokens: prompt.step, encoderStates, cache: runner.emptyCache(rows) });
+  let state = prompt.state;
+  let started = 0;
+  for (let i = 0; i < 40; i++) {
+    if (i === 20) started = performance.now();
+    const next = decodeStep(state, new Int32Array(rows).fill(8));
+    out = await runner.step({ tokens: next.step, encoderStates, cache: out.cache });
+    state = next.state;
+  }
+  return ((performance.now() - started) / 20) * 1000;
 }
 
 /** The same bytes plus a tag: a new content hash, so the embedding cache never answers. */
@@ -40,7 +63,7 @@ async function batchRound(engine: Engine, images: readonly Uint8Array[], newToke
   return results.reduce((n, r) => n + r.tokens.length, 0) / ((performance.now() - started) / 1000);
 }
 
-const summary = (xs: number[]) => ({ best: Math.max(...xs), median: median(xs) });
+const summary = (xs: number[], isTime = false) => ({ best: isTime ? Math.min(...xs) : Math.max(...xs), median: median(xs) });
 
 export async function measureSpeeds(modelDir: string, dtypes: readonly Dtype[], images: readonly Uint8Array[], options: { rounds: number; threads: number }): Promise<Record<string, SpeedFigures>> {
   const pipelines = await Promise.all(dtypes.map((d) => Pipeline.load({ modelDir, threads: options.threads, ...onnxFiles(d) })));
@@ -48,18 +71,26 @@ export async function measureSpeeds(modelDir: string, dtypes: readonly Dtype[], 
   const newTokens = Math.min(64, (pipelines[0].model.folder.maxPositions ?? 65) - 1);
   const single: number[][] = dtypes.map(() => []);
   const batch: number[][] = dtypes.map(() => []);
+  const steps: number[][][] = dtypes.map(() => STEP_ROWS.map(() => []));
   try {
     for (let round = 0; round <= options.rounds; round++) {
       for (const i of dtypes.keys()) {
         const [s, b] = [await singleRound(pipelines[i], images, newTokens, round), await batchRound(engines[i], images, newTokens, round)];
+        const micros = [];
+        for (const rows of STEP_ROWS) micros.push(await decoderStepRound(pipelines[i], rows));
         if (round > 0) { // round 0 warms up every session
           single[i].push(s);
           batch[i].push(b);
+          micros.forEach((m, r) => steps[i][r].push(m));
         }
       }
     }
   } finally {
     await Promise.all([...pipelines, ...engines].map((g) => g.release()));
   }
-  return Object.fromEntries(dtypes.map((d, i) => [d, { singleDecodeTokensPerSecond: summary(single[i]), batch32TokensPerSecond: summary(batch[i]) }]));
+  return Object.fromEntries(dtypes.map((d, i) => [d, {
+    singleDecodeTokensPerSecond: summary(single[i]),
+    batch32TokensPerSecond: summary(batch[i]),
+    decoderStepMicros: Object.fromEntries(STEP_ROWS.map((rows, r) => [`rows${rows}`, summary(steps[i][r], true)])),
+  }]));
 }

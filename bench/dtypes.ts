@@ -77,6 +77,8 @@ const png = await renderChart(`${result.model}: fp32 vs q8 vs fp16, ${threads} t
   { title: 'model files', unit: 'MB, encoder + decoder (lower is better)', bars: bars((r) => r.bytes / 1e6) },
   { title: 'single-stream decode', unit: 'decode tokens/s, best round (higher is better)', bars: bars((r) => r.singleDecodeTokensPerSecond.best) },
   { title: '32 rows on the engine', unit: 'tokens/s, best round (higher is better)', bars: bars((r) => r.batch32TokensPerSecond.best) },
+  { title: 'decoder step, 1 row', unit: 'µs, best round (lower is better)', bars: bars((r) => r.decoderStepMicros.rows1.best) },
+  { title: 'decoder step, 32 rows', unit: 'µs, best round (lower is better)', bars: bars((r) => r.decoderStepMicros.rows32.best) },
   { title: 'peak RSS', unit: 'MB (lower is better)', bars: bars((r) => r.peakRssMB) },
 ]);
 await writeFile(join(out, `${stem}.png`), png);

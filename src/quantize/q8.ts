@@ -2,7 +2,8 @@
 // B is a constant float matrix becomes an int8 × uint8 integer matrix multiply whose
 // activations are quantized at run time, in the main graph and inside If/Loop bodies.
 // Optionally embedding tables (Gather), Conv kernels and other large float constants are
-// stored as int8 too; those are dequantized before use, for file size rather than speed.
+// stored as int8 too, for file size rather than speed: onnxruntime restores them to float
+// once, when it loads the model.
 import { countReaders, dropUnread, intAttribute, node, NameAllocator, floatValues, tensor, usedNames, walkGraphs, type Scope, type ScopedTensor } from './graph.ts';
 import { quantizePerColumn, quantizePerRow } from './int8.ts';
 import { DataType, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
@@ -16,9 +17,9 @@ export type MatMulKernel = 'dynamic-quantize-matmul' | 'matmul-integer';
 
 export interface Q8Options {
   readonly kernel: MatMulKernel;
-  /** Store Gather tables (token/position embeddings) as int8 with a scale per row. */
+  /** Store Gather tables (token/position embeddings) as int8 with a scale per row (restored to float at load). */
   readonly embeddings: boolean;
-  /** Store Conv kernels as int8 with a scale per output channel (DequantizeLinear before Conv). */
+  /** Store Conv kernels as int8 with a scale per output channel (restored to float at load). */
   readonly convWeights: boolean;
   /** Store any other float constant of at least LARGE_CONSTANT values (e.g. a learned position table) as int8 with one scale. */
   readonly largeConstants: boolean;
@@ -68,13 +69,13 @@ function rewriteGraph(graph: OnnxGraph, scope: Scope, ctx: Q8Context): void {
   const out: OnnxNode[] = [];
   const fused = new Set<OnnxNode>();
   const quantizedInputs = new Map<string, string[]>(); // activation → [q, scale, zero point]
-  const dequantized = new Map<string, string>(); // large constant → its float copy in this graph
+  const dequantized = new Map<string, string>(); // int8-stored constant → its float copy in this graph
   for (const n of graph.nodes) {
     if (fused.has(n)) continue;
     if (n.domain !== '') out.push(n);
     else if (n.opType === 'MatMul' && constantMatrix(scope, n.inputs[1])) out.push(...rewriteMatMul(n, graph, scope, ctx, fused, quantizedInputs));
-    else if (n.opType === 'Gather' && ctx.options.embeddings && isEmbeddingGather(n, scope)) out.push(...rewriteGather(n, scope.get(n.inputs[0])!, ctx));
-    else if (n.opType === 'Conv' && ctx.options.convWeights && isConstantFloat(scope.get(n.inputs[1]), 3)) out.push(...rewriteConv(n, scope.get(n.inputs[1])!, ctx));
+    else if (n.opType === 'Gather' && ctx.options.embeddings && isEmbeddingGather(n, scope)) out.push(...rewriteGather(n, scope.get(n.inputs[0])!, ctx, dequantized));
+    else if (n.opType === 'Conv' && ctx.options.convWeights && isConstantFloat(scope.get(n.inputs[1]), 3)) out.push(...rewriteConv(n, scope.get(n.inputs[1])!, ctx, dequantized));
     else if (ctx.options.largeConstants) out.push(...dequantizeLargeInputs(n, scope, ctx, dequantized));
     else out.push(n);
   }
@@ -162,27 +163,40 @@ function matMulIntegerNodes(n: OnnxNode, base: string, weight: { values: string;
   return nodes;
 }
 
-/** table[ids] as int8 rows times their own scale: Gather both, Cast, Mul. */
-function rewriteGather(n: OnnxNode, table: ScopedTensor, ctx: Q8Context): OnnxNode[] {
-  const weight = int8Weight(table, ctx, 'row', (len) => [len, 1]);
+/** The table stored int8 with a scale per row (token), restored to float at load; the Gather is unchanged. */
+function rewriteGather(n: OnnxNode, table: ScopedTensor, ctx: Q8Context, dequantized: Map<string, string>): OnnxNode[] {
   ctx.stats.gathers++;
-  const ids = n.inputs[1];
-  const [rowsQ, rowsF, rowScales] = ['_int8', '_float', '_scale'].map((s) => ctx.names.fresh(`${n.outputs[0]}${s}`));
-  return [
-    node('Gather', [weight.values, ids], [rowsQ], ctx.names.fresh(`${n.name || 'Gather'}_int8`)),
-    node('Gather', [weight.scales, ids], [rowScales], ctx.names.fresh(`${n.name || 'Gather'}_scale`)),
-    node('Cast', [rowsQ], [rowsF], ctx.names.fresh(`${rowsQ}_cast`), { attributes: [intAttribute('to', DataType.FLOAT)] }),
-    node('Mul', [rowsF, rowScales], n.outputs, ctx.names.fresh(`${n.outputs[0]}_dequantize`)),
-  ];
+  const copy = dequantizedCopy(table, 'row', (len) => [len, 1], ctx, dequantized); // scales [rows, 1]
+  return [...copy.nodes, { ...n, inputs: [copy.output, ...n.inputs.slice(1)] }];
 }
 
-/** The kernel dequantized per output channel (axis 0) right before the float Conv. */
-function rewriteConv(n: OnnxNode, kernel: ScopedTensor, ctx: Q8Context): OnnxNode[] {
-  const weight = int8Weight(kernel, ctx, 'row', (len) => [len]);
+/**
+ * Weight-only storage: Cast(int8) × scale. Both inputs are initializers, so onnxruntime
+ * constant-folds the pair once when the session is created and runs the float op as
+ * before. (DequantizeLinear, which onnxruntime deliberately does not fold, cost the
+ * encoder ~20 % at 32 images: measured.)
+ */
+function dequantizedCopy(w: ScopedTensor, layout: Layout, scaleDims: (n: number) => number[], ctx: Q8Context, dequantized: Map<string, string>): { nodes: OnnxNode[]; output: string } {
+  const base = w.tensor.name;
+  const known = dequantized.get(base);
+  if (known) return { nodes: [], output: known };
+  const weight = int8Weight(w, ctx, layout, scaleDims);
+  const [asFloat, output] = ['_f32', '_dequantized'].map((x) => ctx.names.fresh(`${base}${x}`));
+  dequantized.set(base, output);
+  return {
+    output,
+    nodes: [
+      node('Cast', [weight.values], [asFloat], ctx.names.fresh(`${base}_Cast`), { attributes: [intAttribute('to', DataType.FLOAT)] }),
+      node('Mul', [asFloat, weight.scales], [output], ctx.names.fresh(`${base}_dequantize`)),
+    ],
+  };
+}
+
+/** The kernel stored int8 with a scale per output channel, restored to float before the Conv. */
+function rewriteConv(n: OnnxNode, kernel: ScopedTensor, ctx: Q8Context, dequantized: Map<string, string>): OnnxNode[] {
   ctx.stats.convs++;
-  const floatKernel = ctx.names.fresh(`${kernel.tensor.name}_dequantized`);
-  const dq = node('DequantizeLinear', [weight.values, weight.scales], [floatKernel], ctx.names.fresh(`${floatKernel}_node`), { attributes: [intAttribute('axis', 0)] });
-  return [dq, { ...n, inputs: [n.inputs[0], floatKernel, ...n.inputs.slice(2)] }];
+  const copy = dequantizedCopy(kernel, 'row', (len) => [len, ...kernel.tensor.dims.slice(1).map(() => 1)], ctx, dequantized); // scales [M, 1, 1, 1]
+  return [...copy.nodes, { ...n, inputs: [n.inputs[0], copy.output, ...n.inputs.slice(2)] }];
 }
 
 /** Large float constants read by any other op: int8 with one scale, dequantized once per graph. */
@@ -191,15 +205,10 @@ function dequantizeLargeInputs(n: OnnxNode, scope: Scope, ctx: Q8Context, dequan
   const inputs = n.inputs.map((name) => {
     const w = scope.get(name);
     if (!isConstantFloat(w, 1) || w.tensor.dims.reduce((a, b) => a * b, 1) < LARGE_CONSTANT) return name;
-    let floatCopy = dequantized.get(name);
-    if (!floatCopy) {
-      const weight = int8Weight(w, ctx, 'tensor', () => []);
-      floatCopy = ctx.names.fresh(`${name}_dequantized`);
-      before.push(node('DequantizeLinear', [weight.values, weight.scales], [floatCopy], ctx.names.fresh(`${floatCopy}_node`)));
-      dequantized.set(name, floatCopy);
-      ctx.stats.constants++;
-    }
-    return floatCopy;
+    const copy = dequantizedCopy(w, 'tensor', () => [], ctx, dequantized); // one scale
+    before.push(...copy.nodes);
+    ctx.stats.constants += copy.nodes.length > 0 ? 1 : 0;
+    return copy.output;
   });
   return [...before, { ...n, inputs }];
 }
