@@ -92,7 +92,7 @@ export async function runEval(pipeline: Pipeline, dir: string | undefined, setti
   const table = formatTable(report);
   const verdict = meetsSpec(report);
   if (settings.isJson) console.log(JSON.stringify(report));
-  else console.log(`${table}\n\n${verdict.summary}\n(${seconds.toFixed(1)} s)`);
+  else console.log(`${table}\n\n${verdict.summary}\n(${dtype}, ${seconds.toFixed(1)} s)`);
   const folder = pipeline.model.folder.dir;
   // A variant's figures go next to the fp32 ones (eval.q8.json, ...); the model card's table stays fp32.
   const file = join(folder, dtype === 'fp32' ? 'eval.json' : `eval.${dtype}.json`);
