@@ -31,7 +31,7 @@ function quantizeDtypes(raw: string | undefined): QuantizeDtype[] {
 function formatReport(reports: readonly VariantReport[]): string {
   const mb = (n: number) => (n / 1e6).toFixed(2);
   const lines = reports.map((r) => {
-    const changes = Object.entries(r.changes).map(([k, v]) => `${k} ${v}`).join(', ');
+    const changes = Object.entries(r.changes).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
     return `${relative(process.cwd(), r.output)}\t${mb(r.sourceBytes)} MB → ${mb(r.outputBytes)} MB (${(r.sourceBytes / r.outputBytes).toFixed(2)}× smaller)\t${changes}`;
   });
   const totals = (['q8', 'fp16'] as const).flatMap((dtype) => {
