@@ -72,6 +72,18 @@ class Attention(nn.Module):
         return self.o(out.transpose(1, 2).reshape(b, s, h * d)), probs
 
 
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """[grid*grid, dim]: the first half of the channels encodes x, the second half y."""
+    quarter = dim // 4
+    freqs = 1.0 / (100.0 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+    coords = torch.arange(grid, dtype=torch.float32)
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    def enc(v):
+        a = v.reshape(-1, 1) * freqs
+        return torch.cat([a.sin(), a.cos()], dim=1)
+    return torch.cat([enc(xs), enc(ys)], dim=1)
+
+
 class EncoderBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mult: int):
         super().__init__()
@@ -96,8 +108,10 @@ class VisionEncoder(nn.Module):
             nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.GELU(),
             nn.Conv2d(2 * c, cfg.enc_dim, 2, 2),
         )
-        self.pos = nn.Parameter(torch.zeros(1, cfg.num_patches, cfg.enc_dim))
-        nn.init.normal_(self.pos, std=0.02)
+        # Captions order objects left to right or top to bottom, so where a patch is
+        # matters from the first step: start from a 2D sine-cosine table at full scale
+        # (a small random start takes thousands of steps to carry position).
+        self.pos = nn.Parameter(sincos_2d(cfg.grid, cfg.enc_dim).unsqueeze(0))
         self.blocks = nn.ModuleList(EncoderBlock(cfg.enc_dim, cfg.enc_heads, cfg.ffn_mult) for _ in range(cfg.enc_layers))
         self.ln = nn.LayerNorm(cfg.enc_dim)
         self.proj = nn.Linear(cfg.enc_dim, cfg.dec_dim)
