@@ -232,7 +232,7 @@ def write_configs(cfg: ModelConfig, out: str, naming: str) -> None:
         "encoder": {"model_type": "vit", "image_size": cfg.image_size, "patch_size": 8, "num_channels": 3,
                     "hidden_size": cfg.enc_dim, "num_hidden_layers": cfg.enc_layers,
                     "num_attention_heads": cfg.enc_heads, "intermediate_size": cfg.enc_dim * cfg.ffn_mult,
-                    "projection_dim": cfg.dec_dim, "conv_stem_channels": [cfg.stem_channels, 2 * cfg.stem_channels]},
+                    "projection_dim": cfg.dec_dim, "conv_stem_channels": [cfg.stem_channels, 2 * cfg.stem_channels, 2 * cfg.stem_channels]},
         "decoder": decoder,
         # How each task is asked: a template of text after the decoder start token.
         "task_specific_params": {
@@ -264,6 +264,8 @@ def parity_cases(model: VisionLanguageModel, count: int = 8) -> dict:
         prompt = vocab.caption_prompt() if i % 2 == 0 else vocab.question_prompt(q)
         px = data.preprocess(arr[None])
         ids = model.greedy(px, [prompt], vocab.EOS_ID, max_new=20)[0]
+        if len(ids) < 20:  # it stopped at the end token: record it, so the finish reason is checked too
+            ids = ids + [vocab.EOS_ID]
         with torch.no_grad():
             cross = model.decoder.cross_kv(model.encoder(px))
             t = torch.tensor([prompt])

@@ -103,8 +103,10 @@ whole-word prefix.
 {history[-1]['step'] * 64:,} training presentations of augmented scenes (canvas 32–256 px,
 PNG/JPEG/WebP at quality 60–95, color jitter within ±20, antialiased edges, images
 resized by other programs), trains with teacher forcing (cross-entropy of the next token
-given the true prefix; per image its caption and 3 questions), AdamW with warmup and a
-cosine schedule, and validates greedy exact match every epoch:
+given the true prefix; per image its caption and 3 questions), plus a training-only
+auxiliary loss that reads each object's shape, color and size off the patch holding its
+centre (it gives the encoder a dense signal early; the heads are not exported), AdamW
+with warmup and a cosine schedule, and validates greedy exact match every epoch:
 
 {chr(10).join(hist)}
 

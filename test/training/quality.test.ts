@@ -1,0 +1,48 @@
+// The shipped model's quality table, measured through Iris's own pipeline on held-out
+// scenes that the training generator renders now, from the test seed the training never
+// saw (the 128 px PNG, and the same scenes resized to 64 and 256 px as JPEG quality 75),
+// must reproduce the table PyTorch measured at training time (eval_pytorch.json) within
+// a point: the TypeScript preprocessing and decoding lose nothing.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { evaluateFolder } from '../../src/cli-eval.ts';
+import { meetsSpec } from '../../src/cli-eval-report.ts';
+import { Pipeline } from '../../src/pipeline.ts';
+import { ROOT } from '../helpers.ts';
+
+const SHIPPED = join(ROOT, 'assets/models/shapes-base');
+const SCENES = 1000;
+
+interface Scores { caption: number; answer: number; continuation: number; by_kind: Record<string, number> }
+
+describe.skipIf(!existsSync(join(SHIPPED, 'onnx/decoder_model_merged.onnx')))('shapes-base quality table', () => {
+  const work = mkdtempSync(join(tmpdir(), 'iris-quality-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it(`reproduces PyTorch's table on ${SCENES} held-out scenes`, async () => {
+    const reference = JSON.parse(readFileSync(join(SHIPPED, 'eval_pytorch.json'), 'utf8')) as Record<string, Scores>;
+    execFileSync('/usr/bin/python3', ['-c', `import data; data.write_folder(${JSON.stringify(work)}, 'test', ${SCENES})`],
+      { cwd: join(ROOT, 'training'), stdio: 'ignore', timeout: 240_000 });
+    const pipeline = await Pipeline.load({ modelDir: SHIPPED });
+    try {
+      const report = await evaluateFolder(pipeline, work);
+      console.log(meetsSpec(report).summary);
+      expect(Object.keys(report.variants).sort()).toEqual(Object.keys(reference).sort());
+      for (const [variant, want] of Object.entries(reference)) {
+        const got = report.variants[variant];
+        const pairs: [string, number, number][] = [
+          ['caption', got.caption, want.caption], ['answer', got.answer, want.answer], ['continuation', got.continuation, want.continuation],
+          ...Object.entries(want.by_kind).map(([k, v]): [string, number, number] => [k, got.by_kind[k], v]),
+        ];
+        for (const [name, value, expected] of pairs) expect(Math.abs(value - expected), `${variant} ${name}: ${value} vs ${expected}`).toBeLessThanOrEqual(1);
+      }
+      expect(report.variants.png128.scenes).toBe(SCENES);
+      expect(report.variants.png128.questions).toBeGreaterThanOrEqual(4 * SCENES);
+    } finally {
+      await pipeline.release();
+    }
+  }, 600_000);
+});
