@@ -58,7 +58,9 @@ describe('variants served by the engine', () => {
     await Promise.all(engines.map((e) => e.release()));
   });
 
-  for (const dtype of ['q8', 'fp16'] as const) {
+  // fp16 only: q8 quantizes each activation tensor with one scale, so a row's logits depend
+  // on the rows batched with it and batched greedy ids may legitimately differ.
+  for (const dtype of ['fp16'] as const) {
     it(`${dtype}: concurrent requests on the engine decode as they do alone in the pipeline`, async () => {
       const pipeline = await Pipeline.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
       const engine = await createEngine({ modelDir: copy.dir, threads: 1, maxBatchSize: 4, ...onnxFiles(dtype) });
