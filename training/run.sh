@@ -25,4 +25,8 @@ echo "== evaluate (PyTorch) on $TEST"
 $PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json"
 
 $PY model_card.py --run "$RUN" --model "$OUT" --minutes $(( ($(date +%s) - start) / 60 ))
+
+echo "== int8 and fp16 variants, and the quality table through Iris's TypeScript pipeline"
+node ../bin/iris.js quantize "$OUT" --dtype all
+node ../bin/iris.js eval "$TEST" --model "$OUT"
 echo "== done in $(( $(date +%s) - start )) s"
