@@ -96,6 +96,11 @@ export function intAttribute(name: string, value: number): OnnxAttribute {
   return { name, type: 2, i: BigInt(value), rest: [] };
 }
 
+/** INTS attribute (type 7): non-negative values as unpacked `ints` (field 8) varints. */
+export function intsAttribute(name: string, values: number[]): OnnxAttribute {
+  return { name, type: 7, rest: values.map((v): Field => ({ no: 8, wire: Wire.Varint, value: BigInt(v) })) };
+}
+
 /** Float32 values of a FLOAT tensor, from raw_data or float_data (field 4). */
 export function floatValues(t: OnnxTensor): Float32Array {
   if (t.dataType !== DataType.FLOAT) throw new Error(`${t.name}: expected a float tensor, got data type ${t.dataType}`);
@@ -112,7 +117,7 @@ export function floatValues(t: OnnxTensor): Float32Array {
   return Float32Array.from(out);
 }
 
-export function tensor(name: string, dims: number[], dataType: number, data: Float32Array | Int8Array | Uint16Array | Uint8Array): OnnxTensor {
+export function tensor(name: string, dims: number[], dataType: number, data: Float32Array | Int8Array | Uint16Array | Uint8Array | BigInt64Array): OnnxTensor {
   return { name, dims, dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), rest: [] };
 }
 

@@ -1,17 +1,20 @@
 // The q8 rewrite (dynamic quantization, the `_quantized.onnx` variant): every MatMul whose
 // B is a constant float matrix becomes an int8 × uint8 integer matrix multiply whose
-// activations are quantized at run time, in the main graph and inside If/Loop bodies.
+// activations are quantized at run time, one scale per row, in the main graph and inside If/Loop bodies.
 // Optionally embedding tables (Gather), Conv kernels and other large float constants are
 // stored as int8 too, for file size rather than speed: onnxruntime restores them to float
 // once, when it loads the model.
 import { countReaders, dropUnread, intAttribute, node, NameAllocator, floatValues, tensor, usedNames, walkGraphs, type Scope, type ScopedTensor } from './graph.ts';
 import { quantizePerColumn, quantizePerRow } from './int8.ts';
+import { KernelBuilder, columnSums, matMulRows, quantizeRows, type RowQuantized } from './q8-matmul.ts';
 import { DataType, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
 
 /**
  * 'dynamic-quantize-matmul': one com.microsoft DynamicQuantizeMatMul node per MatMul, bias fused.
- * 'matmul-integer': standard ONNX DynamicQuantizeLinear + MatMulInteger + Cast + Mul (what
- * onnxruntime's Python quantizer writes; ORT fuses it into MatMulIntegerToFloat).
+ * The com.microsoft kernel quantizes each activation with one scale, so a row's result
+ * depends on its batch-mates; kept for comparison, not the default.
+ * 'matmul-integer': standard ONNX ops, activations quantized per row (batch-invariant):
+ * per-row uint8 quantization + MatMulInteger + zero-point correction + rescale.
  */
 export type MatMulKernel = 'dynamic-quantize-matmul' | 'matmul-integer';
 
@@ -28,9 +31,9 @@ export interface Q8Options {
 export const LARGE_CONSTANT = 4096;
 
 /**
- * The kernels run equally fast one row at a time on shapes-base; with 32 rows
- * matmul-integer was ~10 % faster (q/k/v share one activation quantization). It is also
- * plain ONNX, the form onnxruntime's quantizer (and so transformers.js's q8 files) uses.
+ * matmul-integer is the default because it is batch-invariant (per-row activation scales),
+ * which the continuous-batching engine relies on; it is also plain ONNX, which
+ * transformers.js runs as well.
  */
 export const DEFAULT_Q8: Q8Options = Object.freeze({ kernel: 'matmul-integer', embeddings: true, convWeights: true, largeConstants: true });
 
@@ -42,6 +45,9 @@ export interface Q8Stats {
   constants: number;
 }
 
+/** int8 values, their scales and, for MatMul weights (per column), the column sums. */
+type WeightNames = { values: string; scales: string; colSums?: string };
+
 /** A tied table (embedding Gather and LM-head MatMul) needs both a per-row and a per-column copy. */
 type Layout = 'column' | 'row' | 'tensor';
 
@@ -50,13 +56,15 @@ interface Q8Context {
   readonly names: NameAllocator;
   readonly readers: ReadonlyMap<string, number>;
   /** Each float weight is quantized once, however many nodes read it. */
-  readonly done: Map<OnnxTensor, Map<Layout, { values: string; scales: string }>>;
+  readonly done: Map<OnnxTensor, Map<Layout, WeightNames>>;
+  readonly kernel: KernelBuilder;
   readonly stats: Q8Stats;
 }
 
 export function quantizeModelQ8(model: OnnxModel, options: Q8Options = DEFAULT_Q8): Q8Stats {
   const stats: Q8Stats = { matmuls: 0, fusedBiases: 0, gathers: 0, convs: 0, constants: 0 };
-  const ctx: Q8Context = { options, names: new NameAllocator(usedNames(model.graph)), readers: countReaders(model.graph), done: new Map(), stats };
+  const names = new NameAllocator(usedNames(model.graph));
+  const ctx: Q8Context = { options, names, kernel: new KernelBuilder(names), readers: countReaders(model.graph), done: new Map(), stats };
   walkGraphs(model.graph, (graph, scope) => rewriteGraph(graph, scope, ctx));
   dropUnread(model.graph);
   if (options.kernel === 'dynamic-quantize-matmul' && !model.opsetImports.some((o) => o.domain === 'com.microsoft')) {
@@ -68,7 +76,7 @@ export function quantizeModelQ8(model: OnnxModel, options: Q8Options = DEFAULT_Q
 function rewriteGraph(graph: OnnxGraph, scope: Scope, ctx: Q8Context): void {
   const out: OnnxNode[] = [];
   const fused = new Set<OnnxNode>();
-  const quantizedInputs = new Map<string, string[]>(); // activation → [q, scale, zero point]
+  const quantizedInputs = new Map<string, RowQuantized>(); // activation → its per-row uint8 copy
   const dequantized = new Map<string, string>(); // int8-stored constant → its float copy in this graph
   for (const n of graph.nodes) {
     if (fused.has(n)) continue;
@@ -97,18 +105,22 @@ function isEmbeddingGather(n: OnnxNode, scope: Scope): boolean {
 }
 
 /** Add the int8 copy of a float weight next to the original (same owner graph), once. */
-function int8Weight(w: ScopedTensor, ctx: Q8Context, layout: Layout, scaleDims: (n: number) => number[]): { values: string; scales: string } {
+function int8Weight(w: ScopedTensor, ctx: Q8Context, layout: Layout, scaleDims: (n: number) => number[]): WeightNames {
   const cached = ctx.done.get(w.tensor)?.get(layout);
   if (cached) return cached;
   const size = w.tensor.dims.reduce((a, b) => a * b, 1);
   const rows = layout === 'tensor' ? 1 : w.tensor.dims[0];
   const cols = size / rows;
   const q = layout === 'column' ? quantizePerColumn(floatValues(w.tensor), rows, cols) : quantizePerRow(floatValues(w.tensor), rows, cols);
-  const names = { values: ctx.names.fresh(`${w.tensor.name}_quantized`), scales: ctx.names.fresh(`${w.tensor.name}_scale`) };
+  const names: WeightNames = { values: ctx.names.fresh(`${w.tensor.name}_quantized`), scales: ctx.names.fresh(`${w.tensor.name}_scale`) };
   w.owner.initializers.push(
     tensor(names.values, w.tensor.dims, DataType.INT8, q.values),
     tensor(names.scales, scaleDims(q.scales.length), DataType.FLOAT, q.scales),
   );
+  if (layout === 'column') {
+    names.colSums = ctx.names.fresh(`${w.tensor.name}_colsum`);
+    w.owner.initializers.push(tensor(names.colSums, [cols], DataType.FLOAT, columnSums(q.values, rows, cols)));
+  }
   ctx.done.set(w.tensor, (ctx.done.get(w.tensor) ?? new Map()).set(layout, names));
   return names;
 }
@@ -123,7 +135,7 @@ function biasAdd(graph: OnnxGraph, scope: Scope, output: string, numCols: number
   return { add, bias };
 }
 
-function rewriteMatMul(n: OnnxNode, graph: OnnxGraph, scope: Scope, ctx: Q8Context, fused: Set<OnnxNode>, quantizedInputs: Map<string, string[]>): OnnxNode[] {
+function rewriteMatMul(n: OnnxNode, graph: OnnxGraph, scope: Scope, ctx: Q8Context, fused: Set<OnnxNode>, quantizedInputs: Map<string, RowQuantized>): OnnxNode[] {
   const w = constantMatrix(scope, n.inputs[1])!;
   const weight = int8Weight(w, ctx, 'column', (len) => [len]);
   ctx.stats.matmuls++;
@@ -136,31 +148,25 @@ function rewriteMatMul(n: OnnxNode, graph: OnnxGraph, scope: Scope, ctx: Q8Conte
     const inputs = [n.inputs[0], weight.values, weight.scales, ...(bias ? ['', bias.bias] : [])];
     return [node('DynamicQuantizeMatMul', inputs, bias ? bias.add.outputs : n.outputs, ctx.names.fresh(`${n.name || 'MatMul'}_quant`), { domain: 'com.microsoft' })];
   }
-  return matMulIntegerNodes(n, w.tensor.name, weight, ctx, quantizedInputs);
+  return matMulIntegerNodes(n, graph, w, weight, ctx, quantizedInputs);
 }
 
 /**
- * DynamicQuantizeLinear(A) (once per activation: q, k and v projections share it) →
- * MatMulInteger → Cast → × (a_scale · w_scale). New names start from the weight's name,
- * which is short, rather than the activation's, which carries the whole module path.
+ * Per-row activation quantization (once per activation: q, k and v projections share it),
+ * then MatMulInteger and the rescale; see q8-matmul.ts. New names start from the weight's
+ * name, which is short, rather than the activation's, which carries the whole module path.
  */
-function matMulIntegerNodes(n: OnnxNode, base: string, weight: { values: string; scales: string }, ctx: Q8Context, quantizedInputs: Map<string, string[]>): OnnxNode[] {
+function matMulIntegerNodes(n: OnnxNode, graph: OnnxGraph, w: ScopedTensor, weight: WeightNames, ctx: Q8Context, quantizedInputs: Map<string, RowQuantized>): OnnxNode[] {
+  const [k, numCols] = w.tensor.dims;
+  const base = w.tensor.name;
   const nodes: OnnxNode[] = [];
-  const [a] = n.inputs;
-  let aq = quantizedInputs.get(a);
+  let aq = quantizedInputs.get(n.inputs[0]);
   if (!aq) {
-    aq = ['_q', '_scale', '_zp'].map((x) => ctx.names.fresh(`${base}_A${x}`));
-    quantizedInputs.set(a, aq);
-    nodes.push(node('DynamicQuantizeLinear', [a], aq, ctx.names.fresh(`${base}_A_quantize`)));
+    const rows = quantizeRows(graph, n.inputs[0], k, base, ctx.kernel);
+    nodes.push(...rows.nodes);
+    quantizedInputs.set(n.inputs[0], (aq = rows.out));
   }
-  const [yInt, yFloat, scale] = ['_i32', '_f32', '_yscale'].map((x) => ctx.names.fresh(`${base}${x}`));
-  nodes.push(
-    node('MatMulInteger', [aq[0], weight.values, aq[2]], [yInt], ctx.names.fresh(`${base}_MatMulInteger`)),
-    node('Cast', [yInt], [yFloat], ctx.names.fresh(`${base}_Cast`), { attributes: [intAttribute('to', DataType.FLOAT)] }),
-    node('Mul', [aq[1], weight.scales], [scale], ctx.names.fresh(`${base}_scales`)),
-    node('Mul', [yFloat, scale], n.outputs, ctx.names.fresh(`${base}_rescale`)),
-  );
-  return nodes;
+  return [...nodes, ...matMulRows(graph, aq, weight, weight.colSums!, numCols, n.outputs[0], base, ctx.kernel)];
 }
 
 /** The table stored int8 with a scale per row (token), restored to float at load; the Gather is unchanged. */

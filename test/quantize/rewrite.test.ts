@@ -29,7 +29,12 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
         expect(floatConstMatMuls).toEqual([]);
         expect(nodes.filter(({ node }) => node.opType === 'MatMulInteger').length).toBe(r.changes.matmuls);
         const count = (op: string) => nodes.filter(({ node }) => node.opType === op).length;
-        expect(count('DynamicQuantizeLinear')).toBeLessThan(count('MatMulInteger')); // q/k/v share one
+        // Activations are quantized per row (ReduceMin/ReduceMax per row), never per tensor,
+        // once per activation: q/k/v share one.
+        expect(count('DynamicQuantizeLinear')).toBe(0);
+        expect(count('ReduceMin')).toBe(count('ReduceMax'));
+        expect(count('ReduceMin')).toBeGreaterThan(0);
+        expect(count('ReduceMin')).toBeLessThan(count('MatMulInteger'));
         expect(nodes.some(({ node }) => node.opType === 'Gather' && node.inputs[0].endsWith('weight'))).toBe(false);
         // No float constant of LARGE_CONSTANT values or more is left anywhere.
         const large = nodes.flatMap(({ node, scope }) => node.inputs.map((i) => scope.get(i)?.tensor)).filter((t) => t?.dataType === DataType.FLOAT && t.dims.reduce((a, b) => a * b, 1) >= LARGE_CONSTANT);
@@ -69,11 +74,12 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
       expect(readers.map(({ node }) => [node.opType, node.attributes[0].i])).toEqual([['Cast', BigInt(DataType.FLOAT16)]]);
     });
 
-    it('shrinks the files: fp16 by the float payload, q8 by more (the graph structure stays)', () => {
+    it('shrinks the files by the float payload (the graph structure stays)', () => {
       for (const r of copy.reports) {
-        // Tiny models: ~50 kB of each file is graph structure, so the ratios are far from
+        // Tiny models: ~50 kB of each file is graph structure (more for q8, whose per-row
+        // activation quantization adds ~25 nodes per MatMul), so the ratios are far from
         // 2× and 4×; shapes-base's ratios are in the README.
-        expect(r.outputBytes / r.sourceBytes).toBeLessThan(r.dtype === 'fp16' ? 0.65 : 0.6);
+        expect(r.outputBytes / r.sourceBytes).toBeLessThan(r.dtype === 'fp16' ? 0.65 : 0.75);
       }
     });
   });
