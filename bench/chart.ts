@@ -38,11 +38,15 @@ function panelSvg(panel: Panel, x0: number): string {
   return parts.join('');
 }
 
-export async function renderChart(title: string, panels: Panel[]): Promise<Buffer> {
-  const width = WIDTH * panels.length;
-  const body = panels.map((p, i) => panelSvg(p, i * WIDTH)).join('');
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${HEIGHT + 30}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/><g transform="translate(0,30)">${body}</g>
+/** One PNG: panels of `panelWidth` side by side under a title (shared by every bench chart). */
+export async function renderPage(title: string, panelWidth: number, panelHeight: number, panelSvgs: string[]): Promise<Buffer> {
+  const width = panelWidth * panelSvgs.length;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${panelHeight + 30}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/><g transform="translate(0,30)">${panelSvgs.join('')}</g>
 <text x="${width / 2}" y="22" font-size="14" text-anchor="middle" fill="#333">${escape(title)}</text></svg>`;
   return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+export function renderChart(title: string, panels: Panel[]): Promise<Buffer> {
+  return renderPage(title, WIDTH, HEIGHT, panels.map((p, i) => panelSvg(p, i * WIDTH)));
 }

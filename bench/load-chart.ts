@@ -1,6 +1,6 @@
 // Line charts for the load benchmark (one series per target, concurrency on a log2 x axis),
 // drawn as SVG and rendered to PNG with sharp.
-import sharp from 'sharp';
+import { renderPage } from './chart.ts';
 
 export interface Series {
   label: string;
@@ -42,10 +42,6 @@ function panelSvg(panel: LinePanel, x0: number): string {
   return parts.join('');
 }
 
-export async function renderLineChart(title: string, panels: LinePanel[]): Promise<Buffer> {
-  const width = W * panels.length;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 30}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/><text x="${width / 2}" y="20" font-size="14" text-anchor="middle" fill="#333">${title}</text>
-<g transform="translate(0,30)">${panels.map((p, i) => panelSvg(p, i * W)).join('')}</g></svg>`;
-  return sharp(Buffer.from(svg)).png().toBuffer();
+export function renderLineChart(title: string, panels: LinePanel[]): Promise<Buffer> {
+  return renderPage(title, W, H, panels.map((p, i) => panelSvg(p, i * W)));
 }
