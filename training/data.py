@@ -32,6 +32,11 @@ def resize_bilinear(arr: np.ndarray, size: int) -> np.ndarray:
     return t[0].permute(1, 2, 0).numpy()
 
 
+def to_input_size(arr: np.ndarray, size: int) -> np.ndarray:
+    """HWC uint8 -> size x size HWC uint8, as the service's resize hands it on."""
+    return np.clip(np.rint(resize_bilinear(arr, size)), 0, 255).astype(np.uint8)
+
+
 def preprocess(arrays: np.ndarray) -> torch.Tensor:
     """[n, H, W, 3] uint8 at input size -> [n, 3, H, W] normalized float."""
     x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 255.0
@@ -60,7 +65,7 @@ def _augmented(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray
     if rng.random() < 0.25 and canvas > size:
         # an antialiased downscale, as other clients may send pre-shrunk images
         return shapes.to_array(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
-    return np.clip(np.rint(resize_bilinear(arr, size)), 0, 255).astype(np.uint8)
+    return to_input_size(arr, size)
 
 
 def _chunk(args):
@@ -133,4 +138,4 @@ def load_folder_image(path: str, size: int) -> np.ndarray:
         bg = Image.new("RGB", img.size, (255, 255, 255))
         bg.paste(img.convert("RGBA"), mask=img.convert("RGBA").split()[-1])
         img = bg
-    return np.clip(np.rint(resize_bilinear(shapes.to_array(img), size)), 0, 255).astype(np.uint8)
+    return to_input_size(shapes.to_array(img), size)

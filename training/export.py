@@ -259,7 +259,7 @@ def parity_cases(model: VisionLanguageModel, count: int = 8) -> dict:
     cases = []
     for i in range(count):
         scene = shapes.sample_scene(rng)
-        arr = np.clip(np.rint(data.resize_bilinear(shapes.to_array(shapes.render(scene, 128)), model.cfg.image_size)), 0, 255).astype(np.uint8)
+        arr = data.to_input_size(shapes.to_array(shapes.render(scene, 128)), model.cfg.image_size)
         _, q, _ = shapes.sample_question(rng, scene)
         prompt = vocab.caption_prompt() if i % 2 == 0 else vocab.question_prompt(q)
         px = data.preprocess(arr[None])
