@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("--preset", default="base", choices=sorted(PRESETS))
     ap.add_argument("--train-size", type=int, default=48_000)
     ap.add_argument("--val-size", type=int, default=1_000)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--questions", type=int, default=3, help="questions trained per image per step")
     ap.add_argument("--lr", type=float, default=2e-3)
