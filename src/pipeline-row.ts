@@ -2,7 +2,8 @@
 // Plain state and numbers; the batch loop in pipeline-decode.ts owns tensors and sessions.
 import { IncrementalDetokenizer } from '../text/detokenizer.ts';
 import type { ResolvedOptions } from '../text/sampling/options.ts';
-import { createSampler, type Sampler } from '../text/sampling/sampler.ts';
+import { createSampler, type SampledToken, type Sampler } from '../text/sampling/sampler.ts';
+import type { DraftToken } from '../text/sampling/speculative.ts';
 import { StopStringMatcher } from '../text/sampling/stop-strings.ts';
 import type { TextTokenizer } from '../text/tokenizer.ts';
 import type { FinishReason, GeneratedToken, GenerationDelta } from './types.ts';
@@ -54,7 +55,25 @@ export class RowDecoder {
 
   /** Take this step's logits ([vocab]); returns false once the row has finished. */
   accept(logits: Float32Array): boolean {
-    const sampled = this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length });
+    return this.push(this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length }));
+  }
+
+  /**
+   * Take the target's logits at a drafted position: keep the draft or the acceptance
+   * rule's correction. isLive is false once the row has finished.
+   */
+  acceptDraft(logits: Float32Array, draft: DraftToken): { isLive: boolean; isAccepted: boolean } {
+    const verified = this.sampler.verify(logits, { history: this.history, numGenerated: this.tokens.length }, draft);
+    return { isLive: this.push(verified), isAccepted: verified.isAccepted };
+  }
+
+  /** The drafter's token after this row's sequence plus `drafted` (the tokens it drafted before this one). */
+  proposeDraft(draftLogits: Float32Array, drafted: readonly number[]): DraftToken {
+    const history = drafted.length === 0 ? this.history : [...this.history, ...drafted];
+    return this.sampler.propose(draftLogits, { history, numGenerated: this.tokens.length + drafted.length });
+  }
+
+  private push(sampled: SampledToken): boolean {
     if (this.eosIds.includes(sampled.id)) return this.finish('eos');
     this.history.push(sampled.id);
     const token: GeneratedToken = { id: sampled.id, text: this.tokenizer.tokenText(sampled.id) };

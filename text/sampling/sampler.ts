@@ -8,6 +8,7 @@ import {
   scaleByTemperature, softmax, suppressIds, argsortDescending,
 } from './processors.ts';
 import { createRng, type Rng } from './rng.ts';
+import { drawFrom, judgeDraft, type DraftToken } from './speculative.ts';
 
 export interface SampledToken {
   id: number;
@@ -22,8 +23,17 @@ export interface SamplerContext {
   numGenerated: number;
 }
 
+export interface VerifiedToken extends SampledToken {
+  /** True when the kept token is the drafted one. */
+  isAccepted: boolean;
+}
+
 export interface Sampler {
   next(logits: Float32Array, context: SamplerContext): SampledToken;
+  /** A drafter's token at this position (greedy: its argmax) and, when sampling, the distribution it came from. */
+  propose(draftLogits: Float32Array, context: SamplerContext): DraftToken;
+  /** The token this position keeps given a drafted one: the draft, or the acceptance rule's correction. */
+  verify(logits: Float32Array, context: SamplerContext, draft: DraftToken): VerifiedToken;
 }
 
 export function createSampler(options: ResolvedOptions, eosIds: readonly number[]): Sampler {
@@ -34,7 +44,24 @@ export function createSampler(options: ResolvedOptions, eosIds: readonly number[
       const id = options.isSampling ? drawToken(applyWarpers(processed, options), rng) : argmax(processed);
       return options.logprobs ? withLogprobs(logits, id, options.topLogprobs) : { id };
     },
+    propose(draftLogits, context) {
+      const processed = applyProcessors(draftLogits, context, options, eosIds);
+      if (!options.isSampling) return { id: argmax(processed) };
+      const q = softmax(applyWarpers(processed, options));
+      return { id: drawFrom(q, rng), q };
+    },
+    verify(logits, context, draft) {
+      const processed = applyProcessors(logits, context, options, eosIds);
+      const verdict = options.isSampling ? judgeDraft(softmax(applyWarpers(processed, options)), draft, rng) : greedyVerdict(processed, draft);
+      const sampled = options.logprobs ? withLogprobs(logits, verdict.id, options.topLogprobs) : { id: verdict.id };
+      return { ...sampled, isAccepted: verdict.isAccepted };
+    },
   };
+}
+
+function greedyVerdict(processed: Float32Array, draft: DraftToken): { id: number; isAccepted: boolean } {
+  const id = argmax(processed);
+  return { id, isAccepted: id === draft.id };
 }
 
 export function applyProcessors(logits: Float32Array, context: SamplerContext, options: ResolvedOptions, eosIds: readonly number[]): Float32Array {
