@@ -18,10 +18,12 @@ export interface DecoderStepInput {
   tokens: StepTokens;
   encoderStates: EncoderStates;
   cache: KvCache;
+  /** Return the logits of every new position (speculative verification), not only the last. */
+  isAllPositions?: boolean;
 }
 
 export interface DecoderStepOutput {
-  logits: Float32Array; // [batch, vocab], last position of each row
+  logits: Float32Array; // [batch, vocab], last position of each row; [batch, seq, vocab] with isAllPositions
   vocabSize: number;
   cache: KvCache;
 }
@@ -59,7 +61,7 @@ export class DecoderRunner {
   async step(input: DecoderStepInput): Promise<DecoderStepOutput> {
     const { tokens, cache } = input;
     const outputs = await this.session.run(this.feeds(input));
-    const logits = lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
+    const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
     return { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
   }
 

@@ -137,6 +137,18 @@ export class KvCache {
     const drop = (kv: KV): KV => ({ key: sliceFromColumn(kv.key, columns), value: sliceFromColumn(kv.value, columns) });
     return new KvCache(this.layout, this.batchSize, this.pastLength - columns, this.self.map(drop), this.cross);
   }
+
+  /**
+   * Rebuild the self-attention pasts from chosen columns: row r gets columns[r] (source
+   * positions, in order) right-aligned in `width`, zeros in front. Speculative decoding
+   * uses it to roll each row back to its accepted length and close the holes; the caller
+   * rebuilds the attention mask to match (compactState).
+   */
+  gatherColumns(columns: readonly (readonly number[])[], width: number): KvCache {
+    if (columns.length !== this.batchSize) throw new RangeError(`gatherColumns: ${columns.length} column lists for ${this.batchSize} rows`);
+    const gather = (kv: KV): KV => ({ key: gatherColumnsOf(kv.key, columns, width), value: gatherColumnsOf(kv.value, columns, width) });
+    return new KvCache(this.layout, this.batchSize, width, this.self.map(gather), this.cross);
+  }
 }
 
 function emptyKv(layout: CacheLayout, batchSize: number): KV {
@@ -196,4 +208,21 @@ function concatRows(tensors: readonly ort.Tensor[]): ort.Tensor {
     offset += p.length;
   }
   return tensorOf(tensors[0].type, out, [tensors.reduce((n, t) => n + t.dims[0], 0), ...rest]);
+}
+
+/** [batch, heads, len, d] → [batch, heads, width, d]: row r's chosen columns, right-aligned. */
+function gatherColumnsOf(tensor: ort.Tensor, columns: readonly (readonly number[])[], width: number): ort.Tensor {
+  const [batch, heads, len, d] = tensor.dims;
+  const data = tensor.data as FloatData;
+  const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * width * d);
+  for (let row = 0; row < batch; row++) {
+    const picks = columns[row];
+    const offset = width - picks.length;
+    for (let h = 0; h < heads; h++) {
+      const src = (row * heads + h) * len;
+      const dst = (row * heads + h) * width + offset;
+      picks.forEach((c, i) => out.set(data.subarray((src + c) * d, (src + c + 1) * d), (dst + i) * d));
+    }
+  }
+  return tensorOf(tensor.type, out, [batch, heads, width, d]);
 }

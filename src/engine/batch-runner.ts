@@ -10,17 +10,19 @@ import {
 import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
 import { KvCache } from '../../text/kv-cache.ts';
 import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult } from './plan.ts';
+import { hasDrafts, rollBack, verifyRows } from './verify-rows.ts';
 
-interface LiveBatch {
+export interface LiveBatch {
   ids: number[];
   state: RowsState;
   cache: KvCache;
   encoder: EncoderStates; // [rows, patches, d]
 }
 
-interface StepOut {
+export interface StepOut {
   batch: LiveBatch;
-  logits: Float32Array; // [rows, vocab]
+  logits: Float32Array; // [rows, vocab]; [Σ positions, vocab] when verifying drafts
+  numPositions?: Int32Array; // [rows], when verifying drafts
   vocabSize: number;
   ms: number;
 }
@@ -42,7 +44,7 @@ export class BatchRunner implements ModelRunner {
   }
 
   async execute(plan: RunnerPlan): Promise<RunnerResult> {
-    this.batch = this.batch && trimPadding(retireRows(this.batch, plan.retire));
+    this.batch = trimPadding(rollBack(this.batch && retireRows(this.batch, plan.retire), plan.decode));
     const decoded = plan.decode.length > 0 ? await this.decode(plan.decode) : undefined;
     const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill) : undefined;
     const parts = [decoded, prefilled].filter((p): p is StepOut => p !== undefined);
@@ -50,6 +52,7 @@ export class BatchRunner implements ModelRunner {
     return {
       rowIds: this.batch?.ids ?? [],
       logits: concatFloats(parts.map((p) => p.logits)),
+      numPositions: decoded?.numPositions && concatInts([decoded.numPositions, new Int32Array(plan.prefill.length).fill(1)]),
       vocabSize: parts[0]?.vocabSize ?? 0,
       decodeMs: decoded?.ms ?? 0,
       prefillMs: prefilled?.ms ?? 0,
@@ -62,6 +65,7 @@ export class BatchRunner implements ModelRunner {
     if (!batch || batch.ids.length !== rows.length || rows.some((r, i) => r.id !== batch.ids[i])) {
       throw new Error(`runner plan out of sync: batch rows [${batch?.ids.join(', ') ?? ''}], plan decodes [${rows.map((r) => r.id).join(', ')}]`);
     }
+    if (hasDrafts(rows)) return verifyRows(this.runner, this.padId, batch, rows);
     const started = performance.now();
     const next = decodeStep(batch.state, Int32Array.from(rows, (r) => r.tokenId));
     const out = await this.runner.step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
@@ -115,6 +119,12 @@ function cachedTokens(batch: LiveBatch): number {
   const { cache } = batch;
   const cross = cache.hasCrossAttentionCache ? batch.encoder.numPatches : 0;
   return cache.batchSize * (cache.pastLength + cross);
+}
+
+function concatInts(parts: readonly Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
+  return out;
 }
 
 function concatFloats(parts: readonly Float32Array[]): Float32Array {

@@ -6,6 +6,10 @@ import type { ImageEmbedding } from '../../vision/encoder.ts';
 export interface DecodeRow {
   readonly id: number;
   readonly tokenId: number;
+  /** Speculation: tokens drafted after tokenId, verified in the same forward pass. */
+  readonly draftIds?: Int32Array;
+  /** Drafts the previous step verified and the sampler rejected: dropped from the cache first. */
+  readonly numRejected?: number;
 }
 
 /** A row joining the batch: prefill these tokens, conditioned on this image. */
@@ -27,7 +31,9 @@ export interface RunnerPlan {
 export interface RunnerResult {
   /** Request id of each logits row: the decode rows, then the prefill rows. */
   readonly rowIds: readonly number[];
-  readonly logits: Float32Array; // [rows, vocab], last position of each row
+  readonly logits: Float32Array; // [positions, vocab]: one per row, or 1 + drafts for a row that verified drafts
+  /** Logits positions of each row, when some row verified drafts; absent: one per row. */
+  readonly numPositions?: Int32Array; // [rows]
   readonly vocabSize: number;
   readonly decodeMs: number;
   readonly prefillMs: number;
