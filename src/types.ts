@@ -3,6 +3,10 @@
 
 export type Task = 'caption' | 'answer' | 'generate';
 
+/** Speculative decoding: none, drafts from the small draft model, or prompt lookup (n-grams). */
+export type SpeculativeMode = 'off' | 'draft' | 'ngram';
+export const SPECULATIVE_MODES: readonly SpeculativeMode[] = ['off', 'draft', 'ngram'];
+
 /** Every sampling and stopping option; all optional, greedy by default. */
 export interface GenerationOptions {
   maxNewTokens?: number;
@@ -19,6 +23,8 @@ export interface GenerationOptions {
   logprobs?: boolean;
   /** Also return this many top alternatives per position (implies logprobs). */
   topLogprobs?: number;
+  /** Speculative decoding for this request (engine only); default: the server's setting. */
+  speculative?: SpeculativeMode;
 }
 
 export interface GenerationRequest {
@@ -52,6 +58,9 @@ export interface Timings {
   prefillMs: number;
   decodeMs: number;
   totalMs: number;
+  /** Speculative decoding: tokens drafted and drafts the target accepted (absent when the request did not speculate). */
+  draftedTokens?: number;
+  acceptedTokens?: number;
 }
 
 export interface Usage {

@@ -5,11 +5,14 @@ import { EmbeddingCache } from '../../vision/embedding-cache.ts';
 import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
 import { createImageLoader } from '../../vision/image-loader.ts';
 import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
+import { join } from 'node:path';
 import { BatchRunner } from './batch-runner.ts';
+import { DraftModel, findDraftDecoder } from './draft-model.ts';
 import { Engine, type StepInfo } from './engine.ts';
 import { KvBudget } from './kv-budget.ts';
 import type { EngineRequest } from './request.ts';
 import { Scheduler } from './scheduler.ts';
+import { Speculator, type SpeculationOptions } from './speculative.ts';
 
 export interface EngineOptions extends ModelLoadOptions {
   modelDir?: string;
@@ -29,6 +32,10 @@ export interface EngineOptions extends ModelLoadOptions {
   embeddingCache?: EmbeddingCache;
   /** How long an image load waits for company before the encoder runs, in ms. Default 1. */
   imageWindowMs?: number;
+  /** Speculative decoding defaults (mode, drafts per step, the batch size above which it pauses). */
+  speculative?: SpeculationOptions;
+  /** The draft model's folder for speculative 'draft' mode. Default: `<modelDir>/draft/`, when present. */
+  draftDir?: string;
   onStep?: (info: StepInfo) => void;
 }
 
@@ -64,7 +71,18 @@ async function assembleEngine(model: IrisModel, options: EngineOptions): Promise
     windowMs: options.imageWindowMs ?? 1,
   });
   const runner = new BatchRunner(model.runner, model.folder.ids.pad);
-  return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, onStep: options.onStep });
+  const speculator = new Speculator(options.speculative ?? {}, await loadDrafter(model, options));
+  return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
+}
+
+async function loadDrafter(model: IrisModel, options: EngineOptions): Promise<DraftModel | undefined> {
+  const path = await findDraftDecoder(options.draftDir ?? join(model.folder.dir, 'draft'));
+  if (!path) {
+    if (options.draftDir) throw new RangeError(`draftDir ${options.draftDir} has no onnx/decoder_model_merged.onnx`);
+    return undefined;
+  }
+  const session = { graphOptimizationLevel: 'all' as const, ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}) };
+  return DraftModel.load(path, model.folder.ids.pad, session);
 }
 
 /** Image patches per row, read from the encoder itself (a conv stem may change the grid). */

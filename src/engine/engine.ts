@@ -10,6 +10,7 @@ import type { EngineStats } from '../models/registry.ts';
 import type { ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
 import { EngineRequest, RequestStatus } from './request.ts';
 import type { Scheduler, SchedulerOutput } from './scheduler.ts';
+import type { Speculator } from './speculative.ts';
 
 /** One step, as seen from outside (tests, benchmarks). */
 export interface StepInfo {
@@ -31,6 +32,8 @@ export interface EngineParts {
   readonly kvCapacityTokens: number;
   /** Reported as each result's `model`. */
   readonly modelId?: string;
+  /** Speculative decoding; absent: never. */
+  readonly speculator?: Speculator;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -59,6 +62,7 @@ export class Engine implements Generator {
     try {
       const spec = prepareRow(model, request);
       entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, onDelta: hooks.onDelta, arrivedAt: performance.now() });
+      entry.speculative = this.parts.speculator?.modeOf(spec.options) ?? 'off';
       scheduler.add(entry);
     } catch (error) {
       return Promise.reject(error);
@@ -88,6 +92,7 @@ export class Engine implements Generator {
   async release(): Promise<void> {
     for (const entry of this.requests.values()) this.abort(entry);
     await this.whenIdle();
+    await this.parts.speculator?.release();
     await this.parts.model.release();
   }
 
@@ -143,6 +148,7 @@ export class Engine implements Generator {
   }
 
   private async run(scheduled: SchedulerOutput<EngineRequest>): Promise<RunnerResult> {
+    await this.parts.speculator?.propose(scheduled.decode);
     const plan = this.preparePlan(scheduled);
     const started = performance.now();
     const result = await this.parts.runner.execute(plan);
@@ -163,22 +169,34 @@ export class Engine implements Generator {
     for (const entry of scheduled.preempted) entry.numPreemptions++;
     const prefill = scheduled.prefill.map((entry) => {
       entry.firstScheduledAt ||= now;
+      entry.numRejected = 0; // a (re)admitted row's cache is built afresh, without drafts
+      entry.drafts = [];
       if (!entry.lease) throw new Error(`request ${entry.id} was admitted without its image`);
       return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding };
     });
-    const decode = scheduled.decode.map((entry) => ({ id: entry.id, tokenId: entry.row.lastId }));
+    const decode = scheduled.decode.map((entry) => ({
+      id: entry.id,
+      tokenId: entry.row.lastId,
+      draftIds: entry.drafts.length > 0 ? Int32Array.from(entry.drafts, (d) => d.id) : undefined,
+      numRejected: entry.numRejected,
+    }));
     return { retire: scheduled.retire, decode, prefill };
   }
 
   /** Sample each row's token; rows that finished leave the scheduler (and the batch, next step). */
   private postprocess(result: RunnerResult): EngineRequest[] {
-    const { rowIds, logits, vocabSize } = result;
+    const { rowIds, logits, vocabSize, numPositions } = result;
     const now = performance.now();
     const finished: EngineRequest[] = [];
+    let position = 0;
     rowIds.forEach((id, i) => {
       const entry = this.requests.get(id)!;
       const isFirst = entry.firstTokenAt === 0;
-      const isLive = entry.row.accept(logits.subarray(i * vocabSize, (i + 1) * vocabSize));
+      const count = numPositions?.[i] ?? 1;
+      const rowLogits = logits.subarray(position * vocabSize, (position + count) * vocabSize);
+      position += count;
+      entry.numRejected = 0;
+      const isLive = numPositions && this.parts.speculator ? this.parts.speculator.accept(entry, rowLogits, vocabSize) : entry.row.accept(rowLogits);
       if (isFirst) {
         entry.firstTokenAt = now;
         entry.prefillMs = result.prefillMs;
@@ -236,6 +254,7 @@ export class Engine implements Generator {
 
   private failRunning(error: Error): void {
     this.parts.runner.reset();
+    this.parts.speculator?.reset();
     for (const entry of [...this.requests.values()]) {
       if (entry.status !== RequestStatus.Running && entry.status !== RequestStatus.Preempted) continue;
       this.parts.scheduler.abort(entry);

@@ -4,7 +4,8 @@
 import type { EmbeddingLease } from '../../vision/image-loader.ts';
 import { RowDecoder, type RowSpec } from '../pipeline-row.ts';
 import type { TextTokenizer } from '../../text/tokenizer.ts';
-import { IrisError, type GenerationDelta, type GenerationResult } from '../types.ts';
+import type { DraftToken } from '../../text/sampling/speculative.ts';
+import { IrisError, type GenerationDelta, type GenerationResult, type SpeculativeMode } from '../types.ts';
 
 /**
  * loading → waiting → running → finished; running → preempted (its KV dropped, back in
@@ -62,6 +63,13 @@ export class EngineRequest implements SchedulerEntry {
   firstTokenAt = 0;
   prefillMs = 0;
   numPreemptions = 0;
+  /** Speculative decoding: this request's mode, this step's drafts, and the counts for its timings. */
+  speculative: SpeculativeMode = 'off';
+  drafts: readonly DraftToken[] = [];
+  /** Drafts verified last step and rejected: the runner drops them from the cache next step. */
+  numRejected = 0;
+  numDrafted = 0;
+  numAccepted = 0;
 
   constructor(init: RequestInit) {
     this.id = init.id;
@@ -109,6 +117,7 @@ export class EngineRequest implements SchedulerEntry {
         prefillMs: this.prefillMs,
         decodeMs: Math.max(0, now - firstToken),
         totalMs: now - this.arrivedAt,
+        ...(this.speculative === 'off' ? {} : { draftedTokens: this.numDrafted, acceptedTokens: this.numAccepted }),
       },
       model: modelId,
     };

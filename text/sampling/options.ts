@@ -1,5 +1,5 @@
 // Validating generation options once, at the edge, into a frozen resolved record.
-import { IrisError, type GenerationOptions } from '../../src/types.ts';
+import { IrisError, SPECULATIVE_MODES, type GenerationOptions, type SpeculativeMode } from '../../src/types.ts';
 import { randomSeed } from './rng.ts';
 
 export const DEFAULT_MAX_NEW_TOKENS = 32;
@@ -22,11 +22,13 @@ export interface ResolvedOptions {
   readonly stop: readonly string[];
   readonly logprobs: boolean;
   readonly topLogprobs: number;
+  /** Undefined: the engine's default. */
+  readonly speculative: SpeculativeMode | undefined;
 }
 
 const KNOWN = new Set<keyof GenerationOptions>([
   'maxNewTokens', 'minNewTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty',
-  'noRepeatNgramSize', 'seed', 'stop', 'logprobs', 'topLogprobs',
+  'noRepeatNgramSize', 'seed', 'stop', 'logprobs', 'topLogprobs', 'speculative',
 ]);
 
 function invalid(message: string): never {
@@ -49,6 +51,12 @@ function real(name: string, value: unknown, min: number, max: number, isMinExclu
     invalid(`${name} must be a number ${range}, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+function speculativeMode(value: unknown): SpeculativeMode | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!SPECULATIVE_MODES.includes(value as SpeculativeMode)) invalid(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as SpeculativeMode;
 }
 
 function stopStrings(value: unknown): string[] {
@@ -91,5 +99,6 @@ export function resolveOptions(options: GenerationOptions | undefined | null): R
     stop: Object.freeze(stopStrings(o.stop)),
     logprobs: o.logprobs === true || topLogprobs > 0,
     topLogprobs,
+    speculative: speculativeMode(o.speculative),
   });
 }

@@ -1,0 +1,101 @@
+// Speculative decoding, the engine's side: which rows speculate this step, their drafts
+// (prompt lookup here, or a Drafter running the small draft model), and judging the
+// target's logits at each drafted position with the request's own sampler. Policy and
+// plain numbers only; the runner verifies the drafts (verify-rows.ts) and rolls back.
+import type { ResolvedOptions } from '../../text/sampling/options.ts';
+import type { DraftToken } from '../../text/sampling/speculative.ts';
+import { proposeNgram } from '../../text/speculative/ngram.ts';
+import { IrisError, SPECULATIVE_MODES, type SpeculativeMode } from '../types.ts';
+import type { EngineRequest } from './request.ts';
+
+export interface SpeculationOptions {
+  /** For requests that do not choose. Default 'off'. */
+  readonly mode?: SpeculativeMode;
+  /** Tokens drafted per step (k). Default 4. */
+  readonly numDrafts?: number;
+  /** Speculation pauses while more rows than this are running (it costs throughput there). Default 4. */
+  readonly maxBatchSize?: number;
+}
+
+/** Runs a draft model: k tokens for each row, drawn with the row's own sampler. */
+export interface Drafter {
+  propose(entries: readonly EngineRequest[], numDrafts: readonly number[]): Promise<DraftToken[][]>;
+  /** Forget its batch (after a failed step). */
+  reset(): void;
+  release(): Promise<void>;
+}
+
+const NGRAM_MAX = 3;
+
+export class Speculator {
+  readonly mode: SpeculativeMode;
+  readonly numDrafts: number;
+  readonly maxBatchSize: number;
+
+  constructor(options: SpeculationOptions, private readonly drafter: Drafter | undefined) {
+    this.mode = options.mode ?? 'off';
+    this.numDrafts = options.numDrafts ?? 4;
+    this.maxBatchSize = options.maxBatchSize ?? 4;
+    if (!SPECULATIVE_MODES.includes(this.mode)) throw new RangeError(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
+    if (!Number.isInteger(this.numDrafts) || this.numDrafts < 1 || this.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${this.numDrafts}`);
+    if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 0) throw new RangeError(`speculative maxBatchSize must be an integer >= 0 (0: never), got ${this.maxBatchSize}`);
+    if (this.mode === 'draft' && !drafter) throw new RangeError(`speculative 'draft' needs a draft model (<model>/draft/), and this model has none`);
+  }
+
+  /** The request's mode; INVALID_OPTIONS for 'draft' without a draft model. */
+  modeOf(options: ResolvedOptions): SpeculativeMode {
+    const mode = options.speculative ?? this.mode;
+    if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use 'ngram' or 'off'`);
+    return mode;
+  }
+
+  /** Set each decode row's drafts for this step (none while the batch is too large). */
+  async propose(decode: readonly EngineRequest[]): Promise<void> {
+    const isOn = decode.length <= this.maxBatchSize;
+    const drafting: EngineRequest[] = [];
+    const counts: number[] = [];
+    for (const entry of decode) {
+      entry.drafts = [];
+      const count = isOn ? Math.min(this.numDrafts, entry.maxTokens - entry.numTokens - 1) : 0;
+      if (count <= 0 || entry.speculative === 'off') continue;
+      if (entry.speculative === 'ngram') entry.drafts = Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id }));
+      else {
+        drafting.push(entry);
+        counts.push(count);
+      }
+    }
+    if (drafting.length === 0 || !this.drafter) return;
+    const drafts = await this.drafter.propose(drafting, counts);
+    drafting.forEach((entry, i) => (entry.drafts = drafts[i]));
+  }
+
+  /** Judge the drafts against the target's logits ([drafts + 1, vocab]); false once the row has finished. */
+  accept(entry: EngineRequest, logits: Float32Array, vocabSize: number): boolean {
+    const { drafts, row } = entry;
+    let numAccepted = 0;
+    let isLive = true;
+    for (let j = 0; isLive; j++) {
+      const position = logits.subarray(j * vocabSize, (j + 1) * vocabSize);
+      if (j === drafts.length) {
+        isLive = row.accept(position); // every draft was kept: the last position gives one more token
+        break;
+      }
+      const verdict = row.acceptDraft(position, drafts[j]);
+      isLive = verdict.isLive;
+      if (!verdict.isAccepted) break;
+      numAccepted++;
+    }
+    entry.numDrafted += drafts.length;
+    entry.numAccepted += numAccepted;
+    entry.numRejected = drafts.length - numAccepted;
+    return isLive;
+  }
+
+  reset(): void {
+    this.drafter?.reset();
+  }
+
+  async release(): Promise<void> {
+    await this.drafter?.release();
+  }
+}
