@@ -1,4 +1,5 @@
 // Shared test helpers: fixture paths and parity cases turned into PNG bytes.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,12 @@ export const FIXTURES = {
 /** The shipped model, once its training run has exported it. */
 export const SHIPPED_MODEL = join(ROOT, 'assets/models/shapes-base');
 export const isShippedModelPresent = existsSync(join(SHIPPED_MODEL, 'onnx/decoder_model_merged.onnx'));
+
+/** Render `scenes` held-out scenes (the test seed the training never saw) into `dir`, as `npm run train` does. */
+export function writeHeldOut(dir: string, scenes: number): void {
+  execFileSync('/usr/bin/python3', ['-c', `import data; data.write_folder(${JSON.stringify(dir)}, 'test', ${scenes})`],
+    { cwd: join(ROOT, 'training'), stdio: 'ignore', timeout: 240_000 });
+}
 
 /** Folders the parity tests cover: the fixtures always, the shipped model when present. */
 export const PARITY_FOLDERS: Record<string, string> = isShippedModelPresent ? { ...FIXTURES, shipped: SHIPPED_MODEL } : { ...FIXTURES };

@@ -3,7 +3,6 @@
 // saw (the 128 px PNG, and the same scenes resized to 64 and 256 px as JPEG quality 75),
 // must reproduce the table PyTorch measured at training time (eval_pytorch.json) within
 // a point: the TypeScript preprocessing and decoding lose nothing.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { evaluateFolder } from '../../src/cli-eval.ts';
 import { meetsSpec } from '../../src/cli-eval-report.ts';
 import { Pipeline } from '../../src/pipeline.ts';
-import { ROOT } from '../helpers.ts';
+import { ROOT, writeHeldOut } from '../helpers.ts';
 
 const SHIPPED = join(ROOT, 'assets/models/shapes-base');
 const SCENES = 1000;
@@ -24,8 +23,7 @@ describe.skipIf(!existsSync(join(SHIPPED, 'onnx/decoder_model_merged.onnx')))('s
 
   it(`reproduces PyTorch's table on ${SCENES} held-out scenes`, async () => {
     const reference = JSON.parse(readFileSync(join(SHIPPED, 'eval_pytorch.json'), 'utf8')) as Record<string, Scores>;
-    execFileSync('/usr/bin/python3', ['-c', `import data; data.write_folder(${JSON.stringify(work)}, 'test', ${SCENES})`],
-      { cwd: join(ROOT, 'training'), stdio: 'ignore', timeout: 240_000 });
+    writeHeldOut(work, SCENES);
     const pipeline = await Pipeline.load({ modelDir: SHIPPED });
     try {
       const report = await evaluateFolder(pipeline, work);
