@@ -49,6 +49,11 @@ export class RowDecoder {
     return Int32Array.from(this.history);
   }
 
+  /** An end-of-sequence id: nothing worth drafting follows it. */
+  isEos(id: number): boolean {
+    return this.eosIds.includes(id);
+  }
+
   get lastId(): number {
     return this.history[this.history.length - 1];
   }

@@ -58,7 +58,7 @@ export class Speculator {
       entry.drafts = [];
       const count = isOn ? Math.min(this.numDrafts, entry.maxTokens - entry.numTokens - 1) : 0;
       if (count <= 0 || entry.speculative === 'off') continue;
-      if (entry.speculative === 'ngram') entry.drafts = Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id }));
+      if (entry.speculative === 'ngram') entry.drafts = throughEos(entry, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {
         drafting.push(entry);
         counts.push(count);
@@ -66,7 +66,7 @@ export class Speculator {
     }
     if (drafting.length === 0 || !this.drafter) return;
     const drafts = await this.drafter.propose(drafting, counts);
-    drafting.forEach((entry, i) => (entry.drafts = drafts[i]));
+    drafting.forEach((entry, i) => (entry.drafts = throughEos(entry, drafts[i])));
   }
 
   /** Judge the drafts against the target's logits ([drafts + 1, vocab]); false once the row has finished. */
@@ -98,4 +98,10 @@ export class Speculator {
   async release(): Promise<void> {
     await this.drafter?.release();
   }
+}
+
+/** Drafts up to and including the first end-of-sequence token. */
+function throughEos(entry: EngineRequest, drafts: DraftToken[]): DraftToken[] {
+  const end = drafts.findIndex((d) => entry.row.isEos(d.id));
+  return end < 0 ? drafts : drafts.slice(0, end + 1);
 }
