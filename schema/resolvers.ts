@@ -1,7 +1,7 @@
 // Resolvers for iris.graphql. Enums map to the core's lower-case values, so results pass
 // through as the Generator returned them.
 import type { ModelStatus } from '../src/models/registry.ts';
-import type { Task } from '../src/types.ts';
+import type { Task, Timings } from '../src/types.ts';
 import { runGeneration, type GenerationArgs, type IrisContext } from './generation.ts';
 import { streamGeneration, type GenerationEvent } from './stream.ts';
 
@@ -53,5 +53,11 @@ export const resolvers = {
   },
   Task: { CAPTION: 'caption', ANSWER: 'answer', GENERATE: 'generate' },
   FinishReason: { EOS: 'eos', LENGTH: 'length', STOP: 'stop', CANCELLED: 'cancelled' },
+  SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram' },
+  Timings: {
+    draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
+    acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,
+    acceptanceRate: (t: Timings) => (t.draftedTokens ? (t.acceptedTokens ?? 0) / t.draftedTokens : null),
+  },
   ModelState: { LOADING: 'loading', READY: 'ready', FAILED: 'failed' },
 };

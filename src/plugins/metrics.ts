@@ -55,6 +55,16 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
   const phases = new Histogram({ name: 'iris_generation_phase_seconds', help: 'Time per phase of successful generations', labelNames: ['model', 'phase'], buckets: LATENCY_BUCKETS, registers });
   const tokens = new Counter({ name: 'iris_tokens_total', help: 'Tokens processed', labelNames: ['model', 'kind'], registers });
   const images = new Counter({ name: 'iris_image_encodings_total', help: 'Images encoded or served from the embedding cache', labelNames: ['model', 'cached'], registers });
+  const speculative = new Counter({ name: 'iris_speculative_tokens_total', help: 'Speculative decoding: tokens drafted and drafts accepted', labelNames: ['model', 'kind'], registers });
+  const acceptance = { drafted: 0, accepted: 0 };
+  new Gauge({
+    name: 'iris_speculative_acceptance_rate',
+    help: 'Accepted / drafted tokens since the server started (absent until something was drafted)',
+    registers,
+    collect() {
+      if (acceptance.drafted > 0) this.set(acceptance.accepted / acceptance.drafted);
+    },
+  });
   const responses = new Counter({ name: 'iris_http_responses_total', help: 'HTTP responses by status', labelNames: ['status'], registers });
   const endpoint = options.endpoint ?? '/metrics';
 
@@ -72,6 +82,12 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
     tokens.inc({ model: o.model, kind: 'image' }, u.imageTokens);
     tokens.inc({ model: o.model, kind: 'completion' }, u.completionTokens);
     images.inc({ model: o.model, cached: String(t.imageCached) });
+    if (t.draftedTokens) {
+      speculative.inc({ model: o.model, kind: 'drafted' }, t.draftedTokens);
+      speculative.inc({ model: o.model, kind: 'accepted' }, t.acceptedTokens ?? 0);
+      acceptance.drafted += t.draftedTokens;
+      acceptance.accepted += t.acceptedTokens ?? 0;
+    }
   };
 
   const plugin: Plugin = {
