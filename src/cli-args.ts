@@ -1,7 +1,7 @@
 // Command-line flags → typed settings. Number flags are passed through as numbers (NaN
 // for junk) so resolveOptions reports the allowed range in one place.
 import { parseArgs } from 'node:util';
-import type { GenerationOptions } from './types.ts';
+import type { GenerationOptions, SpeculativeMode } from './types.ts';
 
 export interface CliSettings {
   command: string | undefined;
@@ -36,6 +36,7 @@ const FLAGS = {
   stop: { type: 'string', multiple: true },
   logprobs: { type: 'boolean' },
   'top-logprobs': { type: 'string' },
+  speculative: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -58,7 +59,9 @@ flags:
   --stream                    print text as it is generated
   --max-new-tokens N  --min-new-tokens N  --temperature T  --top-k K  --top-p P  --min-p P
   --repetition-penalty R  --no-repeat-ngram-size N  --seed S  --stop STR (repeatable)
-  --logprobs  --top-logprobs N  --threads N  --no-kv-cache`;
+  --logprobs  --top-logprobs N  --threads N  --no-kv-cache
+  --speculative off|draft|ngram  speculative decoding (draft: the model's draft/ folder; ngram: prompt
+                              lookup); same greedy output, same sampling distribution`;
 
 export function parseCli(argv: string[]): CliSettings {
   const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
@@ -76,6 +79,7 @@ export function parseCli(argv: string[]): CliSettings {
     stop: values.stop,
     logprobs: values.logprobs,
     topLogprobs: num(values['top-logprobs']),
+    speculative: values.speculative as SpeculativeMode | undefined, // checked by resolveOptions
   };
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
   return {

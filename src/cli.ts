@@ -6,7 +6,8 @@ import { runDtype, runQuantize } from './cli-quantize.ts';
 import { onnxFiles } from './models/load-pipeline.ts';
 import { createEngine } from './engine/create-engine.ts';
 import { Pipeline } from './pipeline.ts';
-import { IrisError, type GenerationRequest, type GenerationResult } from './types.ts';
+import { resolveOptions } from '../text/sampling/options.ts';
+import { IrisError, type GenerationRequest, type GenerationResult, type Generator } from './types.ts';
 
 function singleRequests(settings: CliSettings): { path: string; request: Omit<GenerationRequest, 'image'> }[] {
   const [first, second] = settings.positionals;
@@ -28,7 +29,7 @@ function singleRequests(settings: CliSettings): { path: string; request: Omit<Ge
 
 class UsageError extends Error {}
 
-async function runSingle(pipeline: Pipeline, settings: CliSettings): Promise<number> {
+async function runSingle(pipeline: Generator, settings: CliSettings): Promise<number> {
   let failures = 0;
   const jobs = singleRequests(settings);
   for (const { path, request } of jobs) {
@@ -55,12 +56,27 @@ function printResult(path: string, result: GenerationResult, settings: CliSettin
 
 /** `iris batch` runs on the continuous-batching engine: lines are decoded together as they arrive. */
 async function runBatchOnEngine(settings: CliSettings): Promise<number> {
-  const engine = await createEngine({ modelDir: settings.modelDir, threads: settings.threads, ...onnxFiles(runDtype(settings)) });
+  const engine = await loadEngine(settings);
   try {
     return await runBatch(engine, process.stdin, (line) => console.log(line));
   } finally {
     await engine.release();
   }
+}
+
+/** --speculative draft|ngram: caption/ask/generate run on the engine, which speculates (the pipeline does not). */
+async function runSingleOnEngine(settings: CliSettings): Promise<number> {
+  const engine = await loadEngine(settings);
+  try {
+    return await runSingle(engine, settings);
+  } finally {
+    await engine.release();
+  }
+}
+
+function loadEngine(settings: CliSettings): ReturnType<typeof createEngine> {
+  const mode = resolveOptions({ speculative: settings.options.speculative }).speculative; // INVALID_OPTIONS for junk
+  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: { mode }, ...onnxFiles(runDtype(settings)) });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -73,6 +89,8 @@ async function main(argv: string[]): Promise<number> {
   if (settings.command !== 'batch' && settings.command !== 'eval') singleRequests(settings); // usage errors before loading
   const files = onnxFiles(runDtype(settings));
   if (settings.command === 'batch') return runBatchOnEngine(settings);
+  const speculative = resolveOptions({ speculative: settings.options.speculative }).speculative;
+  if (settings.command !== 'eval' && speculative !== undefined && speculative !== 'off') return runSingleOnEngine(settings);
   const pipeline = await Pipeline.load({ modelDir: settings.modelDir, threads: settings.threads, useKvCache: settings.useKvCache, ...files });
   try {
     if (settings.command === 'eval') return await runEval(pipeline, settings.positionals[0], settings);

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SPECULATIVE_MODES, type SpeculativeMode } from './types.ts';
 
 export type Dtype = 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4';
 export const DTYPES: readonly Dtype[] = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4'];
@@ -34,6 +35,12 @@ export interface ModelsConfig {
   readonly maxBatchSize: number;
   /** The engine's KV budget in cached tokens per model; 0: a full batch of the model's longest rows. */
   readonly kvCacheTokens: number;
+  /** Speculative decoding for requests that do not choose: off, draft (needs `<model>/draft/`) or ngram. */
+  readonly speculative: SpeculativeMode;
+  /** Speculation pauses while more rows than this are running (it costs throughput at high load). */
+  readonly speculativeMaxBatch: number;
+  /** Tokens drafted per step. */
+  readonly speculativeDrafts: number;
 }
 
 export interface UrlFetchConfig {
@@ -94,6 +101,9 @@ export const DEFAULTS: IrisConfig = {
     maxQueued: 64,
     maxBatchSize: 32,
     kvCacheTokens: 0,
+    speculative: 'off',
+    speculativeMaxBatch: 4,
+    speculativeDrafts: 4,
   },
   images: {
     maxBytes: 8 * MB,
@@ -153,6 +163,11 @@ function checkDtype(name: string, dtype: unknown): Dtype {
   return dtype as Dtype;
 }
 
+function checkSpeculative(name: string, mode: unknown): SpeculativeMode {
+  if (!SPECULATIVE_MODES.includes(mode as SpeculativeMode)) throw new ConfigError(`${name} must be one of ${SPECULATIVE_MODES.join(', ')}, got ${String(mode)}`);
+  return mode as SpeculativeMode;
+}
+
 function createModelSpec(spec: Input<ModelSpec>, index: number, defaultDtype: Dtype): ModelSpec {
   const dtype = checkDtype(`models.specs[${index}].dtype`, spec.dtype ?? defaultDtype);
   return Object.freeze({
@@ -177,6 +192,9 @@ function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
     maxQueued: int('models.maxQueued', input.maxQueued ?? d.maxQueued, 0, 100_000),
     maxBatchSize: int('models.maxBatchSize', input.maxBatchSize ?? d.maxBatchSize, 1, 1024),
     kvCacheTokens: int('models.kvCacheTokens', input.kvCacheTokens ?? d.kvCacheTokens, 0),
+    speculative: checkSpeculative('models.speculative', input.speculative ?? d.speculative),
+    speculativeMaxBatch: int('models.speculativeMaxBatch', input.speculativeMaxBatch ?? d.speculativeMaxBatch, 0, 1024),
+    speculativeDrafts: int('models.speculativeDrafts', input.speculativeDrafts ?? d.speculativeDrafts, 1, 16),
   });
 }
 

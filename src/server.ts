@@ -10,8 +10,9 @@ import { checkModelFolder } from './models/load-pipeline.ts';
 import { IrisError } from './types.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
-  const { maxQueued, maxBatchSize, kvCacheTokens } = config.models;
-  const load = createEngineLoader({ maxImagePixels: config.images.maxPixels, maxQueued, maxBatchSize, kvCacheTokens: kvCacheTokens || undefined });
+  const { maxQueued, maxBatchSize, kvCacheTokens, speculative: mode, speculativeMaxBatch, speculativeDrafts } = config.models;
+  const speculative = { mode, maxBatchSize: speculativeMaxBatch, numDrafts: speculativeDrafts };
+  const load = createEngineLoader({ maxImagePixels: config.images.maxPixels, maxQueued, maxBatchSize, kvCacheTokens: kvCacheTokens || undefined, speculative });
   const app = createIrisApp({ config, load });
   const server = await listen(app, config.server);
   app.registry.loaded.then(

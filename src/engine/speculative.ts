@@ -39,7 +39,7 @@ export class Speculator {
     if (!SPECULATIVE_MODES.includes(this.mode)) throw new RangeError(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
     if (!Number.isInteger(this.numDrafts) || this.numDrafts < 1 || this.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${this.numDrafts}`);
     if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 0) throw new RangeError(`speculative maxBatchSize must be an integer >= 0 (0: never), got ${this.maxBatchSize}`);
-    if (this.mode === 'draft' && !drafter) throw new RangeError(`speculative 'draft' needs a draft model (<model>/draft/), and this model has none`);
+    if (this.mode === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
   }
 
   /** The request's mode; INVALID_OPTIONS for 'draft' without a draft model. */

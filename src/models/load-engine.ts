@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { createEngine } from '../engine/create-engine.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { SpeculationOptions } from '../engine/speculative.ts';
 import { checkModelFolder, onnxFiles } from './load-pipeline.ts';
 import type { LoadModel } from './registry.ts';
 
@@ -15,6 +16,8 @@ export interface EngineLoaderOptions {
   readonly maxBatchSize: number;
   /** KV budget in cached tokens; undefined: a full batch at the model's longest rows. */
   readonly kvCacheTokens: number | undefined;
+  /** Speculative decoding defaults (mode for requests that do not choose, pause threshold, drafts per step). */
+  readonly speculative?: SpeculationOptions;
   /** Called with each loaded engine (tests and benchmarks observe it). */
   readonly onEngine?: (modelId: string, engine: Engine) => void;
 }
@@ -29,6 +32,7 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
       maxWaiting: options.maxQueued,
       maxBatchSize: options.maxBatchSize,
       kvCacheTokens: options.kvCacheTokens,
+      speculative: options.speculative,
       ...onnxFiles(spec.dtype),
     });
     options.onEngine?.(spec.id, engine);

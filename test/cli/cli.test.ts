@@ -102,4 +102,19 @@ describe('iris CLI', () => {
     expect(card).toMatch(/<!-- eval:start -->\n\| variant[\s\S]*<!-- eval:end -->\ntail\n$/);
     expect(card).not.toMatch(/stale/);
   });
+  it('--speculative ngram|draft gives the plain greedy text; junk is INVALID_OPTIONS, draft without a draft model MODEL_NOT_FOUND', async () => {
+    const args = ['caption', ...images, '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '12'];
+    const plain = await iris(args);
+    const ngram = await iris([...args, '--speculative', 'ngram', '--json']);
+    expect(ngram.code).toBe(0);
+    const results = ngram.stdout.trim().split('\n').map((l) => JSON.parse(l) as { text: string; timings: { draftedTokens: number } });
+    expect(results.map((r) => r.text)).toEqual(plain.stdout.trim().split('\n').map((l) => l.split('\t')[1]));
+    expect(results.every((r) => typeof r.timings.draftedTokens === 'number')).toBe(true);
+    const junk = await iris([...args, '--speculative', 'sometimes']);
+    expect(junk.code).toBe(1);
+    expect(junk.stderr).toMatch(/INVALID_OPTIONS.*speculative must be one of off, draft, ngram/);
+    const noDraft = await iris([...args, '--speculative', 'draft']);
+    expect(noDraft.code).toBe(1);
+    expect(noDraft.stderr).toMatch(/MODEL_NOT_FOUND.*draft model/);
+  });
 });
