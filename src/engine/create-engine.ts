@@ -12,7 +12,7 @@ import { Engine, type StepInfo } from './engine.ts';
 import { KvBudget } from './kv-budget.ts';
 import type { EngineRequest } from './request.ts';
 import { Scheduler } from './scheduler.ts';
-import { Speculator, type SpeculationOptions } from './speculative.ts';
+import { Speculator, type Drafter, type SpeculationOptions } from './speculative.ts';
 
 export interface EngineOptions extends ModelLoadOptions {
   modelDir?: string;
@@ -36,6 +36,8 @@ export interface EngineOptions extends ModelLoadOptions {
   speculative?: SpeculationOptions;
   /** The draft model's folder for speculative 'draft' mode. Default: `<modelDir>/draft/`, when present. */
   draftDir?: string;
+  /** Drafts from this instead of the draft folder's model (tests wrap one to force rejections). */
+  drafter?: Drafter;
   onStep?: (info: StepInfo) => void;
 }
 
@@ -71,7 +73,7 @@ async function assembleEngine(model: IrisModel, options: EngineOptions): Promise
     windowMs: options.imageWindowMs ?? 1,
   });
   const runner = new BatchRunner(model.runner, model.folder.ids.pad);
-  const speculator = new Speculator(options.speculative ?? {}, await loadDrafter(model, options));
+  const speculator = new Speculator(options.speculative ?? {}, options.drafter ?? (await loadDrafter(model, options)));
   return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
 }
 

@@ -79,19 +79,12 @@ export class DraftModel implements Drafter {
     const wanted = new Set(entries.map((e) => e.id));
     const rows = batch.ids.flatMap((id, i) => (wanted.has(id) ? [i] : []));
     if (rows.length === 0) return undefined;
+    const kept = rows.length === batch.ids.length ? batch : selectBatchRows(batch, rows);
     const sequences = new Map(entries.map((e) => [e.id, e.row.sequence]));
-    const fed = rows.map((r) => batch.fed[r]);
-    const valid = rows.map((r, i) => commonPrefix(fed[i], sequences.get(batch.ids[r])!));
-    const state = selectStateRows(batch.state, rows);
-    const rolled = rollbackColumns(state, valid.map((v, i) => fed[i].length - v));
-    const cache = batch.cache.selectRows(rows);
-    return {
-      ids: rows.map((r) => batch.ids[r]),
-      fed: fed.map((f, i) => f.slice(0, valid[i])),
-      state: rolled?.state ?? state,
-      cache: rolled ? cache.gatherColumns(rolled.columns, rolled.state.width) : cache,
-      encoder: selectEncoderRows(batch.encoder, rows),
-    };
+    const valid = kept.ids.map((id, i) => commonPrefix(kept.fed[i], sequences.get(id)!));
+    const rolled = rollbackColumns(kept.state, valid.map((v, i) => kept.fed[i].length - v));
+    if (!rolled) return kept;
+    return { ...kept, fed: kept.fed.map((f, i) => f.slice(0, valid[i])), state: rolled.state, cache: kept.cache.gatherColumns(rolled.columns, rolled.state.width) };
   }
 
   /** Feed each kept row the tokens its cache lacks (at least its newest). */
@@ -126,6 +119,16 @@ function commonPrefix(fed: readonly number[], sequence: Int32Array): number {
   let n = 0;
   while (n < fed.length && n < sequence.length - 1 && fed[n] === sequence[n]) n++;
   return n;
+}
+
+function selectBatchRows(batch: DraftBatch, rows: readonly number[]): DraftBatch {
+  return {
+    ids: rows.map((r) => batch.ids[r]),
+    fed: rows.map((r) => batch.fed[r]),
+    state: selectStateRows(batch.state, rows),
+    cache: batch.cache.selectRows(rows),
+    encoder: selectEncoderRows(batch.encoder, rows),
+  };
 }
 
 function joinBatches(a: DraftBatch, b: DraftBatch): DraftBatch {

@@ -70,6 +70,8 @@ export class EngineRequest implements SchedulerEntry {
   numRejected = 0;
   numDrafted = 0;
   numAccepted = 0;
+  /** Drafts to ask for next step (0: the engine's default). */
+  numDraftsNext = 0;
 
   constructor(init: RequestInit) {
     this.id = init.id;

@@ -56,7 +56,7 @@ export class Speculator {
     const counts: number[] = [];
     for (const entry of decode) {
       entry.drafts = [];
-      const count = isOn ? Math.min(this.numDrafts, entry.maxTokens - entry.numTokens - 1) : 0;
+      const count = isOn ? Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1) : 0;
       if (count <= 0 || entry.speculative === 'off') continue;
       if (entry.speculative === 'ngram') entry.drafts = throughEos(entry, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {
@@ -88,7 +88,16 @@ export class Speculator {
     entry.numDrafted += drafts.length;
     entry.numAccepted += numAccepted;
     entry.numRejected = drafts.length - numAccepted;
+    if (entry.speculative === 'draft' && drafts.length > 0) entry.numDraftsNext = this.nextNumDrafts(drafts.length, numAccepted);
     return isLive;
+  }
+
+  /**
+   * Draft-model calls cost a step each, so k follows the row's luck: two more after a
+   * step that kept every draft, one fewer after a rejection (between 1 and 2 × numDrafts).
+   */
+  private nextNumDrafts(numDrafted: number, numAccepted: number): number {
+    return numAccepted === numDrafted ? Math.min(2 * this.numDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
   }
 
   reset(): void {
