@@ -67,4 +67,10 @@ describe('capToPositions', () => {
     expect(capToPositions(o, 10, undefined).maxNewTokens).toBe(100);
     expect(() => capToPositions(o, 64, 64)).toThrow(expect.objectContaining({ code: 'PROMPT_TOO_LONG' }));
   });
+
+  it('takes a speculative mode (undefined: the engine decides) and rejects others with INVALID_OPTIONS', () => {
+    expect(resolveOptions({}).speculative).toBeUndefined();
+    expect(resolveOptions({ speculative: 'ngram' }).speculative).toBe('ngram');
+    expect(() => resolveOptions({ speculative: 'always' as 'off' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/speculative must be one of off, draft, ngram/) }));
+  });
 });
