@@ -1,6 +1,6 @@
 """Exports a trained model.pt to a Hugging Face vision-encoder-decoder ONNX folder.
 
-usage: export.py --checkpoint model.pt --out DIR [--naming encdec|gpt2] [--parity FILE]
+usage: export.py --checkpoint model.pt --out DIR [--naming encdec|gpt2] [--parity FILE] [--draft]
 
 encdec naming (the default, decoder model_type "trocr"): the decoder caches
 cross-attention keys/values as `past_key_values.{i}.encoder.*`. They are computed once,
@@ -281,11 +281,16 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--naming", default="encdec", choices=("encdec", "gpt2"))
     ap.add_argument("--parity", help="write PyTorch reference outputs for the Node parity test here")
+    ap.add_argument("--draft", action="store_true",
+                    help="a speculative-decoding draft: the decoder only (it reads the main model's encoder output)")
     args = ap.parse_args()
     model = load(args.checkpoint)
     os.makedirs(f"{args.out}/onnx", exist_ok=True)
-    export_encoder(model, f"{args.out}/onnx/encoder_model.onnx")
-    if args.naming == "gpt2":
+    if not args.draft:
+        export_encoder(model, f"{args.out}/onnx/encoder_model.onnx")
+    if args.draft:
+        export_encdec_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx", attentions=False)
+    elif args.naming == "gpt2":
         export_gpt2_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx")
     else:
         export_encdec_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx", attentions=False)

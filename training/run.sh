@@ -21,6 +21,10 @@ $PY train.py --out "$RUN" "$@"
 echo "== export to $OUT"
 $PY export.py --checkpoint "$RUN/model.pt" --out "$OUT" --parity "$OUT/parity.json"
 
+echo "== draft model for speculative decoding (one decoder layer, distilled from the main one)"
+$PY train_draft.py --teacher "$RUN/model.pt" --out "$RUN/draft"
+$PY export.py --checkpoint "$RUN/draft/model.pt" --out "$OUT/draft" --draft
+
 echo "== evaluate (PyTorch) on $TEST"
 $PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json"
 

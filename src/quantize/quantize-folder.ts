@@ -2,6 +2,7 @@
 // to every base ONNX file of a model folder, transformers.js naming.
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { compactNames } from './compact-names.ts';
 import { convertModelFp16 } from './fp16.ts';
 import { decodeModel, encodeModel } from './onnx-proto.ts';
 import { DEFAULT_Q8, quantizeModelQ8, type Q8Options } from './q8.ts';
@@ -41,7 +42,8 @@ export async function baseOnnxFiles(modelDir: string): Promise<string[]> {
 export function convertModelBytes(bytes: Uint8Array, dtype: QuantizeDtype, q8: Q8Options = DEFAULT_Q8): { bytes: Uint8Array; changes: Record<string, number> } {
   const model = decodeModel(bytes);
   const stats = dtype === 'q8' ? quantizeModelQ8(model, q8) : convertModelFp16(model);
-  return { bytes: encodeModel(model), changes: { ...stats } };
+  const compacted = compactNames(model);
+  return { bytes: encodeModel(model), changes: { ...stats, ...compacted } };
 }
 
 export async function quantizeFolder(modelDir: string, options: QuantizeFolderOptions): Promise<VariantReport[]> {
