@@ -43,7 +43,23 @@ def preprocess(arrays: np.ndarray) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def _augmented(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray:
+def _small_jpeg(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray:
+    """The spec's hardest check: the 128 px render resized to 64 px by some other program,
+    then compressed (JPEG q75 in the spec; here q 60-95, sometimes WebP)."""
+    filt = rng.choice((Image.LANCZOS, Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX))
+    img = shapes.render(scene, 128).resize((64, 64), filt)
+    fmt = rng.choices(("jpeg", "webp", "png"), weights=(0.7, 0.15, 0.15))[0]
+    if fmt != "png":
+        img = Image.open(io.BytesIO(shapes.encode(img, fmt, rng.randint(60, 95)))).convert("RGB")
+    return to_input_size(shapes.to_array(img), size)
+
+
+PROFILES = ("default", "small")  # small: 70 % _small_jpeg, the rest as default
+
+
+def _augmented(rng: random.Random, scene: shapes.Scene, size: int, profile: str = "default") -> np.ndarray:
+    if profile == "small" and rng.random() < 0.7:
+        return _small_jpeg(rng, scene, size)
     r = rng.random()
     if r < 0.25:
         canvas = 128
@@ -71,22 +87,22 @@ def _augmented(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray
 
 
 def _chunk(args):
-    seed, start, count, size = args
+    seed, start, count, size, profile = args
     torch.set_num_threads(1)
     images = np.zeros((count, size, size, 3), dtype=np.uint8)
     scenes = []
     for i in range(count):
         rng = random.Random(seed * 1_000_003 + start + i)
         scene = shapes.sample_scene(rng)
-        images[i] = _augmented(rng, scene, size)
+        images[i] = _augmented(rng, scene, size, profile)
         scenes.append(scene)
     return images, scenes
 
 
-def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000):
-    """Deterministic for (split, count, size): each image has its own seeded RNG."""
+def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000, start: int = 0, profile: str = "default"):
+    """Scenes start..start+count of a split, deterministic: each image has its own seeded RNG."""
     seed = SPLIT_SEEDS[split]
-    jobs = [(seed, s, min(chunk, count - s), size) for s in range(0, count, chunk)]
+    jobs = [(seed, start + s, min(chunk, count - s), size, profile) for s in range(0, count, chunk)]
     with Pool(workers) as pool:
         parts = pool.map(_chunk, jobs)
     return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
