@@ -58,14 +58,17 @@ export class DraftModel implements Drafter {
     const byId = new Map(entries.map((e, i) => [e.id, i]));
     const drafts: DraftToken[][] = entries.map(() => []);
     const vocab = logits.length / batch.ids.length;
-    for (let j = 0; j < Math.max(...numDrafts); j++) {
+    // A row is done at its count or at a drafted end-of-sequence; calls stop once all are.
+    const isDone = (i: number): boolean => drafts[i].length >= numDrafts[i] || (drafts[i].length > 0 && entries[i].row.isEos(drafts[i][drafts[i].length - 1].id));
+    for (;;) {
       const next = batch.ids.map((id, row) => {
         const i = byId.get(id)!;
+        if (isDone(i)) return this.padId; // fed but never used
         const draft = entries[i].row.proposeDraft(logits.subarray(row * vocab, (row + 1) * vocab), drafts[i].map((d) => d.id));
-        if (j < numDrafts[i]) drafts[i].push(draft);
+        drafts[i].push(draft);
         return draft.id;
       });
-      if (j + 1 === Math.max(...numDrafts)) break;
+      if (entries.every((_, i) => isDone(i))) break;
       ({ batch, logits } = await this.decode(batch, next));
     }
     this.batch = batch;
