@@ -37,7 +37,7 @@ export interface ModelsConfig {
   readonly kvCacheTokens: number;
   /** Speculative decoding for requests that do not choose: off, draft (needs `<model>/draft/`) or ngram. */
   readonly speculative: SpeculativeMode;
-  /** Speculation pauses while more rows than this are running (it costs throughput at high load). */
+  /** Above this many running rows a mode speculates only while its recent drafts are mostly accepted. */
   readonly speculativeMaxBatch: number;
   /** Tokens drafted per step. */
   readonly speculativeDrafts: number;

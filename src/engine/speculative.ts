@@ -13,8 +13,10 @@ export interface SpeculationOptions {
   readonly mode?: SpeculativeMode;
   /** Tokens drafted per step (k). Default 4. */
   readonly numDrafts?: number;
-  /** Speculation pauses while more rows than this are running (it costs throughput there). Default 4. */
+  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. Default 4. */
   readonly maxBatchSize?: number;
+  /** The recent acceptance rate a mode needs to keep speculating above maxBatchSize. Default 0.8 (above 1: never). */
+  readonly minAcceptanceAtLoad?: number;
 }
 
 /** Runs a draft model: k tokens for each row, drawn with the row's own sampler. */
@@ -26,19 +28,26 @@ export interface Drafter {
 }
 
 const NGRAM_MAX = 3;
+/** Weight of past steps in a mode's recent acceptance rate. */
+const DECAY = 0.98;
 
 export class Speculator {
   readonly mode: SpeculativeMode;
   readonly numDrafts: number;
   readonly maxBatchSize: number;
+  readonly minAcceptanceAtLoad: number;
+  /** Decayed drafted/accepted counts per mode, for the switch-off at load. */
+  private readonly recent = new Map<SpeculativeMode, { drafted: number; accepted: number }>();
 
   constructor(options: SpeculationOptions, private readonly drafter: Drafter | undefined) {
     this.mode = options.mode ?? 'off';
     this.numDrafts = options.numDrafts ?? 4;
     this.maxBatchSize = options.maxBatchSize ?? 4;
+    this.minAcceptanceAtLoad = options.minAcceptanceAtLoad ?? 0.8;
     if (!SPECULATIVE_MODES.includes(this.mode)) throw new RangeError(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
     if (!Number.isInteger(this.numDrafts) || this.numDrafts < 1 || this.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${this.numDrafts}`);
-    if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 0) throw new RangeError(`speculative maxBatchSize must be an integer >= 0 (0: never), got ${this.maxBatchSize}`);
+    if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 0) throw new RangeError(`speculative maxBatchSize must be an integer >= 0, got ${this.maxBatchSize}`);
+    if (!(this.minAcceptanceAtLoad >= 0)) throw new RangeError(`speculative minAcceptanceAtLoad must be a number >= 0 (above 1: never at load), got ${this.minAcceptanceAtLoad}`);
     if (this.mode === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
   }
 
@@ -49,15 +58,20 @@ export class Speculator {
     return mode;
   }
 
-  /** Set each decode row's drafts for this step (none while the batch is too large). */
+  /**
+   * Set each decode row's drafts for this step. At load (more than maxBatchSize rows) a
+   * step is compute-bound and rejected drafts cost throughput, so only a mode whose
+   * recent drafts were mostly accepted keeps speculating there.
+   */
   async propose(decode: readonly EngineRequest[]): Promise<void> {
-    const isOn = decode.length <= this.maxBatchSize;
+    const isLoaded = decode.length > this.maxBatchSize;
     const drafting: EngineRequest[] = [];
     const counts: number[] = [];
     for (const entry of decode) {
       entry.drafts = [];
-      const count = isOn ? Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1) : 0;
-      if (count <= 0 || entry.speculative === 'off') continue;
+      if (entry.speculative === 'off' || (isLoaded && !this.paysAtLoad(entry.speculative))) continue;
+      const count = Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1);
+      if (count <= 0) continue;
       if (entry.speculative === 'ngram') entry.drafts = throughEos(entry, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {
         drafting.push(entry);
@@ -89,7 +103,19 @@ export class Speculator {
     entry.numAccepted += numAccepted;
     entry.numRejected = drafts.length - numAccepted;
     if (entry.speculative === 'draft' && drafts.length > 0) entry.numDraftsNext = this.nextNumDrafts(drafts.length, numAccepted);
+    this.record(entry.speculative, drafts.length, numAccepted);
     return isLive;
+  }
+
+  private paysAtLoad(mode: SpeculativeMode): boolean {
+    const recent = this.recent.get(mode);
+    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= this.minAcceptanceAtLoad;
+  }
+
+  private record(mode: SpeculativeMode, numDrafted: number, numAccepted: number): void {
+    if (numDrafted === 0) return;
+    const recent = this.recent.get(mode) ?? { drafted: 0, accepted: 0 };
+    this.recent.set(mode, { drafted: DECAY * recent.drafted + numDrafted, accepted: DECAY * recent.accepted + numAccepted });
   }
 
   /**

@@ -45,6 +45,17 @@ describe('Speculator', () => {
     expect(off.drafts).toEqual([]);
   });
 
+  it('at load (more rows than maxBatchSize) speculates only in a mode whose recent drafts were mostly accepted', async () => {
+    const speculator = new Speculator({ maxBatchSize: 1, numDrafts: 2 }, fixedDrafter([3, 4]));
+    const [a, b] = [request('draft', [1]), request('draft', [1])];
+    await speculator.propose([a, b]);
+    expect(a.drafts).toEqual([]); // no history yet
+    await speculator.propose([a]);
+    speculator.accept(a, peaks([3, 4, 5]), VOCAB); // every draft kept
+    await speculator.propose([a, b]);
+    expect(b.drafts.map((d) => d.id)).toEqual([3, 4]);
+  });
+
   it('pauses while more rows than maxBatchSize are running', async () => {
     const speculator = new Speculator({ maxBatchSize: 2 }, undefined);
     const rows = [0, 1, 2].map(() => request('ngram', [1, 3, 4, 3]));
