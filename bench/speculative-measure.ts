@@ -57,7 +57,7 @@ export async function measureSpeculative(requests: readonly GenerationRequest[],
   const always = await createEngine({ ...base, speculative: { maxBatchSize: 32 } }); // never switches off
   const rates = new Map<SpeculativeMode, number[]>(modes.map((m) => [m, []]));
   const counts = new Map<SpeculativeMode, { drafted: number; accepted: number }>(modes.map((m) => [m, { drafted: 0, accepted: 0 }]));
-  const settings = ['off', ...modes.filter((m) => m !== 'off').flatMap((m) => [m, `${m} (never off)`])];
+  const settings = ['off', ...modes.filter((m) => m !== 'off').flatMap((m) => [m, `${m} always`])];
   const concurrent = new Map<string, number[]>(settings.map((s) => [s, []]));
   let identical = true;
   try {
@@ -75,7 +75,7 @@ export async function measureSpeculative(requests: readonly GenerationRequest[],
         }
       }
       for (const setting of settings) {
-        const [mode, isAlways] = [setting.split(' ')[0] as SpeculativeMode, setting.endsWith('(never off)')];
+        const [mode, isAlways] = [setting.split(' ')[0] as SpeculativeMode, setting.endsWith(' always')];
         const rate = await concurrentRound(isAlways ? always : engine, requests, mode);
         if (round > 0) concurrent.get(setting)!.push(rate);
       }
