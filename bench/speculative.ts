@@ -1,4 +1,4 @@
-// npm run bench:speculative [-- --model DIR --draft DIR --rounds N --threads N --max-batch N]
+// npm run bench:speculative [-- --model DIR --draft DIR --rounds N --threads N --max-batch N --drafts K]
 // Speculative decoding on one model folder: single-stream decode tokens/s with plain
 // decoding, draft-model drafts (`<model>/draft/` or --draft) and n-gram drafts, with
 // their acceptance rates and a check that greedy output is identical; then in-process
@@ -18,7 +18,7 @@ import { renderChart } from './chart.ts';
 import { measureSpeculative } from './speculative-measure.ts';
 
 const COLORS: Record<string, string> = { off: '#3b6fd8', draft: '#2e9e5b', ngram: '#e08a1e', 'draft always': '#8fd1a8', 'ngram always': '#f2c27f' };
-const { values } = parseArgs({ options: { model: { type: 'string' }, draft: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' } } });
+const { values } = parseArgs({ options: { model: { type: 'string' }, draft: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' }, drafts: { type: 'string' } } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
 const draftDir = values.draft ? resolve(values.draft) : join(modelDir, 'draft');
 const hasDraft = existsSync(join(draftDir, 'onnx/decoder_model_merged.onnx'));
@@ -38,7 +38,7 @@ async function sampleRequests(): Promise<GenerationRequest[]> {
 
 const requests = await sampleRequests();
 console.log(`model ${basename(modelDir)}, draft ${hasDraft ? draftDir : 'none'}, ${requests.length} requests, ${threads} thread(s)`);
-const measured = await measureSpeculative(requests, modes, { modelDir, draftDir: hasDraft ? draftDir : undefined, threads, rounds: Number(values.rounds ?? 5), maxBatchSize });
+const measured = await measureSpeculative(requests, modes, { modelDir, draftDir: hasDraft ? draftDir : undefined, threads, rounds: Number(values.rounds ?? 5), maxBatchSize, numDrafts: values.drafts ? Number(values.drafts) : undefined });
 const plain = measured.modes.off.singleDecodeTokensPerSecond.best;
 const result = {
   model: basename(modelDir),
@@ -47,6 +47,7 @@ const result = {
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
   threads,
   speculativeMaxBatch: maxBatchSize,
+  numDrafts: values.drafts ? Number(values.drafts) : 'default',
   greedyIdentical: measured.identical,
   singleStream: Object.fromEntries(Object.entries(measured.modes).map(([m, f]) => [m, { ...f, speedup: f.singleDecodeTokensPerSecond.best / plain }])),
   concurrent32: measured.concurrent.tokensPerSecond,
