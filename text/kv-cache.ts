@@ -21,6 +21,7 @@ type KV = { key: ort.Tensor; value: ort.Tensor }; // each [batch, heads, len, he
 
 const SELF_ONLY = /^past_key_values\.(\d+)\.(key|value)$/;
 const ENC_DEC = /^past_key_values\.(\d+)\.decoder\.(key|value)$/;
+const CROSS_PRESENT = /^present\.\d+\.encoder\.(key|value)$/;
 
 /** Read the naming and the static head shape from the session's declared inputs. */
 export function detectCacheLayout(inputs: readonly { name: string; shape?: readonly (number | string)[]; type?: string }[]): CacheLayout {
@@ -75,6 +76,17 @@ export class KvCache {
     const isCached = isEncDec ? this.cross !== null : this.pastLength > 0;
     feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([isCached ? 1 : 0]), [1]);
     return feeds;
+  }
+
+  /**
+   * The outputs the next step must fetch, out of the session's declared ones. Once the
+   * cross K/V are cached, the graph passes them through unchanged as present.*.encoder.*;
+   * fetching those would copy [batch, heads, patches, headDim] per layer out of
+   * onnxruntime every step (6 MB at 32 rows on shapes-base) only to drop them in advance().
+   */
+  outputsToFetch(outputNames: readonly string[]): string[] {
+    if (this.cross === null) return [...outputNames];
+    return outputNames.filter((name) => !CROSS_PRESENT.test(name));
   }
 
   /** The cache after a step: new self-attention pasts; cross K/V taken once, then kept. */
