@@ -1,12 +1,13 @@
 // The runner adapter: a plan in, decoder-runner calls out. It owns the live batch (row
 // ids, left-padded row state, batched KV cache, per-row image features) and keeps them
-// aligned: retire rows, trim padding nobody attends to, decode the running rows, prefill
-// the joining ones in a second call, then merge them into one batch for the next step.
+// aligned: decode the running rows, prefill the joining ones in a second call (their
+// first step computes the cross-attention K/V, the running rows' steps reuse them, so
+// the merged graph takes a different branch), and keep the joiners aside until the next
+// step. There, whatever left (retire), joined (last step's prefill) and became padding
+// for everyone is merged in one copy (mergeBatches), instead of one copy for each.
 // No policy here: the plan says who runs.
-import { gatherEncoderStates, selectEncoderRows } from '../../fusion/conditioning.ts';
-import {
-  concatStates, decodeStep, dropLeadingStateColumns, numLeadingPadColumns, prefillStep, selectStateRows, type RowsState,
-} from '../../text/batch-inputs.ts';
+import { assembleEncoderRows, gatherEncoderStates } from '../../fusion/conditioning.ts';
+import { assembleStates, decodeStep, numLeadingPadColumns, prefillStep, type RowsState } from '../../text/batch-inputs.ts';
 import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
 import { KvCache } from '../../text/kv-cache.ts';
 import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult } from './plan.ts';
@@ -26,7 +27,10 @@ interface StepOut {
 }
 
 export class BatchRunner implements ModelRunner {
+  /** Rows decoded last step. */
   private batch: LiveBatch | undefined;
+  /** Rows prefilled last step: appended to `batch` at the start of the next. */
+  private joined: LiveBatch | undefined;
 
   constructor(
     private readonly runner: DecoderRunner,
@@ -34,26 +38,29 @@ export class BatchRunner implements ModelRunner {
   ) {}
 
   get numRows(): number {
-    return this.batch?.ids.length ?? 0;
+    return (this.batch?.ids.length ?? 0) + (this.joined?.ids.length ?? 0);
   }
 
   reset(): void {
     this.batch = undefined;
+    this.joined = undefined;
   }
 
   async execute(plan: RunnerPlan): Promise<RunnerResult> {
-    this.batch = this.batch && trimPadding(retireRows(this.batch, plan.retire));
+    this.batch = mergeBatches([this.batch, this.joined], plan.retire);
+    this.joined = undefined;
     const decoded = plan.decode.length > 0 ? await this.decode(plan.decode) : undefined;
     const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill) : undefined;
+    this.batch = decoded?.batch;
+    this.joined = prefilled?.batch;
     const parts = [decoded, prefilled].filter((p): p is StepOut => p !== undefined);
-    this.batch = parts.length === 0 ? undefined : parts.length === 1 ? parts[0].batch : joinBatches(parts[0].batch, parts[1].batch);
     return {
-      rowIds: this.batch?.ids ?? [],
+      rowIds: parts.flatMap((p) => p.batch.ids),
       logits: concatFloats(parts.map((p) => p.logits)),
       vocabSize: parts[0]?.vocabSize ?? 0,
       decodeMs: decoded?.ms ?? 0,
       prefillMs: prefilled?.ms ?? 0,
-      numCachedTokens: this.batch ? cachedTokens(this.batch) : 0,
+      numCachedTokens: cachedTokens(parts.map((p) => p.batch)),
     };
   }
 
@@ -80,41 +87,38 @@ export class BatchRunner implements ModelRunner {
   }
 }
 
-function retireRows(batch: LiveBatch, retire: readonly number[]): LiveBatch | undefined {
-  if (retire.length === 0) return batch;
+/**
+ * The batch for this step: the rows of `parts` (in order) that do not retire, with the
+ * leading columns none of them attends to dropped, in one copy. Unchanged when nothing
+ * joined, left or became padding.
+ */
+function mergeBatches(parts: readonly (LiveBatch | undefined)[], retire: readonly number[]): LiveBatch | undefined {
   const leaving = new Set(retire);
-  const keep = batch.ids.flatMap((id, i) => (leaving.has(id) ? [] : [i]));
-  if (keep.length === batch.ids.length) return batch;
-  if (keep.length === 0) return undefined;
+  const sources = parts
+    .filter((b): b is LiveBatch => b !== undefined)
+    .map((batch) => {
+      const rows = batch.ids.flatMap((id, i) => (leaving.has(id) ? [] : [i]));
+      return { batch, rows, fromColumn: rows.length > 0 ? numLeadingPadColumns(batch.state, rows) : 0 };
+    })
+    .filter((s) => s.rows.length > 0);
+  if (sources.length === 0) return undefined;
+  const [only] = sources;
+  if (sources.length === 1 && only.rows.length === only.batch.ids.length && only.fromColumn === 0) return only.batch;
   return {
-    ids: keep.map((i) => batch.ids[i]),
-    state: selectStateRows(batch.state, keep),
-    cache: batch.cache.selectRows(keep),
-    encoder: selectEncoderRows(batch.encoder, keep),
+    ids: sources.flatMap((s) => s.rows.map((i) => s.batch.ids[i])),
+    state: assembleStates(sources.map((s) => ({ state: s.batch.state, rows: s.rows, fromColumn: s.fromColumn }))),
+    cache: KvCache.assemble(sources.map((s) => ({ cache: s.batch.cache, rows: s.rows, fromColumn: s.fromColumn }))),
+    encoder: assembleEncoderRows(sources.map((s) => ({ states: s.batch.encoder, rows: s.rows }))),
   };
 }
 
-/** Once the longest rows have left, the leading columns are padding for everyone: drop them. */
-function trimPadding(batch: LiveBatch | undefined): LiveBatch | undefined {
-  if (!batch) return undefined;
-  const columns = numLeadingPadColumns(batch.state);
-  if (columns === 0) return batch;
-  return { ...batch, state: dropLeadingStateColumns(batch.state, columns), cache: batch.cache.dropLeadingColumns(columns) };
-}
-
-function joinBatches(a: LiveBatch, b: LiveBatch): LiveBatch {
-  return {
-    ids: [...a.ids, ...b.ids],
-    state: concatStates([a.state, b.state]),
-    cache: KvCache.concat([a.cache, b.cache]),
-    encoder: { ...a.encoder, data: concatFloats([a.encoder.data, b.encoder.data]) },
-  };
-}
-
-function cachedTokens(batch: LiveBatch): number {
-  const { cache } = batch;
-  const cross = cache.hasCrossAttentionCache ? batch.encoder.numPatches : 0;
-  return cache.batchSize * (cache.pastLength + cross);
+/** Slots the parts hold once merged (left-padded to the longest), as the scheduler's budget counts them. */
+function cachedTokens(parts: readonly LiveBatch[]): number {
+  if (parts.length === 0) return 0;
+  const numRows = parts.reduce((n, p) => n + p.cache.batchSize, 0);
+  const width = Math.max(...parts.map((p) => p.cache.pastLength));
+  const cross = parts[0].cache.hasCrossAttentionCache ? parts[0].encoder.numPatches : 0;
+  return numRows * (width + cross);
 }
 
 function concatFloats(parts: readonly Float32Array[]): Float32Array {
