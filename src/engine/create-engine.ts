@@ -4,7 +4,8 @@
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
 import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
 import { createImageLoader } from '../../vision/image-loader.ts';
-import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
+import { startEncodeWorker, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
+import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
 import { BatchRunner } from './batch-runner.ts';
 import { Engine, type StepInfo } from './engine.ts';
 import { KvBudget } from './kv-budget.ts';
@@ -29,6 +30,11 @@ export interface EngineOptions extends ModelLoadOptions {
   embeddingCache?: EmbeddingCache;
   /** How long an image load waits for company before the encoder runs, in ms. Default 1. */
   imageWindowMs?: number;
+  /**
+   * Decode, preprocess and encode images in a worker thread (default true), so they run
+   * on another core while this thread runs decoder steps; false: in this thread.
+   */
+  imageWorker?: boolean;
   onStep?: (info: StepInfo) => void;
 }
 
@@ -37,15 +43,35 @@ const FALLBACK_MAX_POSITIONS = 256;
 
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const model = await loadIrisModel(options.modelDir ?? DEFAULT_MODEL_DIR, options);
+  let worker: WorkerImageEncoder | undefined;
   try {
-    return await assembleEngine(model, options);
+    worker = options.imageWorker === false ? undefined : await startImageWorker(model, options);
+    return await assembleEngine(withWorker(model, worker), options, worker);
   } catch (error) {
+    await worker?.release();
     await model.release();
     throw error;
   }
 }
 
-async function assembleEngine(model: IrisModel, options: EngineOptions): Promise<Engine> {
+function startImageWorker(model: IrisModel, options: EngineOptions): Promise<WorkerImageEncoder> {
+  return startEncodeWorker({
+    encoderPath: encoderPathOf(model.folder, options),
+    size: { height: model.encoder.height, width: model.encoder.width },
+    // One intra-op thread: the worker's point is to leave this thread's core to the decoder.
+    session: sessionOptionsOf({ ...options, threads: 1 }),
+    preprocessor: model.folder.preprocessor,
+    limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
+  });
+}
+
+/** The model whose release() also stops the image worker (Engine.release frees the model). */
+function withWorker(model: IrisModel, worker: WorkerImageEncoder | undefined): IrisModel {
+  if (!worker) return model;
+  return { ...model, release: async () => void (await Promise.all([worker.release(), model.release()])) };
+}
+
+async function assembleEngine(model: IrisModel, options: EngineOptions, worker: WorkerImageEncoder | undefined): Promise<Engine> {
   const maxBatchSize = options.maxBatchSize ?? 32;
   const crossTokensPerRow = model.runner.layout.naming === 'encoder-decoder' ? await countPatches(model) : 0;
   const longestRow = (model.folder.maxPositions ?? FALLBACK_MAX_POSITIONS) + crossTokensPerRow;
@@ -55,11 +81,12 @@ async function assembleEngine(model: IrisModel, options: EngineOptions): Promise
   }
   const budget = new KvBudget({ capacityTokens, crossTokensPerRow });
   const scheduler = new Scheduler<EngineRequest>({ maxBatchSize, maxWaiting: options.maxWaiting ?? 64, budget, maxPrefillTokens: options.maxPrefillTokens });
+  const images = worker
+    ? { encodeImages: worker.encodeImages }
+    : { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS } };
   const loader = createImageLoader({
-    encoder: model.encoder,
-    preprocessor: model.folder.preprocessor,
+    ...images,
     cache: options.embeddingCache ?? new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),
-    limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
     maxBatchSize: Math.max(1, Math.min(maxBatchSize, 16)),
     windowMs: options.imageWindowMs ?? 1,
   });
