@@ -17,6 +17,7 @@ import { installOrtTimer, ortTimes } from './ort-timer.ts';
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, batch: { type: 'string' }, requests: { type: 'string' },
   threads: { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'no-image-worker': { type: 'boolean' },
+  'min-new-tokens': { type: 'string' },
 } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
 const levels = (values.levels ?? '1,4,16,32,64').split(',').map(Number);
@@ -25,6 +26,8 @@ const numRequests = Number(values.requests ?? 128);
 const threads = values.threads ? Number(values.threads) : undefined;
 const maxNewTokens = Number(values['max-new-tokens'] ?? 24);
 const imageWorker = values['no-image-worker'] !== true;
+/** Forcing every request to its full length makes the batch-1 share about decode steps, not per-request setup. */
+const minNewTokens = Number(values['min-new-tokens'] ?? 0);
 
 export interface EngineLevel {
   concurrency: number;
@@ -55,7 +58,7 @@ function requests(count: number): GenerationRequest[] {
     const scene = scenes[i % scenes.length];
     const image = new Uint8Array(scene.length + 1 + Math.floor(i / scenes.length));
     image.set(scene);
-    const options = { maxNewTokens };
+    const options = { maxNewTokens, minNewTokens };
     return i % 2 === 0 ? { task: 'caption', image, options } : { task: 'answer', image, question: 'how many shapes are there?', options };
   });
 }
@@ -98,7 +101,7 @@ async function runLevel(concurrency: number, batch: readonly GenerationRequest[]
 
 const all = requests(numRequests * (levels.length + 1));
 await runLevel(4, all.slice(0, 16)); // warm-up
-console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'ort default'}, images ${imageWorker ? 'in a worker' : 'in this thread'}, ${numRequests} requests per level`);
+console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'engine default (1)'}, images ${imageWorker ? 'in a worker' : 'in this thread'}, ${numRequests} requests per level`);
 for (const [i, concurrency] of levels.entries()) {
   const r = await runLevel(concurrency, all.slice((i + 1) * numRequests, (i + 2) * numRequests));
   console.log(`c=${String(concurrency).padStart(2)}: ${r.requestsPerSecond.toFixed(1)} req/s, ${r.tokensPerSecond.toFixed(0)} tok/s, ` +

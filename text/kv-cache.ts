@@ -17,7 +17,7 @@ export interface CacheLayout {
   dtype: 'float32' | 'float16';
 }
 
-type KV = { key: ort.Tensor; value: ort.Tensor }; // each [batch, heads, len, headDim]
+export type KV = { key: ort.Tensor; value: ort.Tensor }; // each [batch, heads, len, headDim]
 
 const SELF_ONLY = /^past_key_values\.(\d+)\.(key|value)$/;
 const ENC_DEC = /^past_key_values\.(\d+)\.decoder\.(key|value)$/;
@@ -55,6 +55,11 @@ export class KvCache {
 
   get hasCrossAttentionCache(): boolean {
     return this.cross !== null;
+  }
+
+  /** Per layer, the cross-attention K/V (null until computed, or for 'self-only' models). */
+  get crossKv(): readonly KV[] | null {
+    return this.cross;
   }
 
   /** The past inputs of the next step, by the session's input names (plus use_cache_branch). */
@@ -114,9 +119,10 @@ export class KvCache {
    * whatever joined or left). Each source's kept rows lose their first `fromColumn`
    * self-attention columns and are left-padded with zeros to the longest; the caller
    * builds the attention mask the same way (assembleStates), so padding is never
-   * attended. Cross K/V must be present in all sources or none.
+   * attended. Cross K/V must be present in all sources or none; `cross`, when given, are
+   * the result's cross K/V already assembled (CrossKvSlab keeps them in place), not copied.
    */
-  static assemble(sources: readonly KvRowSource[]): KvCache {
+  static assemble(sources: readonly KvRowSource[], cross?: readonly KV[]): KvCache {
     if (sources.length === 0) throw new Error('KvCache.assemble needs at least one source');
     const { layout } = sources[0].cache;
     const hasCross = sources[0].cache.cross !== null;
@@ -131,9 +137,12 @@ export class KvCache {
       return { key: assembleTensor(parts('key'), isSelf ? pastLength : undefined), value: assembleTensor(parts('value'), isSelf ? pastLength : undefined) };
     };
     const self = sources[0].cache.self.map((_, i) => layer((c) => c.self, i, true));
-    const cross = hasCross ? sources[0].cache.cross!.map((_, i) => layer((c) => c.cross!, i, false)) : null;
     const batchSize = sources.reduce((n, s) => n + s.rows.length, 0);
-    return new KvCache(layout, batchSize, pastLength, self, cross);
+    if (cross && (!hasCross || cross.length !== layout.numLayers || cross.some((kv) => kv.key.dims[0] !== batchSize || kv.value.dims[0] !== batchSize))) {
+      throw new Error(`assembled cross K/V must have ${layout.numLayers} layers of ${batchSize} rows`);
+    }
+    const crossKv = !hasCross ? null : cross ?? sources[0].cache.cross!.map((_, i) => layer((c) => c.cross!, i, false));
+    return new KvCache(layout, batchSize, pastLength, self, crossKv);
   }
 
   /** Join whole batches into one (rows in argument order), shorter pasts left-padded. */

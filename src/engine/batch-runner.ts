@@ -4,12 +4,14 @@
 // first step computes the cross-attention K/V, the running rows' steps reuse them, so
 // the merged graph takes a different branch), and keep the joiners aside until the next
 // step. There, whatever left (retire), joined (last step's prefill) and became padding
-// for everyone is merged in one copy (mergeBatches), instead of one copy for each.
+// for everyone is merged in one copy of the self-attention K/V; the cross-attention K/V
+// stay in place in a CrossKvSlab (only joining rows are copied).
 // No policy here: the plan says who runs.
 import { assembleEncoderRows, gatherEncoderStates } from '../../fusion/conditioning.ts';
 import { assembleStates, decodeStep, numLeadingPadColumns, prefillStep, type RowsState } from '../../text/batch-inputs.ts';
 import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
-import { KvCache } from '../../text/kv-cache.ts';
+import { CrossKvSlab } from '../../text/cross-kv-slab.ts';
+import { KvCache, type KV } from '../../text/kv-cache.ts';
 import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult } from './plan.ts';
 
 interface LiveBatch {
@@ -31,6 +33,8 @@ export class BatchRunner implements ModelRunner {
   private batch: LiveBatch | undefined;
   /** Rows prefilled last step: appended to `batch` at the start of the next. */
   private joined: LiveBatch | undefined;
+  /** The cross K/V of `batch`'s rows, in its order (encoder-decoder models). */
+  private readonly cross = new CrossKvSlab();
 
   constructor(
     private readonly runner: DecoderRunner,
@@ -44,10 +48,11 @@ export class BatchRunner implements ModelRunner {
   reset(): void {
     this.batch = undefined;
     this.joined = undefined;
+    this.cross.clear();
   }
 
   async execute(plan: RunnerPlan): Promise<RunnerResult> {
-    this.batch = mergeBatches([this.batch, this.joined], plan.retire);
+    this.batch = this.merge(plan.retire);
     this.joined = undefined;
     const decoded = plan.decode.length > 0 ? await this.decode(plan.decode) : undefined;
     const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill) : undefined;
@@ -62,6 +67,40 @@ export class BatchRunner implements ModelRunner {
       prefillMs: prefilled?.ms ?? 0,
       numCachedTokens: cachedTokens(parts.map((p) => p.batch)),
     };
+  }
+
+  /**
+   * The batch for this step: last step's rows then its joiners, minus those that retire,
+   * with the leading columns none of them attends to dropped. Unchanged (no copy) when
+   * nothing joined, left or became padding.
+   */
+  private merge(retire: readonly number[]): LiveBatch | undefined {
+    const leaving = new Set(retire);
+    const main = keptRows(this.batch, leaving);
+    const joined = keptRows(this.joined, leaving);
+    if (main && !joined && main.rows.length === main.batch.ids.length && main.fromColumn === 0) return main.batch;
+    const sources = [main, joined].filter((s): s is RowSource => s !== undefined);
+    const cross = this.mergeCross(main, joined);
+    if (sources.length === 0) return undefined;
+    return {
+      ids: sources.flatMap((s) => s.rows.map((i) => s.batch.ids[i])),
+      state: assembleStates(sources.map((s) => ({ state: s.batch.state, rows: s.rows, fromColumn: s.fromColumn }))),
+      cache: KvCache.assemble(sources.map((s) => ({ cache: s.batch.cache, rows: s.rows, fromColumn: s.fromColumn })), cross),
+      encoder: assembleEncoderRows(sources.map((s) => ({ states: s.batch.encoder, rows: s.rows }))),
+    };
+  }
+
+  /** The slab follows the merge in place; undefined for models without cached cross K/V. */
+  private mergeCross(main: RowSource | undefined, joined: RowSource | undefined): readonly KV[] | undefined {
+    const hasCross = (main ?? joined)?.batch.cache.hasCrossAttentionCache ?? false;
+    if (!hasCross) {
+      this.cross.clear();
+      return undefined;
+    }
+    if (main && this.cross.size !== main.batch.ids.length) throw new Error(`cross K/V slab holds ${this.cross.size} rows, the batch ${main.batch.ids.length}`);
+    this.cross.retainRowsInPlace(main?.rows ?? []);
+    if (joined) this.cross.appendRows(joined.batch.cache.crossKv!, joined.rows);
+    return this.cross.tensors();
   }
 
   private async decode(rows: readonly DecodeRow[]): Promise<StepOut> {
@@ -87,31 +126,19 @@ export class BatchRunner implements ModelRunner {
   }
 }
 
-/**
- * The batch for this step: the rows of `parts` (in order) that do not retire, with the
- * leading columns none of them attends to dropped, in one copy. Unchanged when nothing
- * joined, left or became padding.
- */
-function mergeBatches(parts: readonly (LiveBatch | undefined)[], retire: readonly number[]): LiveBatch | undefined {
-  const leaving = new Set(retire);
-  const sources = parts
-    .filter((b): b is LiveBatch => b !== undefined)
-    .map((batch) => {
-      const rows = batch.ids.flatMap((id, i) => (leaving.has(id) ? [] : [i]));
-      return { batch, rows, fromColumn: rows.length > 0 ? numLeadingPadColumns(batch.state, rows) : 0 };
-    })
-    .filter((s) => s.rows.length > 0);
-  if (sources.length === 0) return undefined;
-  const [only] = sources;
-  if (sources.length === 1 && only.rows.length === only.batch.ids.length && only.fromColumn === 0) return only.batch;
-  return {
-    ids: sources.flatMap((s) => s.rows.map((i) => s.batch.ids[i])),
-    state: assembleStates(sources.map((s) => ({ state: s.batch.state, rows: s.rows, fromColumn: s.fromColumn }))),
-    cache: KvCache.assemble(sources.map((s) => ({ cache: s.batch.cache, rows: s.rows, fromColumn: s.fromColumn }))),
-    encoder: assembleEncoderRows(sources.map((s) => ({ states: s.batch.encoder, rows: s.rows }))),
-  };
+interface RowSource {
+  batch: LiveBatch;
+  /** Indices of the rows that stay, ascending. */
+  rows: number[];
+  /** Leading columns none of `rows` attends to. */
+  fromColumn: number;
 }
 
+function keptRows(batch: LiveBatch | undefined, leaving: ReadonlySet<number>): RowSource | undefined {
+  if (!batch) return undefined;
+  const rows = batch.ids.flatMap((id, i) => (leaving.has(id) ? [] : [i]));
+  return rows.length === 0 ? undefined : { batch, rows, fromColumn: numLeadingPadColumns(batch.state, rows) };
+}
 /** Slots the parts hold once merged (left-padded to the longest), as the scheduler's budget counts them. */
 function cachedTokens(parts: readonly LiveBatch[]): number {
   if (parts.length === 0) return 0;

@@ -57,6 +57,14 @@ describe('KvCache.assemble', () => {
     expect(a.dropLeadingColumns(0)).toBe(a);
   });
 
+  it('takes already assembled cross K/V as they are, when their rows match', () => {
+    const a = handMade(2, 3);
+    const given = handMade(1, 1, 7).crossKv!;
+    const merged = KvCache.assemble([{ cache: a, rows: [1], fromColumn: 0 }], given);
+    expect(merged.crossKv).toBe(given);
+    expect(() => KvCache.assemble([{ cache: a, rows: [0, 1], fromColumn: 0 }], given)).toThrow(/1 layers of 2 rows/);
+  });
+
   it('rejects rows or columns outside the source, and mixing caches with and without cross K/V', () => {
     const a = handMade(2, 3);
     expect(() => KvCache.assemble([{ cache: a, rows: [2], fromColumn: 0 }])).toThrow(/rows \[2\] of a batch of 2/);
