@@ -5,6 +5,8 @@
 // everything else (image decode, preprocessing, tensor building, scheduling, sampling).
 // The "non-ORT share" at one client is issue 5's "time outside session calls" target.
 import { readFileSync, readdirSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createEngine } from '../src/engine/create-engine.ts';
@@ -17,7 +19,7 @@ import { installOrtTimer, ortTimes } from './ort-timer.ts';
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, batch: { type: 'string' }, requests: { type: 'string' },
   threads: { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'no-image-worker': { type: 'boolean' },
-  'min-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' }, suffix: { type: 'string' },
 } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
 const levels = (values.levels ?? '1,4,16,32,64').split(',').map(Number);
@@ -102,10 +104,24 @@ async function runLevel(concurrency: number, batch: readonly GenerationRequest[]
 const all = requests(numRequests * (levels.length + 1));
 await runLevel(4, all.slice(0, 16)); // warm-up
 console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'engine default (1)'}, images ${imageWorker ? 'in a worker' : 'in this thread'}, ${numRequests} requests per level`);
+const out: EngineLevel[] = [];
 for (const [i, concurrency] of levels.entries()) {
   const r = await runLevel(concurrency, all.slice((i + 1) * numRequests, (i + 2) * numRequests));
+  out.push(r);
   console.log(`c=${String(concurrency).padStart(2)}: ${r.requestsPerSecond.toFixed(1)} req/s, ${r.tokensPerSecond.toFixed(0)} tok/s, ` +
     `in session.run ${pct(r.ortShare)} of wall (encoder ${pct(r.encoderShare)}, decoder ${pct(r.decoderShare)}), ` +
     `outside session.run while decoding ${pct(r.nonOrtDecodeShare)}, ${r.numSteps} steps of ${r.meanRows.toFixed(1)} rows, ${(r.stepMs / r.numSteps).toFixed(2)} ms/step`);
 }
 await engine.release();
+
+const date = new Date().toISOString();
+const summary = {
+  model: basename(modelDir), date, maxBatchSize, threads: threads ?? 'engine default', imageWorker, maxNewTokens, minNewTokens, numRequests,
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
+  levels: out,
+};
+const dir = join(ROOT, 'bench/results');
+await mkdir(dir, { recursive: true });
+const stem = `engine-${summary.model}-${date.slice(0, 10)}${values.suffix ? `-${values.suffix}` : ''}`;
+await writeFile(join(dir, `${stem}.json`), JSON.stringify(summary, null, 2) + '\n');
+console.log(`wrote bench/results/${stem}.json`);

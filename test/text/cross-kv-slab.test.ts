@@ -31,13 +31,13 @@ describe('CrossKvSlab', () => {
   it('appends joining rows and keeps leaving rows out, in order, in place', () => {
     const slab = new CrossKvSlab();
     slab.appendRows(cross([1, 2, 3, 4]), [0, 1, 2, 3]);
-    const before = slab.tensors()[0].key.data;
+    const before = slab.tensors()[0].key.data as Float32Array;
     slab.retainRowsInPlace([1, 3]);
     slab.appendRows(cross([7, 8, 9]), [2, 0]);
     expect(slab.size).toBe(4);
     expect(rowsOf(slab.tensors())).toEqual([[2, 4, 9, 7], [102, 104, 109, 107]]);
     expect(rowsOf(slab.tensors(), 'value')[1]).toEqual([-102, -104, -109, -107]);
-    expect(slab.tensors()[0].key.data.buffer).toBe(before.buffer); // no new buffer
+    expect((slab.tensors()[0].key.data as Float32Array).buffer).toBe(before.buffer); // no new buffer
   });
 
   it('grows past its capacity keeping the rows it holds', () => {
