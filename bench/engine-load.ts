@@ -18,7 +18,7 @@ import { installOrtTimer, ortTimes } from './ort-timer.ts';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, batch: { type: 'string' }, requests: { type: 'string' },
-  threads: { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'no-image-worker': { type: 'boolean' },
+  threads: { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'no-image-worker': { type: 'boolean' }, 'image-workers': { type: 'string' },
   'min-new-tokens': { type: 'string' }, suffix: { type: 'string' },
 } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
@@ -28,6 +28,7 @@ const numRequests = Number(values.requests ?? 128);
 const threads = values.threads ? Number(values.threads) : undefined;
 const maxNewTokens = Number(values['max-new-tokens'] ?? 24);
 const imageWorker = values['no-image-worker'] !== true;
+const imageWorkers = Number(values['image-workers'] ?? 1);
 /** Forcing every request to its full length makes the batch-1 share about decode steps, not per-request setup. */
 const minNewTokens = Number(values['min-new-tokens'] ?? 0);
 
@@ -69,7 +70,7 @@ const pct = (share: number): string => `${(100 * share).toFixed(0)} %`;
 
 installOrtTimer();
 const steps: StepInfo[] = [];
-const engine = await createEngine({ modelDir, maxBatchSize, threads, maxWaiting: 4096, imageWorker, onStep: (s) => steps.push(s) });
+const engine = await createEngine({ modelDir, maxBatchSize, threads, maxWaiting: 4096, imageWorker, imageWorkers, onStep: (s) => steps.push(s) });
 
 async function runLevel(concurrency: number, batch: readonly GenerationRequest[]): Promise<EngineLevel> {
   let next = 0;
@@ -103,7 +104,7 @@ async function runLevel(concurrency: number, batch: readonly GenerationRequest[]
 
 const all = requests(numRequests * (levels.length + 1));
 await runLevel(4, all.slice(0, 16)); // warm-up
-console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'engine default (1)'}, images ${imageWorker ? 'in a worker' : 'in this thread'}, ${numRequests} requests per level`);
+console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'engine default (1)'}, images ${imageWorker ? `in ${imageWorkers} worker(s)` : 'in this thread'}, ${numRequests} requests per level`);
 const out: EngineLevel[] = [];
 for (const [i, concurrency] of levels.entries()) {
   const r = await runLevel(concurrency, all.slice((i + 1) * numRequests, (i + 2) * numRequests));
@@ -116,7 +117,7 @@ await engine.release();
 
 const date = new Date().toISOString();
 const summary = {
-  model: basename(modelDir), date, maxBatchSize, threads: threads ?? 'engine default', imageWorker, maxNewTokens, minNewTokens, numRequests,
+  model: basename(modelDir), date, maxBatchSize, threads: threads ?? 'engine default', imageWorker, imageWorkers, maxNewTokens, minNewTokens, numRequests,
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
   levels: out,
 };

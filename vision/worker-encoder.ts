@@ -79,6 +79,29 @@ export async function startEncodeWorker(init: EncodeWorkerInit): Promise<WorkerI
   return { encodeImages, release: async () => void (await worker.terminate()) };
 }
 
+/**
+ * Several workers behind one ImageBatchEncoder: a batch is split into contiguous chunks,
+ * one per worker, encoded in parallel and joined in order (the encoder gains nothing
+ * from large batches: its convolutions cost the same per image at 1 or 16).
+ */
+export async function startEncodeWorkers(init: EncodeWorkerInit, count: number): Promise<WorkerImageEncoder> {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`image workers must be an integer >= 1, got ${count}`);
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startEncodeWorker(init)));
+  const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(workers.map((w) => w.release()));
+    throw failed.reason;
+  }
+  if (count === 1) return workers[0];
+  const encodeImages: ImageBatchEncoder = async (images) => {
+    const size = Math.ceil(images.length / workers.length);
+    const chunks = workers.map((w, i) => ({ w, images: images.slice(i * size, (i + 1) * size) })).filter((c) => c.images.length > 0);
+    return (await Promise.all(chunks.map((c) => c.w.encodeImages(c.images)))).flat();
+  };
+  return { encodeImages, release: async () => void (await Promise.all(workers.map((w) => w.release()))) };
+}
+
 function fromOutcome(outcome: EncodeOutcome): ImageEmbedding | Error {
   if ('embedding' in outcome) return outcome.embedding;
   const { code, message } = outcome.error;

@@ -4,7 +4,7 @@
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
 import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
 import { createImageLoader } from '../../vision/image-loader.ts';
-import { startEncodeWorker, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
+import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
 import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
 import { BatchRunner } from './batch-runner.ts';
 import { Engine, type StepInfo } from './engine.ts';
@@ -35,6 +35,8 @@ export interface EngineOptions extends ModelLoadOptions {
    * on another core while this thread runs decoder steps; false: in this thread.
    */
   imageWorker?: boolean;
+  /** How many image worker threads (default 1); a batch of images is split across them. */
+  imageWorkers?: number;
   onStep?: (info: StepInfo) => void;
 }
 
@@ -64,14 +66,14 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
 }
 
 function startImageWorker(model: IrisModel, options: EngineOptions): Promise<WorkerImageEncoder> {
-  return startEncodeWorker({
+  return startEncodeWorkers({
     encoderPath: encoderPathOf(model.folder, options),
     size: { height: model.encoder.height, width: model.encoder.width },
     // One intra-op thread: the worker's point is to leave this thread's core to the decoder.
     session: sessionOptionsOf({ ...options, threads: 1 }),
     preprocessor: model.folder.preprocessor,
     limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
-  });
+  }, options.imageWorkers ?? 1);
 }
 
 /** The model whose release() also stops the image worker (Engine.release frees the model). */

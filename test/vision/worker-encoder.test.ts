@@ -5,7 +5,7 @@ import { readModelFolder } from '../../fusion/model-folder.ts';
 import { encoderPathOf, sessionOptionsOf } from '../../src/pipeline-model.ts';
 import { VisionEncoder } from '../../vision/encoder.ts';
 import { encodeInProcess, type ImageBatchEncoder } from '../../vision/image-loader.ts';
-import { startEncodeWorker, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
+import { startEncodeWorker, startEncodeWorkers, type EncodeWorkerInit, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 
 const LIMITS = { maxPixels: 1_000_000 };
@@ -14,10 +14,11 @@ describe('image worker', () => {
   let worker: WorkerImageEncoder;
   let inProcess: ImageBatchEncoder;
   let encoder: VisionEncoder;
+  let init: EncodeWorkerInit;
 
   beforeAll(async () => {
     const folder = await readModelFolder(FIXTURES.encoderDecoder);
-    const init = {
+    init = {
       encoderPath: encoderPathOf(folder, {}),
       size: { height: folder.preprocessor.height, width: folder.preprocessor.width },
       session: sessionOptionsOf({ threads: 1 }),
@@ -50,6 +51,18 @@ describe('image worker', () => {
     const [ea, eb] = [a[0], b[0]];
     if (ea instanceof Error || eb instanceof Error) throw new Error('encode failed');
     expect(Array.from(ea.data)).not.toEqual(Array.from(eb.data));
+  });
+
+  it('a pool splits a batch across its workers and keeps the order', async () => {
+    const pool = await startEncodeWorkers(init, 2);
+    try {
+      const images = await Promise.all([1, 2, 3].map((seed) => syntheticImage(48, 48, seed)));
+      const [pooled, here] = await Promise.all([pool.encodeImages(images), inProcess(images)]);
+      expect(pooled.map((e) => (e instanceof Error ? e : Array.from(e.data)))).toEqual(here.map((e) => (e instanceof Error ? e : Array.from(e.data))));
+    } finally {
+      await pool.release();
+    }
+    await expect(startEncodeWorkers(init, 0)).rejects.toThrow(/integer >= 1/);
   });
 
   it('rejects batches after release', async () => {
