@@ -1,4 +1,4 @@
-// npm run bench:load [-- --model DIR --levels 1,4,16,32,64 --per-client 2 --max-new-tokens 24 --targets iris,serial,tjs]
+// npm run bench:load [-- --model DIR --levels 1,4,16,32,64 --per-client 2 --max-new-tokens 24 --targets iris,serial,tjs --suffix NAME]
 // The engine's load benchmark: captioning and question requests with distinct images over
 // real HTTP, from 1 to 64 concurrent clients, against three servers on the same model
 // folder, each in its own process: Iris (continuous batching), Iris with batching off
@@ -18,7 +18,7 @@ import { renderLineChart } from './load-chart.ts';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, 'per-client': { type: 'string' },
-  'max-new-tokens': { type: 'string' }, targets: { type: 'string' },
+  'max-new-tokens': { type: 'string' }, targets: { type: 'string' }, suffix: { type: 'string' },
 } });
 const fallback = join(ROOT, 'assets/models/tiny-random');
 const modelDir = resolve(values.model ?? (existsSync(join(DEFAULT_MODEL_DIR, 'onnx')) ? DEFAULT_MODEL_DIR : fallback));
@@ -125,7 +125,8 @@ const summary = {
 };
 const dir = join(ROOT, 'bench/results');
 await mkdir(dir, { recursive: true });
-const stem = `load-${model}-${date.slice(0, 10)}`;
+// One file per model and day; --suffix keeps an earlier run of the same day (e.g. before and after a change).
+const stem = `load-${model}-${date.slice(0, 10)}${values.suffix ? `-${values.suffix}` : ''}`;
 await writeFile(join(dir, `${stem}.json`), JSON.stringify(summary, null, 2) + '\n');
 const series = (pick: (r: LevelResult) => number) => targets.map((t) => ({ label: t.label, color: t.color, points: results[t.name].map((r) => ({ x: r.concurrency, y: pick(r) })) }));
 await writeFile(join(dir, `${stem}.png`), await renderLineChart(`${model}: ${maxNewTokens} max new tokens, ${cpus().length} cores`, [

@@ -30,3 +30,18 @@ export function selectEncoderRows(states: EncoderStates, rows: readonly number[]
   rows.forEach((r, i) => data.set(states.data.subarray(r * per, (r + 1) * per), i * per));
   return { data, numPatches: states.numPatches, hiddenSize: states.hiddenSize };
 }
+
+/** Rows of several batches' features, in order (the features side of KvCache.assemble). */
+export function assembleEncoderRows(sources: readonly { states: EncoderStates; rows: readonly number[] }[]): EncoderStates {
+  const { numPatches, hiddenSize } = sources[0].states;
+  const per = numPatches * hiddenSize;
+  const data = new Float32Array(sources.reduce((n, s) => n + s.rows.length, 0) * per); // [rows, patches, d]
+  let out = 0;
+  for (const { states, rows } of sources) {
+    if (states.numPatches !== numPatches || states.hiddenSize !== hiddenSize) {
+      throw new Error(`encoder states disagree: [${states.numPatches}, ${states.hiddenSize}] vs [${numPatches}, ${hiddenSize}]`);
+    }
+    for (const r of rows) data.set(states.data.subarray(r * per, (r + 1) * per), out++ * per);
+  }
+  return { data, numPatches, hiddenSize };
+}

@@ -32,13 +32,10 @@ export interface IrisModel {
 
 export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: ModelLoadOptions = {}): Promise<IrisModel> {
   const folder = await readModelFolder(dir);
-  const encoderPath = join(folder.dir, 'onnx', options.encoderFile ?? 'encoder_model.onnx');
+  const encoderPath = encoderPathOf(folder, options);
   const decoderPath = join(folder.dir, 'onnx', options.decoderFile ?? 'decoder_model_merged.onnx');
   await Promise.all([encoderPath, decoderPath].map(mustExist));
-  const session: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all',
-    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-  };
+  const session = sessionOptionsOf(options);
   const [tokenizer, encoder, runner] = await Promise.all([
     TextTokenizer.load(folder.dir),
     VisionEncoder.load(encoderPath, folder.preprocessor, session),
@@ -53,6 +50,18 @@ export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: Mo
     release: async () => {
       await Promise.all([encoder.release(), runner.release()]);
     },
+  };
+}
+
+/** Where the vision encoder's graph is (the engine's image worker loads it again). */
+export function encoderPathOf(folder: ModelFolder, options: ModelLoadOptions): string {
+  return join(folder.dir, 'onnx', options.encoderFile ?? 'encoder_model.onnx');
+}
+
+export function sessionOptionsOf(options: ModelLoadOptions): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
   };
 }
 

@@ -84,16 +84,40 @@ export function concatStates(states: readonly RowsState[]): RowsState {
   return { batchSize, width, attentionMask, nextPosition };
 }
 
-/** Leading columns no row attends to (all-zero mask): safe to drop from the state and the cache. */
-export function numLeadingPadColumns(state: RowsState): number {
-  const { batchSize, width, attentionMask } = state;
-  let column = 0;
-  for (; column < width; column++) {
-    let isAttended = false;
-    for (let row = 0; row < batchSize && !isAttended; row++) isAttended = attentionMask[row * width + column] !== 0;
-    if (isAttended) break;
+/** Leading columns none of `rows` (default: all) attends to (all-zero mask): safe to drop from the state and the cache. */
+export function numLeadingPadColumns(state: RowsState, rows?: readonly number[]): number {
+  const { width, attentionMask } = state;
+  const picked = rows ?? Array.from({ length: state.batchSize }, (_, i) => i);
+  let column = width;
+  for (const row of picked) {
+    const first = attentionMask.subarray(row * width, (row + 1) * width).indexOf(1);
+    column = Math.min(column, first < 0 ? width : first);
   }
   return column;
+}
+
+/** Rows of one state taken into assembleStates (the mask side of KvCache.assemble). */
+export interface StateRowSource {
+  readonly state: RowsState;
+  readonly rows: readonly number[];
+  readonly fromColumn: number;
+}
+
+/** Kept rows of several states, their first `fromColumn` columns dropped, left-padded with zeros to the widest. */
+export function assembleStates(sources: readonly StateRowSource[]): RowsState {
+  const width = Math.max(...sources.map((s) => s.state.width - s.fromColumn));
+  const batchSize = sources.reduce((n, s) => n + s.rows.length, 0);
+  const attentionMask = new Int32Array(batchSize * width); // [batch, width]
+  const nextPosition = new Int32Array(batchSize);
+  let out = 0;
+  for (const { state, rows, fromColumn } of sources) {
+    const kept = state.width - fromColumn;
+    for (const row of rows) {
+      attentionMask.set(state.attentionMask.subarray(row * state.width + fromColumn, (row + 1) * state.width), out * width + width - kept);
+      nextPosition[out++] = state.nextPosition[row];
+    }
+  }
+  return { batchSize, width, attentionMask, nextPosition };
 }
 
 /** The state without its first `columns` columns (pair with KvCache.dropLeadingColumns). */

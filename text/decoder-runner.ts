@@ -60,7 +60,7 @@ export class DecoderRunner {
 
   async step(input: DecoderStepInput): Promise<DecoderStepOutput> {
     const { tokens, cache } = input;
-    const outputs = await this.session.run(this.feeds(input));
+    const outputs = await this.session.run(this.feeds(input), cache.outputsToFetch(this.session.outputNames));
     const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
     return { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
   }

@@ -17,10 +17,11 @@ export interface CacheLayout {
   dtype: 'float32' | 'float16';
 }
 
-type KV = { key: ort.Tensor; value: ort.Tensor }; // each [batch, heads, len, headDim]
+export type KV = { key: ort.Tensor; value: ort.Tensor }; // each [batch, heads, len, headDim]
 
 const SELF_ONLY = /^past_key_values\.(\d+)\.(key|value)$/;
 const ENC_DEC = /^past_key_values\.(\d+)\.decoder\.(key|value)$/;
+const CROSS_PRESENT = /^present\.\d+\.encoder\.(key|value)$/;
 
 /** Read the naming and the static head shape from the session's declared inputs. */
 export function detectCacheLayout(inputs: readonly { name: string; shape?: readonly (number | string)[]; type?: string }[]): CacheLayout {
@@ -56,6 +57,11 @@ export class KvCache {
     return this.cross !== null;
   }
 
+  /** Per layer, the cross-attention K/V (null until computed, or for 'self-only' models). */
+  get crossKv(): readonly KV[] | null {
+    return this.cross;
+  }
+
   /** The past inputs of the next step, by the session's input names (plus use_cache_branch). */
   feeds(): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
@@ -75,6 +81,17 @@ export class KvCache {
     const isCached = isEncDec ? this.cross !== null : this.pastLength > 0;
     feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([isCached ? 1 : 0]), [1]);
     return feeds;
+  }
+
+  /**
+   * The outputs the next step must fetch, out of the session's declared ones. Once the
+   * cross K/V are cached, the graph passes them through unchanged as present.*.encoder.*;
+   * fetching those would copy [batch, heads, patches, headDim] per layer out of
+   * onnxruntime every step (6 MB at 32 rows on shapes-base) only to drop them in advance().
+   */
+  outputsToFetch(outputNames: readonly string[]): string[] {
+    if (this.cross === null) return [...outputNames];
+    return outputNames.filter((name) => !CROSS_PRESENT.test(name));
   }
 
   /** The cache after a step: new self-attention pasts; cross K/V taken once, then kept. */
@@ -98,30 +115,44 @@ export class KvCache {
   }
 
   /**
-   * Join batches into one (rows in argument order). Shorter pasts are left-padded with
-   * zeros to the longest; the caller pads the attention mask to match (concatStates), so
-   * the padding is never attended. Cross K/V must be present in all or none.
+   * One new cache from rows of several (the one copy a continuous batch makes per step,
+   * whatever joined or left). Each source's kept rows lose their first `fromColumn`
+   * self-attention columns and are left-padded with zeros to the longest; the caller
+   * builds the attention mask the same way (assembleStates), so padding is never
+   * attended. Cross K/V must be present in all sources or none; `cross`, when given, are
+   * the result's cross K/V already assembled (CrossKvSlab keeps them in place), not copied.
    */
+  static assemble(sources: readonly KvRowSource[], cross?: readonly KV[]): KvCache {
+    if (sources.length === 0) throw new Error('KvCache.assemble needs at least one source');
+    const { layout } = sources[0].cache;
+    const hasCross = sources[0].cache.cross !== null;
+    for (const { cache, rows, fromColumn } of sources) {
+      if ((cache.cross !== null) !== hasCross) throw new Error('cannot join caches with and without cross-attention K/V');
+      if (!Number.isInteger(fromColumn) || fromColumn < 0 || fromColumn > cache.pastLength) throw new RangeError(`fromColumn ${fromColumn} of ${cache.pastLength} columns`);
+      if (rows.some((r) => !Number.isInteger(r) || r < 0 || r >= cache.batchSize)) throw new RangeError(`rows [${rows.join(', ')}] of a batch of ${cache.batchSize}`);
+    }
+    const pastLength = Math.max(...sources.map((s) => s.cache.pastLength - s.fromColumn));
+    const layer = (pick: (c: KvCache) => readonly KV[], i: number, isSelf: boolean): KV => {
+      const parts = (kv: 'key' | 'value'): TensorRows[] => sources.map((s) => ({ tensor: pick(s.cache)[i][kv], rows: s.rows, fromColumn: isSelf ? s.fromColumn : 0 }));
+      return { key: assembleTensor(parts('key'), isSelf ? pastLength : undefined), value: assembleTensor(parts('value'), isSelf ? pastLength : undefined) };
+    };
+    const self = sources[0].cache.self.map((_, i) => layer((c) => c.self, i, true));
+    const batchSize = sources.reduce((n, s) => n + s.rows.length, 0);
+    if (cross && (!hasCross || cross.length !== layout.numLayers || cross.some((kv) => kv.key.dims[0] !== batchSize || kv.value.dims[0] !== batchSize))) {
+      throw new Error(`assembled cross K/V must have ${layout.numLayers} layers of ${batchSize} rows`);
+    }
+    const crossKv = !hasCross ? null : cross ?? sources[0].cache.cross!.map((_, i) => layer((c) => c.cross!, i, false));
+    return new KvCache(layout, batchSize, pastLength, self, crossKv);
+  }
+
+  /** Join whole batches into one (rows in argument order), shorter pasts left-padded. */
   static concat(caches: readonly KvCache[]): KvCache {
-    if (caches.length === 0) throw new Error('KvCache.concat needs at least one cache');
-    const { layout } = caches[0];
-    const hasCross = caches[0].cross !== null;
-    if (caches.some((c) => (c.cross !== null) !== hasCross)) throw new Error('cannot join caches with and without cross-attention K/V');
-    const pastLength = Math.max(...caches.map((c) => c.pastLength));
-    const join = (pick: (c: KvCache) => readonly KV[], isSelf: boolean): KV[] =>
-      pick(caches[0]).map((_, i) => ({
-        key: concatRows(caches.map((c) => (isSelf ? leftPad(pick(c)[i].key, pastLength) : pick(c)[i].key))),
-        value: concatRows(caches.map((c) => (isSelf ? leftPad(pick(c)[i].value, pastLength) : pick(c)[i].value))),
-      }));
-    const batchSize = caches.reduce((n, c) => n + c.batchSize, 0);
-    const cross = hasCross ? join((c) => c.cross!, false) : null;
-    return new KvCache(layout, batchSize, pastLength, join((c) => c.self, true), cross);
+    return KvCache.assemble(caches.map((cache) => ({ cache, rows: allRows(cache.batchSize), fromColumn: 0 })));
   }
 
   /** Keep only the given rows (e.g. drop rows that finished); order follows `rows`. */
   selectRows(rows: readonly number[]): KvCache {
-    const pick = (kv: KV): KV => ({ key: gatherRows(kv.key, rows), value: gatherRows(kv.value, rows) });
-    return new KvCache(this.layout, rows.length, this.pastLength, this.self.map(pick), this.cross?.map(pick) ?? null);
+    return KvCache.assemble([{ cache: this, rows, fromColumn: 0 }]);
   }
 
   /**
@@ -130,12 +161,8 @@ export class KvCache {
    * longest row of a continuously batched cache has retired: it bounds the past length.
    */
   dropLeadingColumns(columns: number): KvCache {
-    if (!Number.isInteger(columns) || columns < 0 || columns > this.pastLength) {
-      throw new RangeError(`dropLeadingColumns: ${columns} of ${this.pastLength} columns`);
-    }
     if (columns === 0) return this;
-    const drop = (kv: KV): KV => ({ key: sliceFromColumn(kv.key, columns), value: sliceFromColumn(kv.value, columns) });
-    return new KvCache(this.layout, this.batchSize, this.pastLength - columns, this.self.map(drop), this.cross);
+    return KvCache.assemble([{ cache: this, rows: allRows(this.batchSize), fromColumn: columns }]);
   }
 
   /**
@@ -151,20 +178,23 @@ export class KvCache {
   }
 }
 
+/** Rows of one cache taken into KvCache.assemble. */
+export interface KvRowSource {
+  readonly cache: KvCache;
+  /** Row indices in `cache`, in the order they take in the result. */
+  readonly rows: readonly number[];
+  /** Leading self-attention columns to drop: padding none of `rows` attends. */
+  readonly fromColumn: number;
+}
+
 function emptyKv(layout: CacheLayout, batchSize: number): KV {
   const dims = [batchSize, layout.numHeads, 0, layout.headDim];
   const make = () => (layout.dtype === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims));
   return { key: make(), value: make() };
 }
 
-/** Rows of a [batch, ...] float tensor, copied into a new tensor. */
-export function gatherRows(tensor: ort.Tensor, rows: readonly number[]): ort.Tensor {
-  const [batch, ...rest] = tensor.dims;
-  const data = tensor.data as Float32Array | Uint16Array;
-  const rowSize = batch === 0 ? 0 : data.length / batch;
-  const out = new (data.constructor as typeof Float32Array | typeof Uint16Array)(rows.length * rowSize);
-  rows.forEach((r, i) => out.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
-  return tensorOf(tensor.type, out, [rows.length, ...rest]);
+function allRows(batchSize: number): number[] {
+  return Array.from({ length: batchSize }, (_, i) => i);
 }
 
 function bytesOf(tensor: ort.Tensor): number {
@@ -177,37 +207,40 @@ function tensorOf(type: ort.Tensor.Type, data: FloatData, dims: number[]): ort.T
   return type === 'float16' ? new ort.Tensor('float16', data as Uint16Array, dims) : new ort.Tensor('float32', data as Float32Array, dims);
 }
 
-/** [batch, heads, len, d] → [batch, heads, length, d] with zeros in front. */
-function leftPad(tensor: ort.Tensor, length: number): ort.Tensor {
-  const [batch, heads, len, d] = tensor.dims;
-  if (len === length) return tensor;
-  const data = tensor.data as FloatData;
-  const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * length * d);
-  for (let bh = 0; bh < batch * heads; bh++) out.set(data.subarray(bh * len * d, (bh + 1) * len * d), (bh * length + length - len) * d);
-  return tensorOf(tensor.type, out, [batch, heads, length, d]);
+interface TensorRows {
+  tensor: ort.Tensor; // [batch, heads, len, d]
+  rows: readonly number[];
+  fromColumn: number;
 }
 
-/** [batch, heads, len, d] → [batch, heads, len - from, d]: positions from `from` on. */
-function sliceFromColumn(tensor: ort.Tensor, from: number): ort.Tensor {
-  const [batch, heads, len, d] = tensor.dims;
-  const data = tensor.data as FloatData;
-  const length = len - from;
-  const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * length * d);
-  for (let bh = 0; bh < batch * heads; bh++) out.set(data.subarray((bh * len + from) * d, (bh + 1) * len * d), bh * length * d);
-  return tensorOf(tensor.type, out, [batch, heads, length, d]);
-}
-
-/** Stack tensors of equal trailing shape along the batch axis. */
-function concatRows(tensors: readonly ort.Tensor[]): ort.Tensor {
-  const [, ...rest] = tensors[0].dims;
-  const parts = tensors.map((t) => t.data as FloatData);
-  const out = new (parts[0].constructor as new (n: number) => FloatData)(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
+/**
+ * [Σ rows, heads, length, d] from rows of [batch, heads, len, d] tensors: each row's
+ * columns from `fromColumn` on, right-aligned, zeros in front. `length` undefined: the
+ * parts' own length, which must agree (cross-attention K/V, one column per patch).
+ */
+function assembleTensor(parts: readonly TensorRows[], length?: number): ort.Tensor {
+  const [, heads, , d] = parts[0].tensor.dims;
+  const outLength = length ?? parts[0].tensor.dims[2];
+  const numRows = parts.reduce((n, p) => n + p.rows.length, 0);
+  const first = parts[0].tensor.data as FloatData;
+  const out = new (first.constructor as new (n: number) => FloatData)(numRows * heads * outLength * d);
+  let outRow = 0;
+  for (const { tensor, rows, fromColumn } of parts) {
+    const len = tensor.dims[2];
+    const kept = len - fromColumn;
+    if (tensor.dims[1] !== heads || tensor.dims[3] !== d || kept > outLength || (length === undefined && len !== outLength)) {
+      throw new Error(`cannot assemble [${tensor.dims.join(', ')}] into [${numRows}, ${heads}, ${outLength}, ${d}]`);
+    }
+    const data = tensor.data as FloatData;
+    for (const row of rows) {
+      for (let h = 0; h < heads; h++) {
+        const src = ((row * heads + h) * len + fromColumn) * d;
+        out.set(data.subarray(src, src + kept * d), ((outRow * heads + h) * outLength + outLength - kept) * d);
+      }
+      outRow++;
+    }
   }
-  return tensorOf(tensors[0].type, out, [tensors.reduce((n, t) => n + t.dims[0], 0), ...rest]);
+  return tensorOf(parts[0].tensor.type, out, [numRows, heads, outLength, d]);
 }
 
 /** [batch, heads, len, d] → [batch, heads, width, d]: row r's chosen columns, right-aligned. */

@@ -1,5 +1,7 @@
 // Turns image bytes into cached embeddings, encoding concurrent requests' images together.
-// Built on DataLoader: loads issued within a short window become one encoder call.
+// Built on DataLoader: loads issued within a short window become one encoder call. The
+// decode → preprocess → encode of a batch's misses runs here (encodeInProcess) or in a
+// worker thread (encode-worker.ts), which frees the thread that runs the decoder.
 import DataLoader from 'dataloader';
 import { IrisError } from '../src/types.ts';
 import { EmbeddingCache, contentHash } from './embedding-cache.ts';
@@ -12,16 +14,23 @@ export interface EmbeddingLease {
   readonly key: string;
   readonly embedding: ImageEmbedding;
   readonly cached: boolean;
-  /** Wall time of the encoder batch this image was part of (0 when cached). */
+  /** Wall time of the decode + encode batch this image was part of (0 when cached). */
   readonly encodeMs: number;
   release(): void;
 }
 
-export interface ImageLoaderOptions {
+/** Distinct images' bytes → one embedding (or the error that image hit) each, in order. */
+export type ImageBatchEncoder = (images: readonly Uint8Array[]) => Promise<(ImageEmbedding | Error)[]>;
+
+/** What decoding, preprocessing and encoding in this thread need. */
+export interface InProcessImages {
   encoder: VisionEncoder;
   preprocessor: PreprocessorConfig;
-  cache: EmbeddingCache;
   limits: DecodeLimits;
+}
+
+interface LoaderBatching {
+  cache: EmbeddingCache;
   /** Most images per encoder call. */
   maxBatchSize?: number;
   /** How long the first load of a batch waits for company, in ms. */
@@ -29,6 +38,9 @@ export interface ImageLoaderOptions {
   /** Replaces the timer: tests call the callback by hand to cut a batch. */
   batchScheduleFn?: (callback: () => void) => void;
 }
+
+/** Images are encoded in this thread, or by `encodeImages` (e.g. a worker thread's). */
+export type ImageLoaderOptions = LoaderBatching & (InProcessImages | { encodeImages: ImageBatchEncoder });
 
 export interface ImageLoader {
   load(bytes: Uint8Array): Promise<EmbeddingLease>;
@@ -44,7 +56,8 @@ export function createImageLoader(options: ImageLoaderOptions): ImageLoader {
   const batchScheduleFn = options.batchScheduleFn ??
     (windowMs === 0 ? (callback: () => void) => void setImmediate(callback) : (callback: () => void) => void setTimeout(callback, windowMs));
   // cache: false — the EmbeddingCache is the cache; DataLoader's own would hold leases forever.
-  const loader = new DataLoader<Uint8Array, EmbeddingLease>((keys) => loadBatch(options, keys), {
+  const encodeImages = 'encodeImages' in options ? options.encodeImages : encodeInProcess(options);
+  const loader = new DataLoader<Uint8Array, EmbeddingLease>((keys) => loadBatch(options.cache, encodeImages, keys), {
     cache: false,
     maxBatchSize,
     batchScheduleFn,
@@ -67,8 +80,7 @@ function makeLease(cache: EmbeddingCache, key: string, embedding: ImageEmbedding
   };
 }
 
-async function loadBatch(options: ImageLoaderOptions, keys: readonly Uint8Array[]): Promise<(EmbeddingLease | Error)[]> {
-  const { cache } = options;
+async function loadBatch(cache: EmbeddingCache, encodeImages: ImageBatchEncoder, keys: readonly Uint8Array[]): Promise<(EmbeddingLease | Error)[]> {
   const results: (EmbeddingLease | Error)[] = new Array(keys.length);
   const missing = new Map<string, number[]>(); // hash → indices of keys with those bytes
   keys.forEach((bytes, i) => {
@@ -78,27 +90,30 @@ async function loadBatch(options: ImageLoaderOptions, keys: readonly Uint8Array[
     else missing.set(key, [...(missing.get(key) ?? []), i]);
   });
   const hashes = [...missing.keys()];
-  const prepared = await Promise.all(
-    hashes.map((key) => prepare(keys[missing.get(key)![0]], options).catch((err: unknown) => toError(err))),
-  );
-  const ok = hashes.filter((_, j) => !(prepared[j] instanceof Error));
-  const pixels = prepared.filter((p): p is Float32Array => !(p instanceof Error));
   const started = performance.now();
-  const encoded = pixels.length === 0 ? [] : await options.encoder.encode(pixels).catch((err: unknown) => toError(err));
+  const encoded = hashes.length === 0 ? [] : await encodeImages(hashes.map((key) => keys[missing.get(key)![0]])).catch((err: unknown) => hashes.map(() => toError(err)));
   const encodeMs = performance.now() - started;
   hashes.forEach((key, j) => {
-    const failure = prepared[j] instanceof Error ? prepared[j] : encoded instanceof Error ? encoded : undefined;
-    for (const i of missing.get(key)!) {
-      if (failure) results[i] = failure;
-      else results[i] = makeLease(cache, key, cache.insertAndAcquire(key, (encoded as ImageEmbedding[])[ok.indexOf(key)]), false, encodeMs);
-    }
+    const outcome = encoded[j];
+    for (const i of missing.get(key)!) results[i] = outcome instanceof Error ? outcome : makeLease(cache, key, cache.insertAndAcquire(key, outcome), false, encodeMs);
   });
   return results;
 }
 
-async function prepare(bytes: Uint8Array, options: ImageLoaderOptions): Promise<Float32Array> {
-  const image = await decodeImage(bytes, options.limits);
-  return preprocessImage(image, options.preprocessor);
+/** Decode and preprocess each image (errors stay per image), then encode the good ones in one session run. */
+export function encodeInProcess(images: InProcessImages): ImageBatchEncoder {
+  return async (bytes) => {
+    const prepared = await Promise.all(bytes.map((b) => prepare(b, images).catch((err: unknown) => toError(err))));
+    const pixels = prepared.filter((p): p is Float32Array => !(p instanceof Error));
+    const encoded = pixels.length === 0 ? [] : await images.encoder.encode(pixels).catch((err: unknown) => toError(err));
+    let next = 0;
+    return prepared.map((p) => (p instanceof Error ? p : encoded instanceof Error ? encoded : encoded[next++]));
+  };
+}
+
+async function prepare(bytes: Uint8Array, images: InProcessImages): Promise<Float32Array> {
+  const image = await decodeImage(bytes, images.limits);
+  return preprocessImage(image, images.preprocessor);
 }
 
 function toError(err: unknown): Error {

@@ -4,8 +4,9 @@
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
 import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
 import { createImageLoader } from '../../vision/image-loader.ts';
-import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
 import { join } from 'node:path';
+import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
+import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
 import { BatchRunner } from './batch-runner.ts';
 import { DraftModel, findDraftDecoder } from './draft-model.ts';
 import { Engine, type StepInfo } from './engine.ts';
@@ -30,8 +31,21 @@ export interface EngineOptions extends ModelLoadOptions {
   embeddingCacheBytes?: number;
   /** Share (or inspect, in tests) the embedding cache; default: a new one of embeddingCacheBytes. */
   embeddingCache?: EmbeddingCache;
-  /** How long an image load waits for company before the encoder runs, in ms. Default 1. */
+  /**
+   * How long an image load waits for company before the encoder runs, in ms. Default 0:
+   * loads issued in the same event-loop turn still share a batch (under load, every
+   * request read while a decoder step blocked the thread), and the encoder is barely
+   * cheaper per image in batches (1.48 vs 1.62 ms on shapes-base), so a timer only
+   * added its 1 ms to every request (in-process at 1 client: 109-114 vs 99-101 req/s).
+   */
   imageWindowMs?: number;
+  /**
+   * Decode, preprocess and encode images in a worker thread (default true), so they run
+   * on another core while this thread runs decoder steps; false: in this thread.
+   */
+  imageWorker?: boolean;
+  /** How many image worker threads (default 1); a batch of images is split across them. */
+  imageWorkers?: number;
   /** Speculative decoding defaults (mode, drafts per step, the batch size above which it pauses). */
   speculative?: SpeculationOptions;
   /** The draft model's folder for speculative 'draft' mode. Default: `<modelDir>/draft/`, when present. */
@@ -44,17 +58,46 @@ export interface EngineOptions extends ModelLoadOptions {
 /** Used when a folder's config does not say how long its sequences may be. */
 const FALLBACK_MAX_POSITIONS = 256;
 
+/**
+ * The decoder's intra-op threads when the caller does not say. onnxruntime's default is a
+ * thread per core that spin-waits between ops; but the decoder's ops are small (a step of
+ * shapes-base is well under a millisecond at one row), session.run blocks this thread
+ * anyway, and the other cores are wanted by the image worker, sharp and HTTP. One thread
+ * measured faster at 32 clients on 2 cores (in-process: 138 vs 99 req/s).
+ */
+const DEFAULT_ENGINE_THREADS = 1;
+
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
-  const model = await loadIrisModel(options.modelDir ?? DEFAULT_MODEL_DIR, options);
+  const model = await loadIrisModel(options.modelDir ?? DEFAULT_MODEL_DIR, { ...options, threads: options.threads ?? DEFAULT_ENGINE_THREADS });
+  let worker: WorkerImageEncoder | undefined;
   try {
-    return await assembleEngine(model, options);
+    worker = options.imageWorker === false ? undefined : await startImageWorker(model, options);
+    return await assembleEngine(withWorker(model, worker), options, worker);
   } catch (error) {
+    await worker?.release();
     await model.release();
     throw error;
   }
 }
 
-async function assembleEngine(model: IrisModel, options: EngineOptions): Promise<Engine> {
+function startImageWorker(model: IrisModel, options: EngineOptions): Promise<WorkerImageEncoder> {
+  return startEncodeWorkers({
+    encoderPath: encoderPathOf(model.folder, options),
+    size: { height: model.encoder.height, width: model.encoder.width },
+    // One intra-op thread: the worker's point is to leave this thread's core to the decoder.
+    session: sessionOptionsOf({ ...options, threads: 1 }),
+    preprocessor: model.folder.preprocessor,
+    limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
+  }, options.imageWorkers ?? 1);
+}
+
+/** The model whose release() also stops the image worker (Engine.release frees the model). */
+function withWorker(model: IrisModel, worker: WorkerImageEncoder | undefined): IrisModel {
+  if (!worker) return model;
+  return { ...model, release: async () => void (await Promise.all([worker.release(), model.release()])) };
+}
+
+async function assembleEngine(model: IrisModel, options: EngineOptions, worker: WorkerImageEncoder | undefined): Promise<Engine> {
   const maxBatchSize = options.maxBatchSize ?? 32;
   const crossTokensPerRow = model.runner.layout.naming === 'encoder-decoder' ? await countPatches(model) : 0;
   const longestRow = (model.folder.maxPositions ?? FALLBACK_MAX_POSITIONS) + crossTokensPerRow;
@@ -64,13 +107,14 @@ async function assembleEngine(model: IrisModel, options: EngineOptions): Promise
   }
   const budget = new KvBudget({ capacityTokens, crossTokensPerRow });
   const scheduler = new Scheduler<EngineRequest>({ maxBatchSize, maxWaiting: options.maxWaiting ?? 64, budget, maxPrefillTokens: options.maxPrefillTokens });
+  const images = worker
+    ? { encodeImages: worker.encodeImages }
+    : { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS } };
   const loader = createImageLoader({
-    encoder: model.encoder,
-    preprocessor: model.folder.preprocessor,
+    ...images,
     cache: options.embeddingCache ?? new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),
-    limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
     maxBatchSize: Math.max(1, Math.min(maxBatchSize, 16)),
-    windowMs: options.imageWindowMs ?? 1,
+    windowMs: options.imageWindowMs ?? 0,
   });
   const runner = new BatchRunner(model.runner, model.folder.ids.pad);
   const speculator = new Speculator(options.speculative ?? {}, options.drafter ?? (await loadDrafter(model, options)));
@@ -83,8 +127,7 @@ async function loadDrafter(model: IrisModel, options: EngineOptions): Promise<Dr
     if (options.draftDir) throw new RangeError(`draftDir ${options.draftDir} has no onnx/decoder_model_merged.onnx`);
     return undefined;
   }
-  const session = { graphOptimizationLevel: 'all' as const, ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}) };
-  return DraftModel.load(path, model.folder.ids.pad, session);
+  return DraftModel.load(path, model.folder.ids.pad, sessionOptionsOf(options));
 }
 
 /** Image patches per row, read from the encoder itself (a conv stem may change the grid). */
