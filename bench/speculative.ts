@@ -24,7 +24,7 @@ const draftDir = values.draft ? resolve(values.draft) : join(modelDir, 'draft');
 const hasDraft = existsSync(join(draftDir, 'onnx/decoder_model_merged.onnx'));
 const modes: SpeculativeMode[] = hasDraft ? ['off', 'draft', 'ngram'] : ['off', 'ngram'];
 const threads = Number(values.threads ?? 1);
-const maxBatchSize = Number(values['max-batch'] ?? 4);
+const maxBatchSize = Number(values['max-batch'] ?? 1);
 
 async function sampleRequests(): Promise<GenerationRequest[]> {
   const dir = join(ROOT, 'assets/samples');

@@ -102,7 +102,7 @@ export const DEFAULTS: IrisConfig = {
     maxBatchSize: 32,
     kvCacheTokens: 0,
     speculative: 'off',
-    speculativeMaxBatch: 4,
+    speculativeMaxBatch: 1,
     speculativeDrafts: 4,
   },
   images: {

@@ -13,7 +13,7 @@ export interface SpeculationOptions {
   readonly mode?: SpeculativeMode;
   /** Tokens drafted per step (k). Default 4. */
   readonly numDrafts?: number;
-  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. Default 4. */
+  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. Default 1. */
   readonly maxBatchSize?: number;
   /** The recent acceptance rate a mode needs to keep speculating above maxBatchSize. Default 0.8 (above 1: never). */
   readonly minAcceptanceAtLoad?: number;
@@ -42,7 +42,7 @@ export class Speculator {
   constructor(options: SpeculationOptions, private readonly drafter: Drafter | undefined) {
     this.mode = options.mode ?? 'off';
     this.numDrafts = options.numDrafts ?? 4;
-    this.maxBatchSize = options.maxBatchSize ?? 4;
+    this.maxBatchSize = options.maxBatchSize ?? 1;
     this.minAcceptanceAtLoad = options.minAcceptanceAtLoad ?? 0.8;
     if (!SPECULATIVE_MODES.includes(this.mode)) throw new RangeError(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
     if (!Number.isInteger(this.numDrafts) || this.numDrafts < 1 || this.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${this.numDrafts}`);

@@ -35,7 +35,7 @@ const fixedDrafter = (drafts: number[]): Drafter => ({
 
 describe('Speculator', () => {
   it('drafts by prompt lookup, capped by the tokens the request may still generate', async () => {
-    const speculator = new Speculator({ numDrafts: 4 }, undefined);
+    const speculator = new Speculator({ numDrafts: 4, maxBatchSize: 4 }, undefined);
     const long = request('ngram', [1, 3, 4, 5, 3]);
     const short = request('ngram', [1, 3, 4, 5, 3], 2);
     const off = request('off', [1, 3, 4, 5, 3]);
