@@ -84,6 +84,18 @@ class PatchHeads(torch.nn.Module):
         return total
 
 
+def text_batch(rng: random.Random, scenes, num_questions: int):
+    """Teacher-forcing rows for a batch of scenes: (ids, targets) [rows, width] and, per
+    row, the index of its image in the batch."""
+    rows, image_index = [], []
+    for j, scene in enumerate(scenes):
+        seqs = sequences(rng, scene, num_questions)
+        rows += seqs
+        image_index += [j] * len(seqs)
+    ids, tgt = collate(rows)
+    return ids, tgt, torch.tensor(image_index)
+
+
 def collate(rows):
     width = max(len(i) for i, _ in rows)
     ids = torch.full((len(rows), width), vocab.PAD_ID, dtype=torch.long)
@@ -182,13 +194,8 @@ def main() -> None:
                 break
             idx = order[b * args.batch : (b + 1) * args.batch]
             px = data.preprocess(train_x[idx])
-            rows, image_index = [], []
-            for j, k in enumerate(idx):
-                seqs = sequences(rng, train_s[k], args.questions)
-                rows += seqs
-                image_index += [j] * len(seqs)
-            ids, tgt = collate(rows)
-            logits, feats = model(px, ids, torch.tensor(image_index))
+            ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions)
+            logits, feats = model(px, ids, image_index)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
             if args.aux_weight > 0:
                 targets = patch_targets([train_s[k] for k in idx], cfg.grid)

@@ -31,7 +31,7 @@ import shapes
 import vocab
 from export import load
 from model import ModelConfig, VisionLanguageModel
-from train import IGNORE, collate, evaluate, progress, sequences
+from train import IGNORE, collate, evaluate, progress, text_batch
 
 
 def make_draft(teacher: VisionLanguageModel, layers: int) -> VisionLanguageModel:
@@ -128,13 +128,7 @@ def main() -> None:
     for step in range(args.steps):
         b = step % per_epoch
         idx = order[b * args.batch : (b + 1) * args.batch]
-        rows, image_index = [], []
-        for j, k in enumerate(idx):
-            seqs = sequences(rng, train_s[k], args.questions)
-            rows += seqs
-            image_index += [j] * len(seqs)
-        ids, tgt = collate(rows)
-        image_index = torch.tensor(image_index)
+        ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions)
         with torch.no_grad():
             enc = teacher.encoder(data.preprocess(train_x[idx]))
             teacher_logits = decoder_logits(teacher, enc, ids, image_index)
