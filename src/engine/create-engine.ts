@@ -117,8 +117,14 @@ async function assembleEngine(model: IrisModel, options: EngineOptions, worker: 
     windowMs: options.imageWindowMs ?? 0,
   });
   const runner = new BatchRunner(model.runner, model.folder.ids.pad);
-  const speculator = new Speculator(options.speculative ?? {}, options.drafter ?? (await loadDrafter(model, options)));
-  return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
+  const loaded = options.drafter ? undefined : await loadDrafter(model, options);
+  try {
+    const speculator = new Speculator(options.speculative ?? {}, options.drafter ?? loaded);
+    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
+  } catch (error) {
+    await loaded?.release(); // invalid speculative options: the draft session loaded for them is ours to free
+    throw error;
+  }
 }
 
 async function loadDrafter(model: IrisModel, options: EngineOptions): Promise<DraftModel | undefined> {

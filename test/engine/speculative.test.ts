@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import { DraftModel, findDraftDecoder } from '../../src/engine/draft-model.ts';
 import type { Drafter } from '../../src/engine/speculative.ts';
@@ -125,3 +125,16 @@ for (const [name, dir] of Object.entries(FIXTURES)) {
     }, 120_000);
   });
 }
+
+describe('createEngine with a draft folder', () => {
+  it('frees the draft model it loaded when the speculative options are invalid', async () => {
+    const dir = Object.values(FIXTURES)[0];
+    const release = vi.spyOn(DraftModel.prototype, 'release');
+    try {
+      await expect(createEngine({ modelDir: dir, threads: 1, imageWorker: false, draftDir: dir, speculative: { numDrafts: 0 } })).rejects.toThrow(/numDrafts/);
+      expect(release).toHaveBeenCalledTimes(1);
+    } finally {
+      release.mockRestore();
+    }
+  }, 60_000);
+});
