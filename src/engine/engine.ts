@@ -92,8 +92,11 @@ export class Engine implements Generator {
   async release(): Promise<void> {
     for (const entry of this.requests.values()) this.abort(entry);
     await this.whenIdle();
-    await this.parts.speculator?.release();
-    await this.parts.model.release();
+    try {
+      await this.parts.speculator?.release();
+    } finally {
+      await this.parts.model.release();
+    }
   }
 
   private abort(entry: EngineRequest): void {
