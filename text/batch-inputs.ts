@@ -119,13 +119,3 @@ export function assembleStates(sources: readonly StateRowSource[]): RowsState {
   }
   return { batchSize, width, attentionMask, nextPosition };
 }
-
-/** The state without its first `columns` columns (pair with KvCache.dropLeadingColumns). */
-export function dropLeadingStateColumns(state: RowsState, columns: number): RowsState {
-  if (columns === 0) return state;
-  const { batchSize, width } = state;
-  const next = width - columns;
-  const attentionMask = new Int32Array(batchSize * next);
-  for (let row = 0; row < batchSize; row++) attentionMask.set(state.attentionMask.subarray(row * width + columns, (row + 1) * width), row * next);
-  return { batchSize, width: next, attentionMask, nextPosition: state.nextPosition };
-}
