@@ -49,9 +49,10 @@ export class DraftModel implements Drafter {
   }
 
   async propose(entries: readonly EngineRequest[], numDrafts: readonly number[]): Promise<DraftToken[][]> {
-    const kept = this.keep(entries);
+    const sequences = new Map(entries.map((e) => [e.id, e.row.sequence]));
+    const kept = this.keep(sequences);
     const joining = entries.filter((e) => !kept?.ids.includes(e.id));
-    const parts = [kept && (await this.catchUp(kept, entries)), joining.length > 0 ? await this.prefill(joining) : undefined];
+    const parts = [kept && (await this.catchUp(kept, sequences)), joining.length > 0 ? await this.prefill(joining, sequences) : undefined];
     const present = parts.filter((p): p is { batch: DraftBatch; logits: Float32Array } => p !== undefined);
     let batch = present.length === 1 ? present[0].batch : joinBatches(present[0].batch, present[1].batch);
     let logits = present.length === 1 ? present[0].logits : concat(present[0].logits, present[1].logits);
@@ -75,15 +76,13 @@ export class DraftModel implements Drafter {
     return drafts;
   }
 
-  /** The rows asked for that the batch already has, each rolled back to what is still valid. */
-  private keep(entries: readonly EngineRequest[]): DraftBatch | undefined {
+  /** The rows asked for (by id, with their sequences) that the batch already has, each rolled back to what is still valid. */
+  private keep(sequences: ReadonlyMap<number, Int32Array>): DraftBatch | undefined {
     const batch = this.batch;
     if (!batch) return undefined;
-    const wanted = new Set(entries.map((e) => e.id));
-    const rows = batch.ids.flatMap((id, i) => (wanted.has(id) ? [i] : []));
+    const rows = batch.ids.flatMap((id, i) => (sequences.has(id) ? [i] : []));
     if (rows.length === 0) return undefined;
     const kept = rows.length === batch.ids.length ? batch : selectBatchRows(batch, rows);
-    const sequences = new Map(entries.map((e) => [e.id, e.row.sequence]));
     const valid = kept.ids.map((id, i) => commonPrefix(kept.fed[i], sequences.get(id)!));
     const rolled = rollbackColumns(kept.state, valid.map((v, i) => kept.fed[i].length - v));
     if (!rolled) return kept;
@@ -91,8 +90,7 @@ export class DraftModel implements Drafter {
   }
 
   /** Feed each kept row the tokens its cache lacks (at least its newest). */
-  private async catchUp(batch: DraftBatch, entries: readonly EngineRequest[]): Promise<{ batch: DraftBatch; logits: Float32Array }> {
-    const sequences = new Map(entries.map((e) => [e.id, e.row.sequence]));
+  private async catchUp(batch: DraftBatch, sequences: ReadonlyMap<number, Int32Array>): Promise<{ batch: DraftBatch; logits: Float32Array }> {
     const pending = batch.ids.map((id, i) => sequences.get(id)!.slice(batch.fed[i].length));
     const next = verifyStep(batch.state, pending.map((p) => ({ tokenId: p[0], draftIds: p.subarray(1) })), this.padId);
     const out = await this.runner.step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
@@ -100,8 +98,8 @@ export class DraftModel implements Drafter {
     return { batch: { ...batch, fed, state: next.state, cache: out.cache }, logits: out.logits };
   }
 
-  private async prefill(entries: readonly EngineRequest[]): Promise<{ batch: DraftBatch; logits: Float32Array }> {
-    const sequences = entries.map((e) => e.row.sequence);
+  private async prefill(entries: readonly EngineRequest[], sequenceOf: ReadonlyMap<number, Int32Array>): Promise<{ batch: DraftBatch; logits: Float32Array }> {
+    const sequences = entries.map((e) => sequenceOf.get(e.id)!);
     const first = prefillStep(sequences, this.padId);
     const encoder = gatherEncoderStates(entries.map((e) => e.lease!.embedding), entries.map((_, i) => i));
     const out = await this.runner.step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(entries.length) });
