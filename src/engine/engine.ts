@@ -151,7 +151,7 @@ export class Engine implements Generator {
   }
 
   private async run(scheduled: SchedulerOutput<EngineRequest>): Promise<RunnerResult> {
-    await this.parts.speculator?.propose(scheduled.decode);
+    await this.parts.speculator?.propose(scheduled.decode, this.spareDraftsPerRow(scheduled));
     const plan = this.preparePlan(scheduled);
     const started = performance.now();
     const result = await this.parts.runner.execute(plan);
@@ -165,6 +165,16 @@ export class Engine implements Generator {
       runMs: performance.now() - started,
     });
     return result;
+  }
+
+  /**
+   * The scheduler books one new slot per decode row; a verify step widens every decode
+   * row of the dense cache by the most drafts any row has, until the next step rolls the
+   * rejected ones back. Drafts fit in what the KV budget has left.
+   */
+  private spareDraftsPerRow(scheduled: SchedulerOutput<EngineRequest>): number {
+    const spare = this.parts.kvCapacityTokens - scheduled.numKvTokens;
+    return Math.max(0, Math.floor(spare / Math.max(1, scheduled.decode.length)));
   }
 
   private preparePlan(scheduled: SchedulerOutput<EngineRequest>): RunnerPlan {

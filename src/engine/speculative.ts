@@ -59,18 +59,19 @@ export class Speculator {
   }
 
   /**
-   * Set each decode row's drafts for this step. At load (more than maxBatchSize rows) a
-   * step is compute-bound and rejected drafts cost throughput, so only a mode whose
-   * recent drafts were mostly accepted keeps speculating there.
+   * Set each decode row's drafts for this step, at most maxDraftsPerRow each. At load
+   * (more than maxBatchSize rows) a step is compute-bound and rejected drafts cost
+   * throughput, so only a mode whose recent drafts were mostly accepted keeps
+   * speculating there.
    */
-  async propose(decode: readonly EngineRequest[]): Promise<void> {
+  async propose(decode: readonly EngineRequest[], maxDraftsPerRow = Infinity): Promise<void> {
     const isLoaded = decode.length > this.maxBatchSize;
     const drafting: EngineRequest[] = [];
     const counts: number[] = [];
     for (const entry of decode) {
       entry.drafts = [];
       if (entry.speculative === 'off' || (isLoaded && !this.paysAtLoad(entry.speculative))) continue;
-      const count = Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1);
+      const count = Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1, maxDraftsPerRow);
       if (count <= 0) continue;
       if (entry.speculative === 'ngram') entry.drafts = throughEos(entry, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {

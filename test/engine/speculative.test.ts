@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import { DraftModel, findDraftDecoder } from '../../src/engine/draft-model.ts';
+import type { StepInfo } from '../../src/engine/engine.ts';
 import type { Drafter } from '../../src/engine/speculative.ts';
 import type { GenerationRequest, GenerationResult, SpeculativeMode } from '../../src/types.ts';
 import { FIXTURES, ROOT, SHIPPED_MODEL, isShippedModelPresent, writeHeldOut } from '../helpers.ts';
@@ -137,4 +138,25 @@ describe('createEngine with a draft folder', () => {
       release.mockRestore();
     }
   }, 60_000);
+});
+
+describe('speculation inside the KV budget', () => {
+  it('drafts only into the slots the budget has left, and decodes exactly as plain', async () => {
+    const dir = FIXTURES.encoderDecoder;
+    const requests = (await workload(16)).map((r) => ({ ...r, options: { ...r.options, maxNewTokens: 24 } }));
+    const plain = await runAll(dir, requests, 'off');
+    const capacity = 3 * (64 + 64); // three whole rows of the fixture (64 positions + 64 image patches)
+    const steps: StepInfo[] = [];
+    const engine = await createEngine({ modelDir: dir, threads: 1, maxBatchSize: 32, maxWaiting: requests.length, kvCacheTokens: capacity, draftDir: dir, speculative: { mode: 'draft', maxBatchSize: 32 }, onStep: (s) => steps.push(s) });
+    try {
+      const results = await Promise.all(requests.map((r) => engine.generate(r)));
+      expect(results.map((r) => r.tokens.map((t) => t.id).join(' '))).toEqual(plain.ids);
+      expect(results.reduce((n, r) => n + (r.timings.draftedTokens ?? 0), 0)).toBeGreaterThan(0);
+      for (const s of steps) expect(s.kvCachedTokens).toBeLessThanOrEqual(capacity);
+      expect(steps.some((s) => s.kvCachedTokens > s.kvScheduledTokens)).toBe(true); // drafts did widen the cache
+      expect(engine.stats().kvUsedTokens).toBe(0);
+    } finally {
+      await engine.release();
+    }
+  }, 120_000);
 });
