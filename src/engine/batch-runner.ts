@@ -35,6 +35,8 @@ export class BatchRunner implements ModelRunner {
   private batch: LiveBatch | undefined;
   /** Rows prefilled last step: appended to `batch` at the start of the next. */
   private joined: LiveBatch | undefined;
+  /** Last step verified drafts: only then can rows hold rejected columns or holes to roll back. */
+  private isVerified = false;
   /** The cross K/V of `batch`'s rows, in its order (encoder-decoder models). */
   private readonly cross = new CrossKvSlab();
 
@@ -50,14 +52,18 @@ export class BatchRunner implements ModelRunner {
   reset(): void {
     this.batch = undefined;
     this.joined = undefined;
+    this.isVerified = false;
     this.cross.clear();
   }
 
   async execute(plan: RunnerPlan): Promise<RunnerResult> {
-    this.batch = rollBack(this.merge(plan.retire), plan.decode);
+    const merged = this.merge(plan.retire);
+    this.batch = this.isVerified ? rollBack(merged, plan.decode) : merged;
     this.joined = undefined;
+    this.isVerified = false;
     const decoded = plan.decode.length > 0 ? await this.decode(plan.decode) : undefined;
     const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill) : undefined;
+    this.isVerified = decoded?.numPositions !== undefined;
     this.batch = decoded?.batch;
     this.joined = prefilled?.batch;
     const parts = [decoded, prefilled].filter((p): p is StepOut => p !== undefined);
