@@ -52,6 +52,7 @@ export async function startEncodeWorker(init: EncodeWorkerInit): Promise<WorkerI
   };
   await new Promise<void>((resolve, reject) => {
     worker.once('error', reject);
+    worker.once('exit', (code) => reject(new IrisError('MODEL_NOT_FOUND', `image worker exited (code ${code}) before it was ready`)));
     worker.once('message', (message: EncodeWorkerMessage) => ('ready' in message ? resolve() : reject(new IrisError('MODEL_NOT_FOUND', 'failed' in message ? message.failed : 'image worker did not start'))));
   }).catch(async (error: unknown) => {
     await worker.terminate();
