@@ -14,6 +14,17 @@ export const FIXTURES = {
 /** The shipped model, once its training run has exported it. */
 export const SHIPPED_MODEL = join(ROOT, 'assets/models/shapes-base');
 export const isShippedModelPresent = existsSync(join(SHIPPED_MODEL, 'onnx/decoder_model_merged.onnx'));
+/** The shipped model's draft decoder for speculative decoding. */
+export const SHIPPED_DRAFT = join(SHIPPED_MODEL, 'draft');
+
+/** Poll a started server's /ready until it answers 200 (its models are loaded). */
+export async function waitForReady(graphqlUrl: string, timeoutMs = 30_000): Promise<void> {
+  const ready = graphqlUrl.replace('/graphql', '/ready');
+  for (const deadline = Date.now() + timeoutMs; (await fetch(ready)).status !== 200; ) {
+    if (Date.now() > deadline) throw new Error(`${ready} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** Render `scenes` held-out scenes (the test seed the training never saw) into `dir`, as `npm run train` does. */
 export function writeHeldOut(dir: string, scenes: number): void {

@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config-sources.ts';
 import type { IrisServer } from '../../src/http/listen.ts';
 import { Pipeline } from '../../src/pipeline.ts';
 import { startServer } from '../../src/server.ts';
-import { FIXTURES, syntheticImage } from '../helpers.ts';
+import { FIXTURES, syntheticImage, waitForReady } from '../helpers.ts';
 
 const QUERY = 'query($i: ImageInput!, $o: GenerationOptions) { caption(image: $i, options: $o) { text finishReason tokens { id } } }';
 const OPTIONS = { maxNewTokens: 12, minNewTokens: 8 };
@@ -28,8 +28,7 @@ describe('the server on the engine (tiny-random)', () => {
     await pipeline.release();
     const argv = ['--port', '0', '--model', `tiny=${FIXTURES.encoderDecoder}`, '--max-batch-size', '8', '--max-queued', '6'];
     server = await startServer(loadConfig(argv, {}));
-    const ready = server.url.replace('/graphql', '/ready');
-    while ((await fetch(ready)).status !== 200) await new Promise((r) => setTimeout(r, 20));
+    await waitForReady(server.url);
   });
   afterAll(() => server.close());
 

@@ -3,18 +3,15 @@
 // drafts are compared with plain sampling by a two-sample chi-square test per position
 // (rare tokens pooled), at a significance level that a correct implementation fails
 // about once in a thousand runs.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import type { GenerationRequest, SpeculativeMode } from '../../src/types.ts';
-import { ROOT, SHIPPED_MODEL, isShippedModelPresent } from '../helpers.ts';
+import { ROOT, SHIPPED_DRAFT, SHIPPED_MODEL, isShippedModelPresent } from '../helpers.ts';
 
 const DRAWS = 1500;
 const POSITIONS = 3;
-const work = mkdtempSync(join(tmpdir(), 'iris-spec-sampling-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function draw(mode: SpeculativeMode, request: GenerationRequest, draftDir?: string): Promise<{ samples: number[][]; drafted: number; accepted: number }> {
   const engine = await createEngine({ modelDir: SHIPPED_MODEL, threads: 1, maxBatchSize: 32, maxWaiting: DRAWS, draftDir, speculative: { mode, maxBatchSize: 32 } });
@@ -54,15 +51,6 @@ function critical(dof: number): number {
   return dof * (1 - 2 / (9 * dof) + z * Math.sqrt(2 / (9 * dof))) ** 3;
 }
 
-function standInDraft(): string {
-  const real = join(SHIPPED_MODEL, 'draft');
-  if (existsSync(join(real, 'onnx/decoder_model_merged.onnx'))) return real;
-  const dir = join(work, 'draft');
-  mkdirSync(join(dir, 'onnx'), { recursive: true });
-  copyFileSync(join(SHIPPED_MODEL, 'onnx/decoder_model_merged_quantized.onnx'), join(dir, 'onnx/decoder_model_merged.onnx'));
-  return dir;
-}
-
 describe.skipIf(!isShippedModelPresent)('speculative sampling keeps the distribution (shapes-base)', () => {
   let request: GenerationRequest;
   let plain: number[][];
@@ -75,7 +63,7 @@ describe.skipIf(!isShippedModelPresent)('speculative sampling keeps the distribu
 
   for (const mode of ['ngram', 'draft'] as const) {
     it(`${mode}: the first ${POSITIONS} tokens are distributed as without speculation`, async () => {
-      const run = await draw(mode, request, mode === 'draft' ? standInDraft() : undefined);
+      const run = await draw(mode, request, mode === 'draft' ? SHIPPED_DRAFT : undefined);
       // Speculation really happened, with acceptances and rejections (the residual draws).
       expect(run.drafted).toBeGreaterThan(DRAWS / 2);
       expect(run.accepted).toBeGreaterThan(0);

@@ -4,8 +4,8 @@
 // On the shipped model this covers the whole held-out set (each scene's caption and a
 // question, 128 px PNG); on the tiny fixtures, the mixed engine workload, with a draft
 // model forced to be wrong every third draft so that rejections and roll-backs of both
-// caches are exercised. Until the real draft model ships, the q8 decoder stands in for it.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// caches are exercised.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,7 +14,7 @@ import { DraftModel, findDraftDecoder } from '../../src/engine/draft-model.ts';
 import type { StepInfo } from '../../src/engine/engine.ts';
 import type { Drafter } from '../../src/engine/speculative.ts';
 import type { GenerationRequest, GenerationResult, SpeculativeMode } from '../../src/types.ts';
-import { FIXTURES, ROOT, SHIPPED_MODEL, isShippedModelPresent, writeHeldOut } from '../helpers.ts';
+import { FIXTURES, ROOT, SHIPPED_DRAFT, SHIPPED_MODEL, isShippedModelPresent, writeHeldOut } from '../helpers.ts';
 import { workload } from './support.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'iris-speculative-'));
@@ -41,16 +41,6 @@ async function runAll(modelDir: string, requests: readonly GenerationRequest[], 
   }
 }
 
-/** The shipped draft when it has landed, else the q8 decoder standing in for it. */
-function shippedDraftDir(): string {
-  const real = join(SHIPPED_MODEL, 'draft');
-  if (existsSync(join(real, 'onnx/decoder_model_merged.onnx'))) return real;
-  const standIn = join(work, 'draft-stand-in');
-  mkdirSync(join(standIn, 'onnx'), { recursive: true });
-  copyFileSync(join(SHIPPED_MODEL, 'onnx/decoder_model_merged_quantized.onnx'), join(standIn, 'onnx/decoder_model_merged.onnx'));
-  return standIn;
-}
-
 /** Each held-out scene's caption and first question, on the 128 px PNG. */
 function heldOutRequests(): GenerationRequest[] {
   let dir = join(ROOT, 'training/data/test');
@@ -72,7 +62,6 @@ function expectSameTokens(got: Run, want: Run): void {
 }
 
 describe.skipIf(!isShippedModelPresent)('speculative greedy identity: shapes-base, whole held-out set', () => {
-  const isStandIn = !existsSync(join(SHIPPED_MODEL, 'draft/onnx/decoder_model_merged.onnx'));
   let requests: GenerationRequest[];
   let plain: Run;
   beforeAll(async () => {
@@ -88,10 +77,10 @@ describe.skipIf(!isShippedModelPresent)('speculative greedy identity: shapes-bas
   }, 240_000);
 
   it('draft model', async () => {
-    const run = await runAll(SHIPPED_MODEL, requests, 'draft', shippedDraftDir());
+    const run = await runAll(SHIPPED_MODEL, requests, 'draft', SHIPPED_DRAFT);
     expectSameTokens(run, plain);
     expect(run.accepted).toBeGreaterThan(0);
-    if (!isStandIn) expect(run.accepted).toBeLessThan(run.drafted); // a one-layer draft is sometimes wrong
+    expect(run.accepted).toBeLessThan(run.drafted); // a one-layer draft is sometimes wrong
     console.log(`draft: ${run.accepted}/${run.drafted} drafts accepted over ${requests.length} requests`);
   }, 240_000);
 });

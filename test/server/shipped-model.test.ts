@@ -1,16 +1,15 @@
 // `npm start`'s own wiring (default config: the shipped model) over a real socket, on the
 // sample scenes: captions by base64, answers by upload, continuations by URL. Skipped
 // until assets/models/shapes-base has landed.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config-sources.ts';
 import type { IrisServer } from '../../src/http/listen.ts';
 import { startServer } from '../../src/server.ts';
+import { isShippedModelPresent, waitForReady } from '../helpers.ts';
 import { startImageHost, type ImageHost } from './support.ts';
 
-const SHIPPED = new URL('../../assets/models/shapes-base/', import.meta.url);
 const SAMPLES = new URL('../../assets/samples/', import.meta.url);
-const isShipped = existsSync(new URL('onnx/decoder_model_merged.onnx', SHIPPED));
 
 interface Sample {
   image: string;
@@ -19,7 +18,7 @@ interface Sample {
   continuation: { prefix: string; caption: string };
 }
 
-describe.skipIf(!isShipped)('npm start on the shipped model', () => {
+describe.skipIf(!isShippedModelPresent)('npm start on the shipped model', () => {
   const samples = readFileSync(new URL('labels.jsonl', SAMPLES), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Sample);
   const bytes = (s: Sample) => readFileSync(new URL(s.image, SAMPLES));
   let server: IrisServer;
@@ -28,7 +27,7 @@ describe.skipIf(!isShipped)('npm start on the shipped model', () => {
   beforeAll(async () => {
     host = await startImageHost({ '/scene.png': (req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(bytes(samples[Number(new URL(req.url ?? '', 'http://x').searchParams.get('i'))])) });
     server = await startServer(loadConfig(['--port', '0', '--url-allow', '127.0.0.1'], {}));
-    for (let i = 0; i < 200 && (await fetch(server.url.replace('/graphql', '/ready'))).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    await waitForReady(server.url);
   });
   afterAll(async () => {
     await server?.close();
