@@ -12,6 +12,7 @@ import { assembleStates, decodeStep, numLeadingPadColumns, prefillStep, type Row
 import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
 import { CrossKvSlab } from '../../text/cross-kv-slab.ts';
 import { KvCache, type KV } from '../../text/kv-cache.ts';
+import { concatFloats, concatInts } from './arrays.ts';
 import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult } from './plan.ts';
 import { hasDrafts, rollBack, verifyRows } from './verify-rows.ts';
 
@@ -170,21 +171,4 @@ function cachedTokens(parts: readonly LiveBatch[]): number {
   const width = Math.max(...parts.map((p) => p.cache.pastLength));
   const cross = parts[0].cache.crossKv?.[0].key.dims[2] ?? 0; // patches: [rows, heads, patches, headDim]
   return numRows * (width + cross);
-}
-
-function concatInts(parts: readonly Int32Array[]): Int32Array {
-  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
-  return out;
-}
-
-function concatFloats(parts: readonly Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

@@ -12,6 +12,7 @@ import { DecoderRunner, type EncoderStates } from '../../text/decoder-runner.ts'
 import { KvCache } from '../../text/kv-cache.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { rollbackColumns, verifyStep } from '../../text/speculative/verify-inputs.ts';
+import { concatFloats } from './arrays.ts';
 import type { EngineRequest } from './request.ts';
 import type { Drafter } from './speculative.ts';
 
@@ -55,7 +56,7 @@ export class DraftModel implements Drafter {
     const parts = [kept && (await this.catchUp(kept, sequences)), joining.length > 0 ? await this.prefill(joining, sequences) : undefined];
     const present = parts.filter((p): p is { batch: DraftBatch; logits: Float32Array } => p !== undefined);
     let batch = present.length === 1 ? present[0].batch : joinBatches(present[0].batch, present[1].batch);
-    let logits = present.length === 1 ? present[0].logits : concat(present[0].logits, present[1].logits);
+    let logits = present.length === 1 ? present[0].logits : concatFloats([present[0].logits, present[1].logits]);
     const byId = new Map(entries.map((e, i) => [e.id, i]));
     const drafts: DraftToken[][] = entries.map(() => []);
     const vocab = logits.length / batch.ids.length;
@@ -138,13 +139,6 @@ function joinBatches(a: DraftBatch, b: DraftBatch): DraftBatch {
     fed: [...a.fed, ...b.fed],
     state: concatStates([a.state, b.state]),
     cache: KvCache.concat([a.cache, b.cache]),
-    encoder: { ...a.encoder, data: concat(a.encoder.data, b.encoder.data) },
+    encoder: { ...a.encoder, data: concatFloats([a.encoder.data, b.encoder.data]) },
   };
-}
-
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
