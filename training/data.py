@@ -48,10 +48,15 @@ def _small_jpeg(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarra
     then compressed (JPEG q75 in the spec; here q 60-95, sometimes WebP)."""
     filt = rng.choice((Image.LANCZOS, Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX))
     img = shapes.render(scene, 128).resize((64, 64), filt)
-    fmt = rng.choices(("jpeg", "webp", "png"), weights=(0.7, 0.15, 0.15))[0]
-    if fmt != "png":
-        img = Image.open(io.BytesIO(shapes.encode(img, fmt, rng.randint(60, 95)))).convert("RGB")
-    return to_input_size(shapes.to_array(img), size)
+    return to_input_size(shapes.to_array(_compressed(rng, img, {"jpeg": 0.7, "webp": 0.15, "png": 0.15})), size)
+
+
+def _compressed(rng: random.Random, img: Image.Image, weights: dict[str, float]) -> Image.Image:
+    """img saved in a format drawn by weight ("png", "jpeg", "webp"; quality 60-95) and read back."""
+    fmt = rng.choices(tuple(weights), weights=tuple(weights.values()))[0]
+    if fmt == "png":
+        return img
+    return Image.open(io.BytesIO(shapes.encode(img, fmt, rng.randint(60, 95)))).convert("RGB")
 
 
 PROFILES = ("default", "small")  # small: 70 % _small_jpeg, the rest as default
@@ -76,10 +81,7 @@ def _augmented(rng: random.Random, scene: shapes.Scene, size: int, profile: str 
         img = shapes.render(scene, 128).resize((canvas, canvas), filt)
     else:
         img = shapes.render(scene, canvas, supersample=max(1, min(4, 512 // canvas)))
-    fmt = rng.choices(("png", "jpeg", "webp"), weights=(0.3, 0.5, 0.2))[0]
-    if fmt != "png":
-        img = Image.open(io.BytesIO(shapes.encode(img, fmt, rng.randint(60, 95)))).convert("RGB")
-    arr = shapes.to_array(img)
+    arr = shapes.to_array(_compressed(rng, img, {"png": 0.3, "jpeg": 0.5, "webp": 0.2}))
     if rng.random() < 0.25 and canvas > size:
         # an antialiased downscale, as other clients may send pre-shrunk images
         return shapes.to_array(Image.fromarray(arr).resize((size, size), Image.BILINEAR))

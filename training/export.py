@@ -288,13 +288,12 @@ def main() -> None:
     os.makedirs(f"{args.out}/onnx", exist_ok=True)
     if not args.draft:
         export_encoder(model, f"{args.out}/onnx/encoder_model.onnx")
-    if args.draft:
-        export_encdec_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx", attentions=False)
-    elif args.naming == "gpt2":
+    if args.naming == "gpt2":
         export_gpt2_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx")
     else:
         export_encdec_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx", attentions=False)
-        export_encdec_decoder(model, f"{args.out}/onnx/decoder_with_attentions_model_merged.onnx", attentions=True)
+        if not args.draft:
+            export_encdec_decoder(model, f"{args.out}/onnx/decoder_with_attentions_model_merged.onnx", attentions=True)
     write_configs(model.cfg, args.out, args.naming)
     if args.parity:
         with open(args.parity, "w") as f:
