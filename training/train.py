@@ -29,6 +29,12 @@ PRESETS = {
 }
 
 
+def autocast(precision: str):
+    """Mixed precision for training steps: matrix products and convolutions in bfloat16
+    (about 3x faster on CPUs with AVX-512 BF16), weights, optimizer and losses in fp32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def make_config(preset: str) -> ModelConfig:
     return ModelConfig(vocab_size=len(vocab.TOKENS), **PRESETS[preset])
 
@@ -143,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--preset", default="base", choices=sorted(PRESETS))
-    ap.add_argument("--train-size", type=int, default=48_000)
+    ap.add_argument("--train-size", type=int, default=96_000)
     ap.add_argument("--val-size", type=int, default=1_000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
@@ -152,6 +158,7 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
     ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes)")
     ap.add_argument("--init", help="start from this model.pt (fine-tuning) instead of random weights")
@@ -195,11 +202,12 @@ def main() -> None:
             idx = order[b * args.batch : (b + 1) * args.batch]
             px = data.preprocess(train_x[idx])
             ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions)
-            logits, feats = model(px, ids, image_index)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
+            with autocast(args.precision):
+                logits, feats = model(px, ids, image_index)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
             if args.aux_weight > 0:
                 targets = patch_targets([train_s[k] for k in idx], cfg.grid)
-                loss = loss + args.aux_weight * aux.loss(feats, targets)
+                loss = loss + args.aux_weight * aux.loss(feats.float(), targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)

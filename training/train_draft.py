@@ -31,7 +31,7 @@ import shapes
 import vocab
 from export import load
 from model import ModelConfig, VisionLanguageModel
-from train import IGNORE, collate, evaluate, progress, text_batch
+from train import IGNORE, autocast, collate, evaluate, progress, text_batch
 
 
 def make_draft(teacher: VisionLanguageModel, layers: int) -> VisionLanguageModel:
@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -129,10 +130,12 @@ def main() -> None:
         b = step % per_epoch
         idx = order[b * args.batch : (b + 1) * args.batch]
         ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(args.precision):
             enc = teacher.encoder(data.preprocess(train_x[idx]))
-            teacher_logits = decoder_logits(teacher, enc, ids, image_index)
-        loss = distill_loss(decoder_logits(draft, enc, ids, image_index), teacher_logits, ids, tgt, args.temperature)
+            teacher_logits = decoder_logits(teacher, enc, ids, image_index).float()
+        with autocast(args.precision):
+            student_logits = decoder_logits(draft, enc, ids, image_index)
+        loss = distill_loss(student_logits.float(), teacher_logits, ids, tgt, args.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
