@@ -37,7 +37,7 @@ export function formatTable(report: EvalReport): string {
  * (the 128 px PNG); "the same figures, at most 1 point lower" on the others (the 64 and
  * 256 px JPEGs): ≥ 94, ≥ 94, ≥ 89. The summary also says how far each other variant falls
  * below the reference's own figures; that is reported, not judged (at 64 px, the JPEG's
- * 4:2:0 chroma subsampling alone costs the shipped model about 3.5 caption points).
+ * 4:2:0 chroma subsampling alone costs the shipped model about 1.5 caption points).
  */
 export function meetsSpec(report: EvalReport, reference = 'png128'): { isMet: boolean; summary: string } {
   const ref = report.variants[reference] ?? Object.values(report.variants)[0];
