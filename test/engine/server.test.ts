@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config-sources.ts';
 import type { IrisServer } from '../../src/http/listen.ts';
-import { Pipeline } from '../../src/pipeline.ts';
 import { startServer } from '../../src/server.ts';
-import { FIXTURES, syntheticImage, waitForReady } from '../helpers.ts';
+import { plainCaptions } from './support.ts';
+import { FIXTURES, waitForReady } from '../helpers.ts';
 
 const QUERY = 'query($i: ImageInput!, $o: GenerationOptions) { caption(image: $i, options: $o) { text finishReason tokens { id } } }';
 const OPTIONS = { maxNewTokens: 12, minNewTokens: 8 };
@@ -21,11 +21,7 @@ describe('the server on the engine (tiny-random)', () => {
   let images: Uint8Array[];
   let expected: string[];
   beforeAll(async () => {
-    images = await Promise.all(Array.from({ length: 12 }, (_, i) => syntheticImage(64 + 4 * i, 64, i + 1)));
-    const pipeline = await Pipeline.load({ modelDir: FIXTURES.encoderDecoder, threads: 1 });
-    expected = [];
-    for (const image of images) expected.push((await pipeline.generate({ task: 'caption', image, options: OPTIONS })).text);
-    await pipeline.release();
+    ({ images, expected } = await plainCaptions(12, OPTIONS));
     const argv = ['--port', '0', '--model', `tiny=${FIXTURES.encoderDecoder}`, '--max-batch-size', '8', '--max-queued', '6'];
     server = await startServer(loadConfig(argv, {}));
     await waitForReady(server.url);

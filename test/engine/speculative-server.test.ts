@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config-sources.ts';
 import type { IrisServer } from '../../src/http/listen.ts';
-import { Pipeline } from '../../src/pipeline.ts';
 import { startServer } from '../../src/server.ts';
-import { FIXTURES, syntheticImage, waitForReady } from '../helpers.ts';
+import { plainCaptions } from './support.ts';
+import { FIXTURES, waitForReady } from '../helpers.ts';
 
 const QUERY = `query($i: ImageInput!, $o: GenerationOptions) {
   caption(image: $i, options: $o) { text timings { draftedTokens acceptedTokens acceptanceRate } }
@@ -23,11 +23,7 @@ describe('speculative decoding on the server (tiny-random)', () => {
   let images: Uint8Array[];
   let expected: string[];
   beforeAll(async () => {
-    images = await Promise.all(Array.from({ length: 6 }, (_, i) => syntheticImage(64 + 4 * i, 64, i + 1)));
-    const pipeline = await Pipeline.load({ modelDir: FIXTURES.encoderDecoder, threads: 1 });
-    expected = [];
-    for (const image of images) expected.push((await pipeline.generate({ task: 'caption', image, options: OPTIONS })).text);
-    await pipeline.release();
+    ({ images, expected } = await plainCaptions(6, OPTIONS));
     const argv = ['--port', '0', '--model', `tiny=${FIXTURES.encoderDecoder}`, '--speculative', 'ngram', '--speculative-max-batch', '8'];
     server = await startServer(loadConfig(argv, {}));
     await waitForReady(server.url);

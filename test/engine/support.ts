@@ -1,10 +1,12 @@
 // Shared pieces of the engine tests: a mixed workload on synthetic images, a seeded
-// shuffle, and an engine whose step hook lets a test submit requests at chosen steps.
+// shuffle, an engine whose step hook lets a test submit requests at chosen steps, and
+// the single-request pipeline's captions that the servers' answers are checked against.
 import { createEngine, type EngineOptions } from '../../src/engine/create-engine.ts';
 import type { Engine, StepInfo } from '../../src/engine/engine.ts';
-import type { GenerateHooks, GenerationRequest, GenerationResult } from '../../src/types.ts';
+import { Pipeline } from '../../src/pipeline.ts';
+import type { GenerateHooks, GenerationOptions, GenerationRequest, GenerationResult } from '../../src/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
-import { syntheticImage } from '../helpers.ts';
+import { FIXTURES, syntheticImage } from '../helpers.ts';
 
 const QUESTIONS = ['what color is the circle?', 'how many shapes are there?', 'is there a large red square?', 'what shape is the blue object?'];
 const PROMPTS = ['a large red', '', 'a small blue circle above', 'two'];
@@ -19,6 +21,19 @@ export async function workload(count: number): Promise<GenerationRequest[]> {
     if (i % 3 === 1) return { task: 'answer', image, question: QUESTIONS[i % QUESTIONS.length], options };
     return { task: 'generate', image, prompt: PROMPTS[i % PROMPTS.length], options };
   });
+}
+
+/** `count` synthetic images and the text the single-request pipeline captions each with on the tiny fixture. */
+export async function plainCaptions(count: number, options: GenerationOptions): Promise<{ images: Uint8Array[]; expected: string[] }> {
+  const images = await Promise.all(Array.from({ length: count }, (_, i) => syntheticImage(64 + 4 * i, 64, i + 1)));
+  const pipeline = await Pipeline.load({ modelDir: FIXTURES.encoderDecoder, threads: 1 });
+  try {
+    const expected: string[] = [];
+    for (const image of images) expected.push((await pipeline.generate({ task: 'caption', image, options })).text);
+    return { images, expected };
+  } finally {
+    await pipeline.release();
+  }
 }
 
 export function shuffled<T>(items: readonly T[], seed: number): T[] {
