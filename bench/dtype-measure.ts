@@ -2,11 +2,11 @@
 // the machine is shared (a training job may hold a core), so each round runs every dtype
 // once, and the figure kept is each dtype's best round (the least disturbed one), with
 // the median of rounds next to it.
-import type { Dtype } from '../src/config.ts';
+import type { Dtype } from '../src/config/config.ts';
 import { createEngine } from '../src/engine/create-engine.ts';
 import type { Engine } from '../src/engine/engine.ts';
-import { onnxFiles } from '../src/models/load-pipeline.ts';
-import { Pipeline } from '../src/pipeline.ts';
+import { onnxFiles } from '../src/model/files.ts';
+import { Pipeline } from '../src/engine/pipeline.ts';
 import { decodeStep, prefillStep } from '../text/batch-inputs.ts';
 import { median } from './measure.ts';
 

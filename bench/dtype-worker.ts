@@ -3,9 +3,9 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Dtype } from '../src/config.ts';
+import type { Dtype } from '../src/config/config.ts';
 import { createEngine } from '../src/engine/create-engine.ts';
-import { onnxFiles } from '../src/models/load-pipeline.ts';
+import { onnxFiles } from '../src/model/files.ts';
 import { ROOT } from '../test/helpers.ts';
 import { loadImages } from './measure.ts';
 

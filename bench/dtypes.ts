@@ -10,9 +10,9 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node
 import { cpus, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import type { EvalReport } from '../src/cli-eval-report.ts';
-import { onnxFiles } from '../src/models/load-pipeline.ts';
-import { DEFAULT_MODEL_DIR } from '../src/pipeline-model.ts';
+import type { EvalReport } from '../src/cli/eval-report.ts';
+import { onnxFiles } from '../src/model/files.ts';
+import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
 import { quantizeFolder } from '../src/quantize/quantize-folder.ts';
 import { ROOT } from '../test/helpers.ts';
 import { renderChart } from './chart.ts';

@@ -11,8 +11,8 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createEngine } from '../src/engine/create-engine.ts';
 import type { StepInfo } from '../src/engine/engine.ts';
-import { DEFAULT_MODEL_DIR } from '../src/pipeline-model.ts';
-import type { GenerationRequest } from '../src/types.ts';
+import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
+import type { GenerationRequest } from '../src/contract/types.ts';
 import { ROOT } from '../test/helpers.ts';
 import { installOrtTimer, ortTimes } from './ort-timer.ts';
 

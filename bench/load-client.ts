@@ -2,7 +2,7 @@
 // as soon as the previous one ends, over real HTTP. Iris is driven through its streaming
 // subscriptions (SSE) so every token's arrival is timed; the transformers.js baseline
 // through its NDJSON endpoint (bench/tjs-server.ts).
-import type { Task } from '../src/types.ts';
+import type { Task } from '../src/contract/types.ts';
 
 export interface LoadRequest {
   task: Task;

@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_DIR } from '../src/pipeline-model.ts';
+import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
 import { ROOT, syntheticImage } from '../test/helpers.ts';
 import { irisSender, runLevel, tjsSender, type LevelResult, type LoadRequest, type Send } from './load-client.ts';
 import { renderLineChart } from './load-chart.ts';

@@ -3,8 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
-import { Pipeline } from '../src/pipeline.ts';
-import type { GenerationRequest } from '../src/types.ts';
+import { Pipeline } from '../src/engine/pipeline.ts';
+import type { GenerationRequest } from '../src/contract/types.ts';
 
 env.allowRemoteModels = false;
 env.useFSCache = false;

@@ -4,7 +4,7 @@
 // then 32 concurrent requests with speculation on and off.
 import { createEngine } from '../src/engine/create-engine.ts';
 import type { Engine } from '../src/engine/engine.ts';
-import type { GenerationRequest, GenerationResult, SpeculativeMode } from '../src/types.ts';
+import type { GenerationRequest, GenerationResult, SpeculativeMode } from '../src/contract/types.ts';
 import { median } from './measure.ts';
 
 export interface ModeFigures {

@@ -6,7 +6,7 @@
 // mostly encoder and prefill gains little from batched decode steps.
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_DIR, loadIrisModel } from '../src/pipeline-model.ts';
+import { DEFAULT_MODEL_DIR, loadIrisModel } from '../src/model/load.ts';
 import { decodeStep, prefillStep } from '../text/batch-inputs.ts';
 import type { EncoderStates } from '../text/decoder-runner.ts';
 import type { KvCache } from '../text/kv-cache.ts';

@@ -7,10 +7,10 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AutoModelForVision2Seq, AutoProcessor, BaseStreamer, RawImage, env } from '@huggingface/transformers';
-import { readModelFolder } from '../fusion/model-folder.ts';
+import { readModelFolder } from '../src/model/folder.ts';
 import { buildPromptIds, promptText } from '../fusion/prompts.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
-import type { Task } from '../src/types.ts';
+import type { Task } from '../src/contract/types.ts';
 
 env.allowRemoteModels = false;
 env.useFSCache = false;

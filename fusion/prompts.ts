@@ -1,6 +1,6 @@
 // Task prompts from the folder's own conventions (config.json task_specific_params):
 // the decoder input is [decoder_start_token_id] + tokens(template filled in).
-import { IrisError, type GenerationRequest, type Task } from '../src/types.ts';
+import { IrisError, type GenerationRequest, type Task } from '../src/contract/types.ts';
 
 /** Template per task; a missing task is one this model was not trained for. */
 export type TaskTemplates = Readonly<Partial<Record<Task, string>>>;

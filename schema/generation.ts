@@ -1,10 +1,10 @@
 // From GraphQL arguments to a finished (or streamed) generation: read the image, check
 // the options and text at the edge (before queueing), run under the request's deadline.
-import type { ImageIntake, ImageInput } from '../src/images/intake.ts';
-import type { ModelRegistry } from '../src/models/registry.ts';
-import type { Deadline } from '../src/plugins/deadline.ts';
+import type { ImageIntake, ImageInput } from '../src/server/intake/intake.ts';
+import type { ModelRegistry } from '../src/server/registry.ts';
+import type { Deadline } from '../src/server/plugins/deadline.ts';
 import { resolveOptions } from '../text/sampling/options.ts';
-import { IrisError, type GenerateHooks, type GenerationOptions, type GenerationRequest, type GenerationResult, type Task } from '../src/types.ts';
+import { IrisError, type GenerateHooks, type GenerationOptions, type GenerationRequest, type GenerationResult, type Task } from '../src/contract/types.ts';
 
 /** What resolvers need besides the request's own deadline; built once per server. */
 export interface IrisServices {

@@ -1,7 +1,7 @@
 // Resolvers for iris.graphql. Enums map to the core's lower-case values, so results pass
 // through as the Generator returned them.
-import type { ModelStatus } from '../src/models/registry.ts';
-import type { Task, Timings } from '../src/types.ts';
+import type { ModelStatus } from '../src/server/registry.ts';
+import type { Task, Timings } from '../src/contract/types.ts';
 import { runGeneration, type GenerationArgs, type IrisContext } from './generation.ts';
 import { streamGeneration, type GenerationEvent } from './stream.ts';
 

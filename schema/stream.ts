@@ -2,7 +2,7 @@
 // one event per decoded piece, then one final event with the whole Generation. Written by
 // hand rather than as an async generator so that `return()` (the client unsubscribed or
 // disconnected) aborts the generation at once, even while nothing is being yielded.
-import type { GeneratedToken, GenerateHooks, GenerationResult } from '../src/types.ts';
+import type { GeneratedToken, GenerateHooks, GenerationResult } from '../src/contract/types.ts';
 
 export interface GenerationEvent {
   readonly delta: string;

@@ -1,13 +1,13 @@
 // The `iris` command line: caption / ask / generate / batch / eval over one model folder.
-import { readImageFile, runBatch } from './cli-batch.ts';
-import { USAGE, parseCli, type CliSettings } from './cli-args.ts';
-import { runEval } from './cli-eval.ts';
-import { runDtype, runQuantize } from './cli-quantize.ts';
-import { onnxFiles } from './models/load-pipeline.ts';
+import { readImageFile, runBatch } from './cli/batch.ts';
+import { USAGE, parseCli, type CliSettings } from './cli/args.ts';
+import { runEval } from './cli/eval.ts';
+import { runDtype, runQuantize } from './cli/quantize.ts';
+import { onnxFiles } from './model/files.ts';
 import { createEngine } from './engine/create-engine.ts';
-import { Pipeline } from './pipeline.ts';
+import { Pipeline } from './engine/pipeline.ts';
 import { resolveOptions } from '../text/sampling/options.ts';
-import { IrisError, type GenerationRequest, type GenerationResult, type Generator } from './types.ts';
+import { IrisError, type GenerationRequest, type GenerationResult, type Generator } from './contract/types.ts';
 
 function singleRequests(settings: CliSettings): { path: string; request: Omit<GenerationRequest, 'image'> }[] {
   const [first, second] = settings.positionals;

@@ -1,13 +1,13 @@
 // `npm start`: the GraphQL service on the configured models (default: the shipped
 // assets/models/shapes-base). Configuration: environment and flags, see README.md.
 import { pathToFileURL } from 'node:url';
-import { ConfigError, type IrisConfig } from './config.ts';
-import { loadConfig } from './config-sources.ts';
-import { createIrisApp } from './http/app.ts';
-import { listen, type IrisServer } from './http/listen.ts';
-import { createEngineLoader } from './models/load-engine.ts';
-import { checkModelFolder } from './models/load-pipeline.ts';
-import { IrisError } from './types.ts';
+import { ConfigError, type IrisConfig } from './config/config.ts';
+import { loadConfig } from './config/settings.ts';
+import { createIrisApp } from './server/app.ts';
+import { listen, type IrisServer } from './server/listen.ts';
+import { createEngineLoader } from './server/load-models.ts';
+import { checkModelFolder } from './model/files.ts';
+import { IrisError } from './contract/types.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const { maxQueued, maxBatchSize, kvCacheTokens, speculative: mode, speculativeMaxBatch, speculativeDrafts } = config.models;

@@ -2,9 +2,9 @@
 // advanced cache out. No loop and no policy here: the pipeline (one request) and the
 // engine (many) decide what runs; this only builds feeds and reads outputs.
 import * as ort from 'onnxruntime-node';
-import { IrisError } from '../src/types.ts';
+import { IrisError } from '../src/contract/types.ts';
 import type { StepTokens } from './batch-inputs.ts';
-import { floatToHalf, tensorFloats } from './float16.ts';
+import { floatToHalf, tensorFloats } from '../src/contract/float16.ts';
 import { KvCache, detectCacheLayout, type CacheLayout } from './kv-cache.ts';
 
 /** Image features per row, already gathered for the rows of this step. */

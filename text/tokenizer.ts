@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { IrisError } from '../src/types.ts';
+import { IrisError } from '../src/contract/types.ts';
 
 export class TextTokenizer {
   private readonly specialIds: ReadonlySet<number>;

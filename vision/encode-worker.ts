@@ -1,7 +1,7 @@
 // Worker-thread entry of worker-encoder.ts: load the encoder session, then answer each
 // batch of image bytes with embeddings (their buffers transferred, not copied) or errors.
 import { parentPort, workerData } from 'node:worker_threads';
-import { IrisError } from '../src/types.ts';
+import { IrisError } from '../src/contract/types.ts';
 import { VisionEncoder } from './encoder.ts';
 import { encodeInProcess, type ImageBatchEncoder } from './image-loader.ts';
 import type { EncodeOutcome, EncodeRequest, EncodeWorkerInit, EncodeWorkerMessage } from './worker-encoder.ts';

@@ -1,7 +1,7 @@
 // The vision encoder session: many images per call, one embedding per image out.
 import * as ort from 'onnxruntime-node';
-import { IrisError } from '../src/types.ts';
-import { floatToHalf, tensorFloats } from '../text/float16.ts';
+import { IrisError } from '../src/contract/types.ts';
+import { floatToHalf, tensorFloats } from '../src/contract/float16.ts';
 
 /** One image's features, ready to condition the decoder. */
 export interface ImageEmbedding {

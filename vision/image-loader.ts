@@ -3,7 +3,7 @@
 // decode → preprocess → encode of a batch's misses runs here (encodeInProcess) or in a
 // worker thread (encode-worker.ts), which frees the thread that runs the decoder.
 import DataLoader from 'dataloader';
-import { IrisError } from '../src/types.ts';
+import { IrisError } from '../src/contract/types.ts';
 import { EmbeddingCache, contentHash } from './embedding-cache.ts';
 import type { ImageEmbedding, VisionEncoder } from './encoder.ts';
 import { decodeImage, type DecodeLimits } from './image.ts';

@@ -1,6 +1,6 @@
 // Decoding untrusted image bytes into RGB pixels, with the failure modes named.
 import sharp, { type Metadata } from 'sharp';
-import { IrisError } from '../src/types.ts';
+import { IrisError } from '../src/contract/types.ts';
 
 /** RGB pixels, row-major HWC, one byte per channel. */
 export interface RgbImage {

@@ -1,6 +1,6 @@
 // Pixels → the encoder's pixel_values, in transformers.js's exact order and float rounding.
 import sharp from 'sharp';
-import { IrisError } from '../src/types.ts';
+import { IrisError } from '../src/contract/types.ts';
 import { toRgb, type RgbImage } from './image.ts';
 
 /** The parts of preprocessor_config.json that Iris honours. */

@@ -5,7 +5,7 @@
 // session (one intra-op thread: the decoder's thread needs its core).
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
-import { IrisError, type IrisErrorCode } from '../src/types.ts';
+import { IrisError, type IrisErrorCode } from '../src/contract/types.ts';
 import type { ImageEmbedding } from './encoder.ts';
 import type { DecodeLimits } from './image.ts';
 import type { ImageBatchEncoder } from './image-loader.ts';

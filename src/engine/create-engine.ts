@@ -6,14 +6,14 @@ import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
 import { createImageLoader } from '../../vision/image-loader.ts';
 import { join } from 'node:path';
 import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
-import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel, type ModelLoadOptions } from '../pipeline-model.ts';
+import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel, type ModelLoadOptions } from '../model/load.ts';
 import { BatchRunner } from './batch-runner.ts';
 import { DraftModel, findDraftDecoder } from './draft-model.ts';
 import { Engine, type StepInfo } from './engine.ts';
 import { KvBudget } from './kv-budget.ts';
 import type { EngineRequest } from './request.ts';
 import { Scheduler } from './scheduler.ts';
-import { Speculator, type Drafter, type SpeculationOptions } from './speculative.ts';
+import { Speculator, type Drafter, type SpeculationOptions } from './speculator.ts';
 
 export interface EngineOptions extends ModelLoadOptions {
   modelDir?: string;

@@ -2,15 +2,15 @@
 // Requests join the running batch as soon as their image is encoded and the budget
 // allows, and leave it the step they finish. Aborts (client gone, timeout) are queued and
 // applied between steps, never mid-forward; they release the row, its KV and its image.
-import type { IrisModel } from '../pipeline-model.ts';
-import { prepareRow } from '../pipeline.ts';
-import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator } from '../types.ts';
+import type { IrisModel } from '../model/load.ts';
+import { prepareRow } from './pipeline.ts';
+import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator } from '../contract/types.ts';
 import type { ImageLoader } from '../../vision/image-loader.ts';
-import type { EngineStats } from '../models/registry.ts';
+import type { EngineStats } from '../server/registry.ts';
 import type { ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
 import { EngineRequest, RequestStatus } from './request.ts';
 import type { Scheduler, SchedulerOutput } from './scheduler.ts';
-import type { Speculator } from './speculative.ts';
+import type { Speculator } from './speculator.ts';
 
 /** One step, as seen from outside (tests, benchmarks). */
 export interface StepInfo {

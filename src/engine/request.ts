@@ -2,10 +2,10 @@
 // detokenizer, stop strings), its image lease, its timings, and the deltas waiting to be
 // emitted. Plain state and numbers; the scheduler reads the integers, never a tensor.
 import type { EmbeddingLease } from '../../vision/image-loader.ts';
-import { RowDecoder, type RowSpec } from '../pipeline-row.ts';
+import { RowDecoder, type RowSpec } from './row-decoder.ts';
 import type { TextTokenizer } from '../../text/tokenizer.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
-import { IrisError, type GenerationDelta, type GenerationResult, type SpeculativeMode } from '../types.ts';
+import { IrisError, type GenerationDelta, type GenerationResult, type SpeculativeMode } from '../contract/types.ts';
 
 /**
  * loading → waiting → running → finished; running → preempted (its KV dropped, back in

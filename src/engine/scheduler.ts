@@ -5,7 +5,7 @@
 // Order is first come, first served. A request whose image is still being encoded does
 // not hold up the line, but a ready request that does not fit does: smaller requests
 // behind it wait too, so a long one is never starved.
-import { IrisError } from '../types.ts';
+import { IrisError } from '../contract/types.ts';
 import type { KvBudget } from './kv-budget.ts';
 import { RequestStatus, type SchedulerEntry } from './request.ts';
 

@@ -1,7 +1,7 @@
 // Graph-level helpers shared by the q8 and fp16 rewrites: walking nested graphs (If/Loop
 // bodies) with the initializers they can see, fresh value names, value types and
 // tensor payloads.
-import { floatToHalf } from '../../text/float16.ts';
+import { floatToHalf } from '../contract/float16.ts';
 import { ProtoWriter, Wire, decodeFields, fieldBytes, fieldInt, type Field } from './protobuf.ts';
 import { DataType, type OnnxAttribute, type OnnxGraph, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx-proto.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createAdmission } from '../../src/models/admission.ts';
-import { IrisError } from '../../src/types.ts';
+import { createAdmission } from '../../src/server/admission.ts';
+import { IrisError } from '../../src/contract/types.ts';
 import { streamGeneration } from '../../schema/stream.ts';
 
 function deferred<T = void>() {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, createConfig, DEFAULTS } from '../../src/config.ts';
-import { loadConfig } from '../../src/config-sources.ts';
+import { ConfigError, createConfig, DEFAULTS } from '../../src/config/config.ts';
+import { loadConfig } from '../../src/config/settings.ts';
 
 describe('config', () => {
   it('defaults to the shipped model on 127.0.0.1:4000, frozen', () => {

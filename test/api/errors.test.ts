@@ -1,7 +1,7 @@
 // Every error code of the API, each produced by sending the bad input.
 import { crc32, deflateSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
-import type { Generator } from '../../src/types.ts';
+import type { Generator } from '../../src/contract/types.ts';
 import { createFakeGenerator } from './support/fake-generator.ts';
 import { codes, createTestApp, gql } from './support/app.ts';
 import { scenePng, tinyBmp } from './support/images.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createAddressPolicy } from '../../src/images/address-policy.ts';
-import { decodeBase64Image } from '../../src/images/base64.ts';
-import { probeImage, sniffFormat } from '../../src/images/probe.ts';
+import { createAddressPolicy } from '../../src/server/intake/address-policy.ts';
+import { decodeBase64Image } from '../../src/server/intake/base64.ts';
+import { probeImage, sniffFormat } from '../../vision/probe.ts';
 import { sceneAs, scenePng } from './support/images.ts';
 
 describe('address policy', () => {

@@ -61,8 +61,8 @@ describe('schema', () => {
   it('serves /health, /ready and /metrics', async () => {
     let loaded: (() => void) | undefined;
     const generator = createFakeGenerator();
-    const { createConfig } = await import('../../src/config.ts');
-    const { createIrisApp } = await import('../../src/http/app.ts');
+    const { createConfig } = await import('../../src/config/config.ts');
+    const { createIrisApp } = await import('../../src/server/app.ts');
     const app = createIrisApp({
       config: createConfig({ models: { specs: [{ id: 'slow', dir: '/x' }] } }),
       load: () => new Promise((resolve) => (loaded = () => resolve(generator))),

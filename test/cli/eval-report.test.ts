@@ -2,7 +2,7 @@
 // at most 1 point lower (94 / 94 / 89) on the other variants; drops below the PNG's own
 // figures are reported, not judged.
 import { describe, expect, it } from 'vitest';
-import { meetsSpec, type EvalReport, type VariantScores } from '../../src/cli-eval-report.ts';
+import { meetsSpec, type EvalReport, type VariantScores } from '../../src/cli/eval-report.ts';
 
 const scores = (caption: number, answer: number, kind: number): VariantScores => ({
   scenes: 1000, caption, answer, questions: 4000, continuation: 97, by_kind: { count: 99, exists: kind },

@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest, GenerationResult } from '../../src/types.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES, ROOT } from '../helpers.ts';
 import { harness, shuffled } from './support.ts';

@@ -2,8 +2,8 @@
 // single-request pipeline) and inside continuously batched steps, whatever the arrival
 // order, with rows joining mid-flight, leaving early, and being preempted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest, GenerationResult } from '../../src/types.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES } from '../helpers.ts';
 import { harness, shuffled, workload, type Harness } from './support.ts';

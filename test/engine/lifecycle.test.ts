@@ -3,8 +3,8 @@
 // tokens and nothing stays behind in the KV budget or the embedding cache.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentHash, EmbeddingCache } from '../../vision/embedding-cache.ts';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest, GenerationResult } from '../../src/types.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { FIXTURES } from '../helpers.ts';
 import { harness, workload, type Harness } from './support.ts';
 

@@ -2,8 +2,8 @@
 // batches and get the single-request pipeline's greedy text, a burst beyond the line is
 // answered OVERLOADED without harming the rest, and /metrics shows the engine's gauges.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config-sources.ts';
-import type { IrisServer } from '../../src/http/listen.ts';
+import { loadConfig } from '../../src/config/settings.ts';
+import type { IrisServer } from '../../src/server/listen.ts';
 import { startServer } from '../../src/server.ts';
 import { plainCaptions } from './support.ts';
 import { FIXTURES, waitForReady } from '../helpers.ts';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
-import type { GenerationRequest, SpeculativeMode } from '../../src/types.ts';
+import type { GenerationRequest, SpeculativeMode } from '../../src/contract/types.ts';
 import { ROOT, SHIPPED_DRAFT, SHIPPED_MODEL, isShippedModelPresent } from '../helpers.ts';
 
 const DRAWS = 1500;

@@ -2,8 +2,8 @@
 // default (--speculative ngram), the per-request GraphQL option, the timings it reports
 // (drafted, accepted, acceptance rate), its error codes, and its counters in /metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config-sources.ts';
-import type { IrisServer } from '../../src/http/listen.ts';
+import { loadConfig } from '../../src/config/settings.ts';
+import type { IrisServer } from '../../src/server/listen.ts';
 import { startServer } from '../../src/server.ts';
 import { plainCaptions } from './support.ts';
 import { FIXTURES, waitForReady } from '../helpers.ts';

@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import { DraftModel, findDraftDecoder } from '../../src/engine/draft-model.ts';
 import type { StepInfo } from '../../src/engine/engine.ts';
-import type { Drafter } from '../../src/engine/speculative.ts';
-import type { GenerationRequest, GenerationResult, SpeculativeMode } from '../../src/types.ts';
+import type { Drafter } from '../../src/engine/speculator.ts';
+import type { GenerationRequest, GenerationResult, SpeculativeMode } from '../../src/contract/types.ts';
 import { FIXTURES, ROOT, SHIPPED_DRAFT, SHIPPED_MODEL, isShippedModelPresent, writeHeldOut } from '../helpers.ts';
 import { workload } from './support.ts';
 

@@ -3,8 +3,8 @@
 // at the drafted positions are judged, and how many drafts the runner must drop.
 import { describe, expect, it } from 'vitest';
 import { EngineRequest } from '../../src/engine/request.ts';
-import { Speculator, type Drafter } from '../../src/engine/speculative.ts';
-import type { SpeculativeMode } from '../../src/types.ts';
+import { Speculator, type Drafter } from '../../src/engine/speculator.ts';
+import type { SpeculativeMode } from '../../src/contract/types.ts';
 import { resolveOptions } from '../../text/sampling/options.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import type { TextTokenizer } from '../../text/tokenizer.ts';

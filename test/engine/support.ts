@@ -3,8 +3,8 @@
 // the single-request pipeline's captions that the servers' answers are checked against.
 import { createEngine, type EngineOptions } from '../../src/engine/create-engine.ts';
 import type { Engine, StepInfo } from '../../src/engine/engine.ts';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerateHooks, GenerationOptions, GenerationRequest, GenerationResult } from '../../src/types.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerateHooks, GenerationOptions, GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adapterFor, positionLimit } from '../../fusion/adapters.ts';
 import { gatherEncoderStates, selectEncoderRows } from '../../fusion/conditioning.ts';
-import { readModelFolder } from '../../fusion/model-folder.ts';
-import { Pipeline } from '../../src/pipeline.ts';
+import { readModelFolder } from '../../src/model/folder.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 
 describe('a stock captioner folder (no task_specific_params)', () => {

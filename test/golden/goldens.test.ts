@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/pipeline.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
 import { ROOT } from '../helpers.ts';
 import { SAMPLES, readSamples, type GoldenFile } from './make-goldens.ts';
 

@@ -5,9 +5,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MODEL_DIR } from '../../src/pipeline-model.ts';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest } from '../../src/types.ts';
+import { DEFAULT_MODEL_DIR } from '../../src/model/load.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest } from '../../src/contract/types.ts';
 import { ROOT } from '../helpers.ts';
 
 export interface GoldenCase {

@@ -3,9 +3,9 @@
 // prompts, on a tiny fixture and on the shipped model (both quantized into a temp copy).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
-import { onnxFiles } from '../../src/models/load-pipeline.ts';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest, GenerationResult } from '../../src/types.ts';
+import { onnxFiles } from '../../src/model/files.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { FIXTURES, SHIPPED_MODEL, isShippedModelPresent, syntheticImage } from '../helpers.ts';
 import { quantizedCopy, type QuantizedCopy } from './support.ts';
 

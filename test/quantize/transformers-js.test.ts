@@ -2,8 +2,8 @@
 // them (q8 and fp16, both cache layouts) and agree with Iris on the same variant.
 import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onnxFiles } from '../../src/models/load-pipeline.ts';
-import { Pipeline } from '../../src/pipeline.ts';
+import { onnxFiles } from '../../src/model/files.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 import { quantizedCopy, type QuantizedCopy } from './support.ts';
 

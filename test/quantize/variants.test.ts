@@ -2,9 +2,9 @@
 // logits close to fp32's, and the same greedy ids wherever fp32's own top-2 margin is
 // wider than the variant's measured error could bridge.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onnxFiles } from '../../src/models/load-pipeline.ts';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest } from '../../src/types.ts';
+import { onnxFiles } from '../../src/model/files.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest } from '../../src/contract/types.ts';
 import { prefillStep } from '../../text/batch-inputs.ts';
 import { decodeImage } from '../../vision/image.ts';
 import { preprocessImage } from '../../vision/preprocess.ts';

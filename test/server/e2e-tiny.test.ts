@@ -4,7 +4,7 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createPipelineLoader } from '../../src/models/load-pipeline.ts';
+import { createPipelineLoader } from '../../src/model/files.ts';
 import { scenePng } from '../api/support/images.ts';
 import { readSse, startImageHost, startIris, type ImageHost, type RunningIris } from './support.ts';
 

@@ -3,8 +3,8 @@
 // until assets/models/shapes-base has landed.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config-sources.ts';
-import type { IrisServer } from '../../src/http/listen.ts';
+import { loadConfig } from '../../src/config/settings.ts';
+import type { IrisServer } from '../../src/server/listen.ts';
 import { startServer } from '../../src/server.ts';
 import { isShippedModelPresent, waitForReady } from '../helpers.ts';
 import { startImageHost, type ImageHost } from './support.ts';

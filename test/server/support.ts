@@ -2,11 +2,11 @@
 // and a small image host for URL intake.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createConfig, type ConfigInput } from '../../src/config.ts';
-import { createIrisApp, type IrisApp } from '../../src/http/app.ts';
-import { listen, type IrisServer } from '../../src/http/listen.ts';
-import type { LoadModel } from '../../src/models/registry.ts';
-import type { Generator } from '../../src/types.ts';
+import { createConfig, type ConfigInput } from '../../src/config/config.ts';
+import { createIrisApp, type IrisApp } from '../../src/server/app.ts';
+import { listen, type IrisServer } from '../../src/server/listen.ts';
+import type { LoadModel } from '../../src/server/registry.ts';
+import type { Generator } from '../../src/contract/types.ts';
 
 export interface RunningIris {
   readonly app: IrisApp;

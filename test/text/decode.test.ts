@@ -1,8 +1,8 @@
 // The decode loop's invariants on both cache namings: the KV cache changes nothing but
 // speed, and batching rows (left padding, retiring finished rows) changes nothing at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { GenerationRequest } from '../../src/types.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { GenerationRequest } from '../../src/contract/types.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 
 const QUESTIONS = ['what color is the circle?', 'how many shapes are there?', 'is there a large red square?', 'what shape is the blue object?'];

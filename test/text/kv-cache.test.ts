@@ -2,7 +2,7 @@
 // rows joined mid-flight (different past lengths) and rows dropped keep their tokens.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatherEncoderStates } from '../../fusion/conditioning.ts';
-import { Pipeline } from '../../src/pipeline.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
 import { concatStates, decodeStep, prefillStep, selectStateRows, type RowsState } from '../../text/batch-inputs.ts';
 import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
 import { KvCache, detectCacheLayout } from '../../text/kv-cache.ts';

@@ -83,7 +83,7 @@ describe('task prompts', () => {
 
 describe('float16 conversion', () => {
   it('round-trips values exactly representable in half precision and rounds the rest to nearest', async () => {
-    const { floatToHalf, halfToFloat } = await import('../../text/float16.ts');
+    const { floatToHalf, halfToFloat } = await import('../../src/contract/float16.ts');
     const exact = Float32Array.from([0, -0, 1, -2.5, 65504, 2 ** -14, 2 ** -24, 0.099975586, Infinity, -Infinity]);
     expect(Array.from(halfToFloat(floatToHalf(exact)))).toEqual(Array.from(exact));
     expect(halfToFloat(floatToHalf(Float32Array.from([NaN])))[0]).toBeNaN();

@@ -8,9 +8,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { evaluateFolder } from '../../src/cli-eval.ts';
-import { meetsSpec } from '../../src/cli-eval-report.ts';
-import { Pipeline } from '../../src/pipeline.ts';
+import { evaluateFolder } from '../../src/cli/eval.ts';
+import { meetsSpec } from '../../src/cli/eval-report.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
 import { ROOT, writeHeldOut } from '../helpers.ts';
 
 const SHIPPED = join(ROOT, 'assets/models/shapes-base');

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
-import { Pipeline } from '../../src/pipeline.ts';
-import type { SpeculativeMode } from '../../src/types.ts';
+import { Pipeline } from '../../src/engine/pipeline.ts';
+import type { SpeculativeMode } from '../../src/contract/types.ts';
 import { ROOT, pngFromPixels, readParity } from '../helpers.ts';
 
 const PYTHON = '/usr/bin/python3';

@@ -1,8 +1,8 @@
 // The image path in a worker thread gives exactly the embeddings of the in-process path,
 // keeps per-image errors per image (with their codes), and stops when released.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../../fusion/model-folder.ts';
-import { encoderPathOf, sessionOptionsOf } from '../../src/pipeline-model.ts';
+import { readModelFolder } from '../../src/model/folder.ts';
+import { encoderPathOf, sessionOptionsOf } from '../../src/model/load.ts';
 import { VisionEncoder } from '../../vision/encoder.ts';
 import { encodeInProcess, type ImageBatchEncoder } from '../../vision/image-loader.ts';
 import { startEncodeWorker, startEncodeWorkers, type EncodeWorkerInit, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';

@@ -1,5 +1,5 @@
 // Validating generation options once, at the edge, into a frozen resolved record.
-import { IrisError, SPECULATIVE_MODES, type GenerationOptions, type SpeculativeMode } from '../../src/types.ts';
+import { IrisError, SPECULATIVE_MODES, type GenerationOptions, type SpeculativeMode } from '../../src/contract/types.ts';
 import { randomSeed } from './rng.ts';
 
 export const DEFAULT_MAX_NEW_TOKENS = 32;

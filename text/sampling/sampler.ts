@@ -1,7 +1,7 @@
 // One token from one row's logits, built from the request's resolved options. The order is
 // HF's: penalties and bans (which can change the argmax) first, then the warpers
 // (temperature, top-k, top-p, min-p), which greedy decoding skips because they cannot.
-import type { TokenLogprob } from '../../src/types.ts';
+import type { TokenLogprob } from '../../src/contract/types.ts';
 import type { ResolvedOptions } from './options.ts';
 import {
   argmax, keepMinP, keepTopK, keepTopP, logSoftmax, penalizeRepetition, repeatedNgramIds,

@@ -1,7 +1,7 @@
 // Building an app around a test-double Generator, and sending GraphQL to it in-process.
-import { createConfig, type ConfigInput } from '../../../src/config.ts';
-import { createIrisApp, type IrisApp } from '../../../src/http/app.ts';
-import type { Generator } from '../../../src/types.ts';
+import { createConfig, type ConfigInput } from '../../../src/config/config.ts';
+import { createIrisApp, type IrisApp } from '../../../src/server/app.ts';
+import type { Generator } from '../../../src/contract/types.ts';
 import { createFakeGenerator } from './fake-generator.ts';
 
 export interface TestAppOptions {

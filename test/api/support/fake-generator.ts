@@ -1,8 +1,8 @@
 // A test double for the Generator contract: emits a fixed text one word at a time,
 // honours the abort signal between steps like the real decode loop, and records what it
 // was asked. `gate` holds every step until released, for overload and cancel tests.
-import type { GenerateHooks, GenerationRequest, GenerationResult, Generator } from '../../../src/types.ts';
-import { IrisError } from '../../../src/types.ts';
+import type { GenerateHooks, GenerationRequest, GenerationResult, Generator } from '../../../src/contract/types.ts';
+import { IrisError } from '../../../src/contract/types.ts';
 
 export interface FakeGeneratorOptions {
   readonly modelId?: string;

@@ -2,7 +2,7 @@
 // state of each model so an operator sees which one is holding readiness back.
 // GET /health (liveness) is yoga's built-in endpoint.
 import { useReadinessCheck, type Plugin } from 'graphql-yoga';
-import type { ModelRegistry } from '../models/registry.ts';
+import type { ModelRegistry } from '../registry.ts';
 
 export function useModelReadiness(registry: Pick<ModelRegistry, 'isReady' | 'list'>, endpoint = '/ready'): Plugin {
   return useReadinessCheck({

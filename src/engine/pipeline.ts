@@ -1,17 +1,17 @@
 // A Generator for single requests (and uniform batches of them): load a model folder,
 // then image → embedding → prompt → decode. The continuous-batching engine replaces the
 // decode loop, not these pieces.
-import { buildPromptIds, promptText } from '../fusion/prompts.ts';
-import { resolveOptions, type ResolvedOptions } from '../text/sampling/options.ts';
-import { EmbeddingCache } from '../vision/embedding-cache.ts';
-import { DEFAULT_MAX_PIXELS } from '../vision/image.ts';
-import { createImageLoader, type EmbeddingLease, type ImageLoader } from '../vision/image-loader.ts';
+import { buildPromptIds, promptText } from '../../fusion/prompts.ts';
+import { resolveOptions, type ResolvedOptions } from '../../text/sampling/options.ts';
+import { EmbeddingCache } from '../../vision/embedding-cache.ts';
+import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
+import { createImageLoader, type EmbeddingLease, type ImageLoader } from '../../vision/image-loader.ts';
 import { decodeRows, type DecodeTimings } from './pipeline-decode.ts';
-import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from './pipeline-model.ts';
-import type { RowDecoder, RowSpec } from './pipeline-row.ts';
+import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from '../model/load.ts';
+import type { RowDecoder, RowSpec } from './row-decoder.ts';
 import {
   IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task,
-} from './types.ts';
+} from '../contract/types.ts';
 
 export interface PipelineOptions extends ModelLoadOptions {
   modelDir?: string;

@@ -4,15 +4,15 @@
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useExecutionCancellation, type YogaServerInstance } from 'graphql-yoga';
 import { createIrisSchema, type IrisContext, type IrisServices } from '../../schema/index.ts';
-import type { IrisConfig } from '../config.ts';
-import { createImageIntake } from '../images/intake.ts';
-import { createModelRegistry, type LoadModel, type ModelRegistry } from '../models/registry.ts';
-import { useBodyLimit } from '../plugins/body-limit.ts';
-import { useRequestDeadline } from '../plugins/deadline.ts';
-import { createMaskError } from '../plugins/errors.ts';
-import { createMetrics, type IrisMetrics } from '../plugins/metrics.ts';
-import { useQueryLimits } from '../plugins/query-limits.ts';
-import { useModelReadiness } from '../plugins/readiness.ts';
+import type { IrisConfig } from '../config/config.ts';
+import { createImageIntake } from './intake/intake.ts';
+import { createModelRegistry, type LoadModel, type ModelRegistry } from './registry.ts';
+import { useBodyLimit } from './plugins/body-limit.ts';
+import { useRequestDeadline } from './plugins/deadline.ts';
+import { createMaskError } from './plugins/errors.ts';
+import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
+import { useQueryLimits } from './plugins/query-limits.ts';
+import { useModelReadiness } from './plugins/readiness.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;

@@ -1,8 +1,8 @@
 // The models a server serves: each is loaded in the background (the server answers
 // /health and a 503 /ready meanwhile), admitted through its own Admission, and observed
 // for metrics. Resolvers only see `generate(modelId, request, hooks)`.
-import type { ModelSpec } from '../config.ts';
-import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../types.ts';
+import type { ModelSpec } from '../config/config.ts';
+import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 import { createAdmission, type Admission, type AdmissionStats } from './admission.ts';
 
 export type LoadModel = (spec: ModelSpec) => Promise<Generator>;

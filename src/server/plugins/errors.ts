@@ -4,7 +4,7 @@
 // whose details stay in the server log, not in the response.
 import { GraphQLError } from 'graphql';
 import { createGraphQLError, maskError as yogaMaskError } from 'graphql-yoga';
-import { IrisError } from '../types.ts';
+import { IrisError } from '../../contract/types.ts';
 
 export type MaskError = (error: unknown, message: string, isDev?: boolean) => Error;
 

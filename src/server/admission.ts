@@ -2,7 +2,7 @@
 // beyond that a request is refused at once with OVERLOADED rather than left to time out.
 // The continuous-batching engine (issue 5) will take admission over; until then this
 // keeps a burst of requests from piling onto one single-request pipeline.
-import { IrisError } from '../types.ts';
+import { IrisError } from '../contract/types.ts';
 
 export interface AdmissionOptions {
   readonly maxInFlight: number;

@@ -1,10 +1,10 @@
 // Reading a model folder's JSON files into one frozen, typed description.
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { IrisError } from '../src/types.ts';
-import { parsePreprocessorConfig, type PreprocessorConfig } from '../vision/preprocess.ts';
-import { adapterFor, positionLimit, type DecoderAdapter } from './adapters.ts';
-import { parseTaskTemplates, type TaskTemplates } from './prompts.ts';
+import { IrisError } from '../contract/types.ts';
+import { parsePreprocessorConfig, type PreprocessorConfig } from '../../vision/preprocess.ts';
+import { adapterFor, positionLimit, type DecoderAdapter } from '../../fusion/adapters.ts';
+import { parseTaskTemplates, type TaskTemplates } from '../../fusion/prompts.ts';
 
 export interface SpecialIds {
   decoderStart: number;

@@ -3,14 +3,14 @@ import { access } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as ort from 'onnxruntime-node';
-import { readModelFolder, type ModelFolder } from '../fusion/model-folder.ts';
-import { DecoderRunner } from '../text/decoder-runner.ts';
-import { TextTokenizer } from '../text/tokenizer.ts';
-import { VisionEncoder } from '../vision/encoder.ts';
-import { IrisError } from './types.ts';
+import { readModelFolder, type ModelFolder } from './folder.ts';
+import { DecoderRunner } from '../../text/decoder-runner.ts';
+import { TextTokenizer } from '../../text/tokenizer.ts';
+import { VisionEncoder } from '../../vision/encoder.ts';
+import { IrisError } from '../contract/types.ts';
 
 /** The shipped model, resolved relative to the package (not the working directory). */
-export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../assets/models/shapes-base');
+export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
 
 export interface ModelLoadOptions {
   /** onnxruntime intra-op threads; default: onnxruntime's choice (all cores). */

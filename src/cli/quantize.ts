@@ -1,11 +1,11 @@
 // `iris quantize [<model-dir>] [--dtype q8|fp16|all]`, and the --dtype of the running
 // commands (which ONNX variant files they load).
 import { relative, resolve } from 'node:path';
-import type { CliSettings } from './cli-args.ts';
-import { DTYPES, type Dtype } from './config.ts';
-import { DEFAULT_MODEL_DIR } from './pipeline-model.ts';
-import { quantizeFolder, type QuantizeDtype, type VariantReport } from './quantize/quantize-folder.ts';
-import { IrisError } from './types.ts';
+import type { CliSettings } from './args.ts';
+import { DTYPES, type Dtype } from '../config/config.ts';
+import { DEFAULT_MODEL_DIR } from '../model/load.ts';
+import { quantizeFolder, type QuantizeDtype, type VariantReport } from '../quantize/quantize-folder.ts';
+import { IrisError } from '../contract/types.ts';
 
 /** --dtype for caption/ask/generate/batch/eval: which variant files to load. */
 export function runDtype(settings: CliSettings): Dtype {

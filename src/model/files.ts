@@ -2,10 +2,10 @@
 // the dtype picking the ONNX file variant (HF naming: decoder_model_merged_fp16.onnx, ...).
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Dtype, ModelSpec } from '../config.ts';
-import { createPipeline } from '../pipeline.ts';
-import { IrisError, type Generator } from '../types.ts';
-import type { LoadModel } from './registry.ts';
+import type { Dtype, ModelSpec } from '../config/config.ts';
+import { createPipeline } from '../engine/pipeline.ts';
+import { IrisError, type Generator } from '../contract/types.ts';
+import type { LoadModel } from '../server/registry.ts';
 
 const SUFFIX: Readonly<Record<Dtype, string>> = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4' };
 

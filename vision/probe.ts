@@ -2,7 +2,7 @@
 // signature, the size from sharp's metadata (which reads headers, decodes no pixels), so
 // a decompression bomb is refused before anything allocates its pixels.
 import sharp from 'sharp';
-import { IrisError } from '../types.ts';
+import { IrisError } from '../src/contract/types.ts';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif' | 'avif' | 'tiff';
 

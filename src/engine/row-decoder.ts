@@ -1,12 +1,12 @@
 // One decoder row's life: sample, detokenize, check stop conditions, stream deltas.
 // Plain state and numbers; the batch loop in pipeline-decode.ts owns tensors and sessions.
-import { IncrementalDetokenizer } from '../text/detokenizer.ts';
-import type { ResolvedOptions } from '../text/sampling/options.ts';
-import { createSampler, type SampledToken, type Sampler } from '../text/sampling/sampler.ts';
-import type { DraftToken } from '../text/sampling/speculative.ts';
-import { StopStringMatcher } from '../text/sampling/stop-strings.ts';
-import type { TextTokenizer } from '../text/tokenizer.ts';
-import type { FinishReason, GeneratedToken, GenerationDelta } from './types.ts';
+import { IncrementalDetokenizer } from '../../text/detokenizer.ts';
+import type { ResolvedOptions } from '../../text/sampling/options.ts';
+import { createSampler, type SampledToken, type Sampler } from '../../text/sampling/sampler.ts';
+import type { DraftToken } from '../../text/sampling/speculative.ts';
+import { StopStringMatcher } from '../../text/sampling/stop-strings.ts';
+import type { TextTokenizer } from '../../text/tokenizer.ts';
+import type { FinishReason, GeneratedToken, GenerationDelta } from '../contract/types.ts';
 
 export interface RowSpec {
   promptIds: Int32Array;

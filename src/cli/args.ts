@@ -1,7 +1,7 @@
 // Command-line flags → typed settings. Number flags are passed through as numbers (NaN
 // for junk) so resolveOptions reports the allowed range in one place.
 import { parseArgs } from 'node:util';
-import type { GenerationOptions, SpeculativeMode } from './types.ts';
+import type { GenerationOptions, SpeculativeMode } from '../contract/types.ts';
 
 export interface CliSettings {
   command: string | undefined;

@@ -2,12 +2,12 @@
 // pipeline on a labelled folder written by training/data.py write_folder.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { CliSettings } from './cli-args.ts';
-import { readImageFile } from './cli-batch.ts';
-import { formatTable, meetsSpec, updateModelCard, type EvalReport, type VariantScores } from './cli-eval-report.ts';
-import { runDtype } from './cli-quantize.ts';
-import type { Pipeline } from './pipeline.ts';
-import { IrisError, type GenerationOptions, type GenerationRequest } from './types.ts';
+import type { CliSettings } from './args.ts';
+import { readImageFile } from './batch.ts';
+import { formatTable, meetsSpec, updateModelCard, type EvalReport, type VariantScores } from './eval-report.ts';
+import { runDtype } from './quantize.ts';
+import type { Pipeline } from '../engine/pipeline.ts';
+import { IrisError, type GenerationOptions, type GenerationRequest } from '../contract/types.ts';
 
 interface LabelRow {
   id: number;

@@ -5,7 +5,7 @@
 import type { ResolvedOptions } from '../../text/sampling/options.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { proposeNgram } from '../../text/speculative/ngram.ts';
-import { IrisError, SPECULATIVE_MODES, type SpeculativeMode } from '../types.ts';
+import { IrisError, SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
 import type { EngineRequest } from './request.ts';
 
 export interface SpeculationOptions {

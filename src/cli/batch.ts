@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { IrisError, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from './types.ts';
+import { IrisError, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 
 export async function readImageFile(path: string): Promise<Uint8Array> {
   try {

@@ -1,12 +1,12 @@
 // Decoding a batch of rows to completion: prefill once, then one token per row per step,
 // retiring finished rows from the batch (and from the KV cache) as they end.
-import { gatherEncoderStates, selectEncoderRows } from '../fusion/conditioning.ts';
-import { decodeStep, prefillStep, selectStateRows, type RowsState, type StepTokens } from '../text/batch-inputs.ts';
-import type { EncoderStates } from '../text/decoder-runner.ts';
-import type { KvCache } from '../text/kv-cache.ts';
-import type { ImageEmbedding } from '../vision/encoder.ts';
-import type { IrisModel } from './pipeline-model.ts';
-import { RowDecoder, type RowSpec } from './pipeline-row.ts';
+import { gatherEncoderStates, selectEncoderRows } from '../../fusion/conditioning.ts';
+import { decodeStep, prefillStep, selectStateRows, type RowsState, type StepTokens } from '../../text/batch-inputs.ts';
+import type { EncoderStates } from '../../text/decoder-runner.ts';
+import type { KvCache } from '../../text/kv-cache.ts';
+import type { ImageEmbedding } from '../../vision/encoder.ts';
+import type { IrisModel } from '../model/load.ts';
+import { RowDecoder, type RowSpec } from './row-decoder.ts';
 
 export interface DecodeOptions {
   /** false: recompute the whole sequence every step (the reference the KV cache must match). */

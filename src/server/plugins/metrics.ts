@@ -4,7 +4,7 @@
 // read when scraped, so they are never stale.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Plugin } from 'graphql-yoga';
-import type { GenerationOutcome, ModelStatus } from '../models/registry.ts';
+import type { GenerationOutcome, ModelStatus } from '../registry.ts';
 
 export interface IrisMetrics {
   readonly registry: Registry;

@@ -1,6 +1,6 @@
 // Base64 images, raw or as a `data:` URL. The size is checked from the text length
 // before decoding, so an oversized string costs no allocation.
-import { IrisError } from '../types.ts';
+import { IrisError } from '../../contract/types.ts';
 
 const DATA_URL = /^data:([^,;]*)((?:;[^,;]*)*?);base64,/i;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;

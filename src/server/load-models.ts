@@ -4,8 +4,8 @@
 import { resolve } from 'node:path';
 import { createEngine } from '../engine/create-engine.ts';
 import type { Engine } from '../engine/engine.ts';
-import type { SpeculationOptions } from '../engine/speculative.ts';
-import { checkModelFolder, onnxFiles } from './load-pipeline.ts';
+import type { SpeculationOptions } from '../engine/speculator.ts';
+import { checkModelFolder, onnxFiles } from '../model/files.ts';
 import type { LoadModel } from './registry.ts';
 
 export interface EngineLoaderOptions {

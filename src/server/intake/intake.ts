@@ -1,10 +1,10 @@
 // One way in for images, whichever of the three inputs a client used: the result is the
 // encoded bytes, capped and header-checked, ready for the Generator.
-import type { ImagesConfig } from '../config.ts';
-import { IrisError } from '../types.ts';
+import type { ImagesConfig } from '../../config/config.ts';
+import { IrisError } from '../../contract/types.ts';
 import { decodeBase64Image } from './base64.ts';
 import { createUrlFetcher } from './fetch-url.ts';
-import { probeImage, type ImageProbe } from './probe.ts';
+import { probeImage, type ImageProbe } from '../../../vision/probe.ts';
 
 /** The GraphQL `ImageInput` (@oneOf: exactly one field is set). */
 export interface ImageInput {

@@ -6,8 +6,8 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { IrisError } from '../types.ts';
-import type { UrlFetchConfig } from '../config.ts';
+import { IrisError } from '../../contract/types.ts';
+import type { UrlFetchConfig } from '../../config/config.ts';
 import { createAddressPolicy, normalizeHost, type AddressPolicy } from './address-policy.ts';
 
 export interface UrlFetcher {

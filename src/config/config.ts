@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SPECULATIVE_MODES, type SpeculativeMode } from './types.ts';
+import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
 
 export type Dtype = 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4';
 export const DTYPES: readonly Dtype[] = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4'];
@@ -90,7 +90,7 @@ export type ConfigInput = Input<IrisConfig>;
 
 const MB = 1024 * 1024;
 // The shipped model, found relative to the package rather than the working directory.
-const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../assets/models/shapes-base');
+const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
 
 export const DEFAULTS: IrisConfig = {
   server: { host: '127.0.0.1', port: 4000, graphiql: true },
