@@ -6,7 +6,7 @@ import type { Dtype } from '../src/config/config.ts';
 import { createEngine } from '../src/engine/create-engine.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { onnxFiles } from '../src/model/files.ts';
-import { Pipeline } from '../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../src/engine/reference-decoder.ts';
 import { decodeStep, prefillStep } from '../text/batch-inputs.ts';
 import { median } from './measure.ts';
 
@@ -22,7 +22,7 @@ export interface SpeedFigures {
 const STEP_ROWS = [1, 32] as const;
 
 /** Mean time of 20 decode steps of `rows` rows after a 4-token prompt and 20 warm steps. */
-async function decoderStepRound(pipeline: Pipeline, rows: number): Promise<number> {
+async function decoderStepRound(pipeline: ReferenceDecoder, rows: number): Promise<number> {
   const { runner, encoder } = pipeline.model;
   const [probe] = await encoder.encode([new Float32Array(3 * encoder.height * encoder.width)]);
   const encoderStates = { ...probe, data: new Float32Array(rows * probe.data.length).fill(0.1) }; // [rows, patches, d]
@@ -47,7 +47,7 @@ function distinct(image: Uint8Array, tag: number): Uint8Array {
   return out;
 }
 
-async function singleRound(pipeline: Pipeline, images: readonly Uint8Array[], newTokens: number, tag: number): Promise<number> {
+async function singleRound(pipeline: ReferenceDecoder, images: readonly Uint8Array[], newTokens: number, tag: number): Promise<number> {
   const rates: number[] = [];
   for (const [i, image] of images.entries()) {
     const result = await pipeline.generate({ task: 'caption', image: distinct(image, tag * 1000 + i), options: { maxNewTokens: newTokens, minNewTokens: newTokens } });
@@ -66,7 +66,7 @@ async function batchRound(engine: Engine, images: readonly Uint8Array[], newToke
 const summary = (xs: number[], isTime = false) => ({ best: isTime ? Math.min(...xs) : Math.max(...xs), median: median(xs) });
 
 export async function measureSpeeds(modelDir: string, dtypes: readonly Dtype[], images: readonly Uint8Array[], options: { rounds: number; threads: number }): Promise<Record<string, SpeedFigures>> {
-  const pipelines = await Promise.all(dtypes.map((d) => Pipeline.load({ modelDir, threads: options.threads, ...onnxFiles(d) })));
+  const pipelines = await Promise.all(dtypes.map((d) => ReferenceDecoder.load({ modelDir, threads: options.threads, ...onnxFiles(d) })));
   const engines = await Promise.all(dtypes.map((d) => createEngine({ modelDir, threads: options.threads, maxBatchSize: 32, ...onnxFiles(d) })));
   const newTokens = Math.min(64, (pipelines[0].model.folder.maxPositions ?? 65) - 1);
   const single: number[][] = dtypes.map(() => []);

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
-import { Pipeline } from '../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../src/engine/reference-decoder.ts';
 import type { GenerationRequest } from '../src/contract/types.ts';
 
 env.allowRemoteModels = false;
@@ -30,7 +30,7 @@ export async function loadImages(dir: string, names: string[]): Promise<Uint8Arr
 }
 
 /** Iris end to end (decode, preprocess, encode, generate); the embedding cache is bypassed by varying images. */
-export async function measureIris(pipeline: Pipeline, images: Uint8Array[], newTokens: number | undefined, repeats: number): Promise<Measurement> {
+export async function measureIris(pipeline: ReferenceDecoder, images: Uint8Array[], newTokens: number | undefined, repeats: number): Promise<Measurement> {
   const options = newTokens ? { maxNewTokens: newTokens, minNewTokens: newTokens } : {};
   const run = async (image: Uint8Array) => {
     // a fresh copy with a trailing byte: same pixels, new content hash, so nothing is cached

@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
-import { Pipeline } from '../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../src/engine/reference-decoder.ts';
 import { ROOT } from '../test/helpers.ts';
 import { renderChart } from './chart.ts';
 import { loadImages, loadTransformersJs, measureIris, measureTransformersJs } from './measure.ts';
@@ -20,8 +20,8 @@ const threads = Number(values.threads ?? 1);
 const samplesDir = join(ROOT, 'assets/samples');
 const images = await loadImages(samplesDir, (await readdir(samplesDir)).filter((f) => f.endsWith('.png')).sort());
 
-const cached = await Pipeline.load({ modelDir, threads });
-const uncached = await Pipeline.load({ modelDir, threads, useKvCache: false });
+const cached = await ReferenceDecoder.load({ modelDir, threads });
+const uncached = await ReferenceDecoder.load({ modelDir, threads, useKvCache: false });
 const positions = cached.model.folder.maxPositions ?? 65;
 const longTokens = Math.min(64, positions - 1); // caption prompt is 1 token
 const tjs = await loadTransformersJs(modelDir, threads);

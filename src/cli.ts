@@ -5,7 +5,7 @@ import { runEval } from './cli/eval.ts';
 import { runDtype, runQuantize } from './cli/quantize.ts';
 import { onnxFiles } from './model/files.ts';
 import { createEngine } from './engine/create-engine.ts';
-import { Pipeline } from './engine/pipeline.ts';
+import type { Engine } from './engine/engine.ts';
 import { resolveOptions } from '../text/sampling/options.ts';
 import { IrisError, type GenerationRequest, type GenerationResult, type Generator } from './contract/types.ts';
 
@@ -29,14 +29,14 @@ function singleRequests(settings: CliSettings): { path: string; request: Omit<Ge
 
 class UsageError extends Error {}
 
-async function runSingle(pipeline: Generator, settings: CliSettings): Promise<number> {
+async function runSingle(generator: Generator, settings: CliSettings): Promise<number> {
   let failures = 0;
   const jobs = singleRequests(settings);
   for (const { path, request } of jobs) {
     try {
       const image = await readImageFile(path);
       const onDelta = settings.isStreaming && !settings.isJson ? (d: { text: string }) => process.stdout.write(d.text) : undefined;
-      const result = await pipeline.generate({ ...request, image }, { onDelta });
+      const result = await generator.generate({ ...request, image }, { onDelta });
       printResult(path, result, settings, jobs.length > 1);
     } catch (err) {
       if (!(err instanceof IrisError)) throw err;
@@ -54,29 +54,10 @@ function printResult(path: string, result: GenerationResult, settings: CliSettin
   else console.log(isMany ? `${path}\t${result.text}` : result.text);
 }
 
-/** `iris batch` runs on the continuous-batching engine: lines are decoded together as they arrive. */
-async function runBatchOnEngine(settings: CliSettings): Promise<number> {
-  const engine = await loadEngine(settings);
-  try {
-    return await runBatch(engine, process.stdin, (line) => console.log(line));
-  } finally {
-    await engine.release();
-  }
-}
-
-/** --speculative draft|ngram: caption/ask/generate run on the engine, which speculates (the pipeline does not). */
-async function runSingleOnEngine(settings: CliSettings): Promise<number> {
-  const engine = await loadEngine(settings);
-  try {
-    return await runSingle(engine, settings);
-  } finally {
-    await engine.release();
-  }
-}
-
-function loadEngine(settings: CliSettings): ReturnType<typeof createEngine> {
+/** Every command that generates runs on the continuous-batching engine, as the server does. */
+function loadEngine(settings: CliSettings): Promise<Engine> {
   const mode = resolveOptions({ speculative: settings.options.speculative }).speculative; // INVALID_OPTIONS for junk
-  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: { mode }, ...onnxFiles(runDtype(settings)) });
+  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: mode ? { mode } : undefined, ...onnxFiles(runDtype(settings)) });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -87,16 +68,13 @@ async function main(argv: string[]): Promise<number> {
   }
   if (settings.command === 'quantize') return runQuantize(settings);
   if (settings.command !== 'batch' && settings.command !== 'eval') singleRequests(settings); // usage errors before loading
-  const files = onnxFiles(runDtype(settings));
-  if (settings.command === 'batch') return runBatchOnEngine(settings);
-  const speculative = resolveOptions({ speculative: settings.options.speculative }).speculative;
-  if (settings.command !== 'eval' && speculative !== undefined && speculative !== 'off') return runSingleOnEngine(settings);
-  const pipeline = await Pipeline.load({ modelDir: settings.modelDir, threads: settings.threads, useKvCache: settings.useKvCache, ...files });
+  const engine = await loadEngine(settings);
   try {
-    if (settings.command === 'eval') return await runEval(pipeline, settings.positionals[0], settings);
-    return await runSingle(pipeline, settings);
+    if (settings.command === 'batch') return await runBatch(engine, process.stdin, (line) => console.log(line));
+    if (settings.command === 'eval') return await runEval(engine, settings.positionals[0], settings);
+    return await runSingle(engine, settings);
   } finally {
-    await pipeline.release();
+    await engine.release();
   }
 }
 

@@ -9,7 +9,6 @@ export interface CliSettings {
   modelDir: string | undefined;
   isJson: boolean;
   isStreaming: boolean;
-  useKvCache: boolean;
   threads: number | undefined;
   /** Raw --dtype: fp32|q8|fp16 for running, q8|fp16|all for `quantize`; checked by the command. */
   dtype: string | undefined;
@@ -21,7 +20,6 @@ const FLAGS = {
   model: { type: 'string' },
   json: { type: 'boolean' },
   stream: { type: 'boolean' },
-  'no-kv-cache': { type: 'boolean' },
   threads: { type: 'string' },
   dtype: { type: 'string' },
   'max-new-tokens': { type: 'string' },
@@ -59,7 +57,7 @@ flags:
   --stream                    print text as it is generated
   --max-new-tokens N  --min-new-tokens N  --temperature T  --top-k K  --top-p P  --min-p P
   --repetition-penalty R  --no-repeat-ngram-size N  --seed S  --stop STR (repeatable)
-  --logprobs  --top-logprobs N  --threads N  --no-kv-cache
+  --logprobs  --top-logprobs N  --threads N
   --speculative off|draft|ngram  speculative decoding (draft: the model's draft/ folder; ngram: prompt
                               lookup); same greedy output, same sampling distribution`;
 
@@ -88,7 +86,6 @@ export function parseCli(argv: string[]): CliSettings {
     modelDir: values.model,
     isJson: values.json ?? false,
     isStreaming: values.stream ?? false,
-    useKvCache: !(values['no-kv-cache'] ?? false),
     threads: num(values.threads),
     dtype: values.dtype,
     options: defined,

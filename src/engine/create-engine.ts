@@ -7,7 +7,9 @@ import { createImageLoader } from '../../vision/image-loader.ts';
 import { join } from 'node:path';
 import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
 import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel, type ModelLoadOptions } from '../model/load.ts';
+import { IrisError } from '../contract/types.ts';
 import { BatchRunner } from './batch-runner.ts';
+import { BatchDecoder } from './decoder-batch.ts';
 import { DraftModel, findDraftDecoder } from './draft-model.ts';
 import { Engine, type StepInfo } from './engine.ts';
 import { KvBudget } from './kv-budget.ts';
@@ -47,7 +49,7 @@ export interface EngineOptions extends ModelLoadOptions {
   /** How many image worker threads (default 1); a batch of images is split across them. */
   imageWorkers?: number;
   /** Speculative decoding defaults (mode, drafts per step, the batch size above which it pauses). */
-  speculative?: SpeculationOptions;
+  speculative?: Partial<SpeculationOptions>;
   /** The draft model's folder for speculative 'draft' mode. Default: `<modelDir>/draft/`, when present. */
   draftDir?: string;
   /** Drafts from this instead of the draft folder's model (tests wrap one to force rejections). */
@@ -116,10 +118,14 @@ async function assembleEngine(model: IrisModel, options: EngineOptions, worker: 
     maxBatchSize: Math.max(1, Math.min(maxBatchSize, 16)),
     windowMs: options.imageWindowMs ?? 0,
   });
-  const runner = new BatchRunner(model.runner, model.folder.ids.pad);
+  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad));
   const loaded = options.drafter ? undefined : await loadDrafter(model, options);
   try {
-    const speculator = new Speculator(options.speculative ?? {}, options.drafter ?? loaded);
+    const drafter = options.drafter ?? loaded;
+    const speculation = { mode: 'off', numDrafts: 4, maxBatchSize: 1, minAcceptanceAtLoad: 0.8, ...options.speculative } as const;
+    if (!Number.isInteger(speculation.numDrafts) || speculation.numDrafts < 1 || speculation.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${speculation.numDrafts}`);
+    if (speculation.mode === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
+    const speculator = new Speculator(speculation, drafter);
     return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
   } catch (error) {
     await loaded?.release(); // invalid speculative options: the draft session loaded for them is ours to free

@@ -1,16 +1,24 @@
-// The continuous-batching engine: every step is schedule → run → postprocess → emit.
-// Requests join the running batch as soon as their image is encoded and the budget
-// allows, and leave it the step they finish. Aborts (client gone, timeout) are queued and
-// applied between steps, never mid-forward; they release the row, its KV and its image.
-import type { IrisModel } from '../model/load.ts';
-import { prepareRow } from './pipeline.ts';
+// The continuous-batching engine: every step is schedule → propose drafts → run →
+// postprocess → emit. Requests join the running batch as soon as their image is encoded
+// and the budget allows, and leave it the step they finish. Aborts (client gone,
+// timeout) are queued and applied between steps, never mid-forward; they release the
+// row, its KV and its image.
 import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator } from '../contract/types.ts';
+import type { IrisModel } from '../model/load.ts';
 import type { ImageLoader } from '../../vision/image-loader.ts';
-import type { EngineStats } from '../server/registry.ts';
 import type { ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
 import { EngineRequest, RequestStatus } from './request.ts';
+import { rowSpecOf } from './row-spec.ts';
 import type { Scheduler, SchedulerOutput } from './scheduler.ts';
-import type { Speculator } from './speculator.ts';
+import type { Proposal, Speculator } from './speculator.ts';
+
+/** What an engine reports to /metrics and the models query, read at scrape time. */
+export interface EngineStats {
+  readonly queueDepth: number;
+  readonly batchSize: number;
+  readonly kvUsedTokens: number;
+  readonly kvCapacityTokens: number;
+}
 
 /** One step, as seen from outside (tests, benchmarks). */
 export interface StepInfo {
@@ -60,10 +68,11 @@ export class Engine implements Generator {
     const { model, scheduler } = this.parts;
     let entry: EngineRequest;
     try {
-      const spec = prepareRow(model, request);
+      const spec = rowSpecOf(model, request);
+      const mode = this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off';
       entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, onDelta: hooks.onDelta, arrivedAt: performance.now() });
-      entry.speculative = this.parts.speculator?.modeOf(spec.options) ?? 'off';
       scheduler.add(entry);
+      this.parts.speculator?.add(entry.id, mode);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -145,14 +154,31 @@ export class Engine implements Generator {
   async step(): Promise<void> {
     this.applyAborts();
     const scheduled = this.parts.scheduler.schedule();
-    const result = await this.run(scheduled);
+    this.recordSchedule(scheduled);
+    const proposals = await this.proposeDrafts(scheduled);
+    const result = await this.run(scheduled, planOf(scheduled, proposals));
     const finished = this.postprocess(result);
     this.emit(result.rowIds, finished);
   }
 
-  private async run(scheduled: SchedulerOutput<EngineRequest>): Promise<RunnerResult> {
-    await this.parts.speculator?.propose(scheduled.decode, this.spareDraftsPerRow(scheduled));
-    const plan = this.preparePlan(scheduled);
+  /** Request bookkeeping for this step's schedule: preemption counts, first admission, caches rebuilt without drafts. */
+  private recordSchedule(scheduled: SchedulerOutput<EngineRequest>): void {
+    const now = performance.now();
+    for (const entry of scheduled.preempted) entry.numPreemptions++;
+    for (const entry of scheduled.prefill) {
+      entry.firstScheduledAt ||= now;
+      this.parts.speculator?.restart(entry.id);
+    }
+  }
+
+  private proposeDrafts(scheduled: SchedulerOutput<EngineRequest>): Promise<ReadonlyMap<number, Proposal>> {
+    const { speculator, kvCapacityTokens } = this.parts;
+    if (!speculator || scheduled.decode.length === 0) return Promise.resolve(new Map());
+    const rows = scheduled.decode.map((entry) => ({ id: entry.id, row: entry.row, embedding: entry.lease!.embedding, maxTokens: entry.maxTokens, numTokens: entry.numTokens }));
+    return speculator.propose(rows, kvCapacityTokens - scheduled.numKvTokens);
+  }
+
+  private async run(scheduled: SchedulerOutput<EngineRequest>, plan: RunnerPlan): Promise<RunnerResult> {
     const started = performance.now();
     const result = await this.parts.runner.execute(plan);
     this.parts.onStep?.({
@@ -167,38 +193,10 @@ export class Engine implements Generator {
     return result;
   }
 
-  /**
-   * The scheduler books one new slot per decode row; a verify step widens every decode
-   * row of the dense cache by the most drafts any row has, until the next step rolls the
-   * rejected ones back. Drafts fit in what the KV budget has left.
-   */
-  private spareDraftsPerRow(scheduled: SchedulerOutput<EngineRequest>): number {
-    const spare = this.parts.kvCapacityTokens - scheduled.numKvTokens;
-    return Math.max(0, Math.floor(spare / Math.max(1, scheduled.decode.length)));
-  }
-
-  private preparePlan(scheduled: SchedulerOutput<EngineRequest>): RunnerPlan {
-    const now = performance.now();
-    for (const entry of scheduled.preempted) entry.numPreemptions++;
-    const prefill = scheduled.prefill.map((entry) => {
-      entry.firstScheduledAt ||= now;
-      entry.numRejected = 0; // a (re)admitted row's cache is built afresh, without drafts
-      entry.drafts = [];
-      if (!entry.lease) throw new Error(`request ${entry.id} was admitted without its image`);
-      return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding };
-    });
-    const decode = scheduled.decode.map((entry) => ({
-      id: entry.id,
-      tokenId: entry.row.lastId,
-      draftIds: entry.drafts.length > 0 ? Int32Array.from(entry.drafts, (d) => d.id) : undefined,
-      numRejected: entry.numRejected,
-    }));
-    return { retire: scheduled.retire, decode, prefill };
-  }
-
-  /** Sample each row's token; rows that finished leave the scheduler (and the batch, next step). */
+  /** Sample each row's token (or judge its drafts); rows that finished leave the scheduler (and the batch, next step). */
   private postprocess(result: RunnerResult): EngineRequest[] {
     const { rowIds, logits, vocabSize, numPositions } = result;
+    const { speculator } = this.parts;
     const now = performance.now();
     const finished: EngineRequest[] = [];
     let position = 0;
@@ -208,8 +206,7 @@ export class Engine implements Generator {
       const count = numPositions?.[i] ?? 1;
       const rowLogits = logits.subarray(position * vocabSize, (position + count) * vocabSize);
       position += count;
-      entry.numRejected = 0;
-      const isLive = numPositions && this.parts.speculator ? this.parts.speculator.accept(entry, rowLogits, vocabSize) : entry.row.accept(rowLogits);
+      const isLive = speculator ? speculator.judge(id, entry.row, rowLogits, vocabSize) : entry.row.accept(rowLogits);
       if (isFirst) {
         entry.firstTokenAt = now;
         entry.prefillMs = result.prefillMs;
@@ -259,7 +256,8 @@ export class Engine implements Generator {
     const settle = entry.settle!;
     // A finished request has a result even when its first token was EOS; a cancelled one only if it produced text.
     const hasResult = error === undefined && (entry.status === RequestStatus.Finished || entry.numGenerated > 0);
-    const result = hasResult ? entry.toResult(this.modelId, performance.now()) : undefined;
+    const speculation = this.parts.speculator?.remove(entry.id);
+    const result = hasResult ? entry.toResult(this.modelId, performance.now(), speculation) : undefined;
     entry.lease?.release();
     if (result) settle.resolve(result);
     else settle.reject(error ?? EngineRequest.cancelledError());
@@ -274,4 +272,23 @@ export class Engine implements Generator {
       this.settle(entry, error);
     }
   }
+}
+
+/** The runner's plan for this step: who leaves, who decodes (with their drafts), who joins. */
+function planOf(scheduled: SchedulerOutput<EngineRequest>, proposals: ReadonlyMap<number, Proposal>): RunnerPlan {
+  const prefill = scheduled.prefill.map((entry) => {
+    if (!entry.lease) throw new Error(`request ${entry.id} was admitted without its image`);
+    return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding };
+  });
+  const decode = scheduled.decode.map((entry) => {
+    const proposal = proposals.get(entry.id);
+    const drafts = proposal?.drafts ?? [];
+    return {
+      id: entry.id,
+      tokenId: entry.row.lastId,
+      draftIds: drafts.length > 0 ? Int32Array.from(drafts, (d) => d.id) : undefined,
+      numRejected: proposal?.numRejected ?? 0,
+    };
+  });
+  return { retire: scheduled.retire, decode, prefill };
 }

@@ -1,6 +1,5 @@
 // The two messages between the engine and the model runner: what to run this step, and
 // what came out. Ids are request ids; the runner maps them to its batch rows.
-import type { ImageEmbedding } from '../../vision/encoder.ts';
 
 /** A row already in the batch: feed it its newest token. */
 export interface DecodeRow {
@@ -13,11 +12,8 @@ export interface DecodeRow {
 }
 
 /** A row joining the batch: prefill these tokens, conditioned on this image. */
-export interface PrefillRow {
-  readonly id: number;
-  readonly tokenIds: Int32Array; // [seq]
-  readonly embedding: ImageEmbedding;
-}
+export type { PrefillRow } from './decoder-batch.ts';
+import type { PrefillRow } from './decoder-batch.ts';
 
 export interface RunnerPlan {
   /** Rows that leave before anything runs (finished, cancelled or preempted). */
@@ -46,5 +42,4 @@ export interface ModelRunner {
   execute(plan: RunnerPlan): Promise<RunnerResult>;
   /** Forget the batch (after a failed step). */
   reset(): void;
-  readonly numRows: number;
 }

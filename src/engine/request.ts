@@ -4,8 +4,8 @@
 import type { EmbeddingLease } from '../../vision/image-loader.ts';
 import { RowDecoder, type RowSpec } from './row-decoder.ts';
 import type { TextTokenizer } from '../../text/tokenizer.ts';
-import type { DraftToken } from '../../text/sampling/speculative.ts';
-import { IrisError, type GenerationDelta, type GenerationResult, type SpeculativeMode } from '../contract/types.ts';
+import { IrisError, type GenerationDelta, type GenerationResult } from '../contract/types.ts';
+import type { SpeculationCounts } from './speculator.ts';
 
 /**
  * loading → waiting → running → finished; running → preempted (its KV dropped, back in
@@ -38,7 +38,7 @@ export interface RequestSettle {
 
 export interface RequestInit {
   id: number;
-  spec: Omit<RowSpec, 'imageIndex' | 'onDelta'>;
+  spec: RowSpec;
   tokenizer: TextTokenizer;
   eosIds: readonly number[];
   onDelta?: (delta: GenerationDelta) => void;
@@ -63,23 +63,13 @@ export class EngineRequest implements SchedulerEntry {
   firstTokenAt = 0;
   prefillMs = 0;
   numPreemptions = 0;
-  /** Speculative decoding: this request's mode, this step's drafts, and the counts for its timings. */
-  speculative: SpeculativeMode = 'off';
-  drafts: readonly DraftToken[] = [];
-  /** Drafts verified last step and rejected: the runner drops them from the cache next step. */
-  numRejected = 0;
-  numDrafted = 0;
-  numAccepted = 0;
-  /** Drafts to ask for next step (0: the engine's default). */
-  numDraftsNext = 0;
 
   constructor(init: RequestInit) {
     this.id = init.id;
     this.onDelta = init.onDelta;
     this.arrivedAt = init.arrivedAt;
-    const spec: RowSpec = { ...init.spec, imageIndex: 0, onDelta: (d) => this.outbox.push(d) };
-    this.row = new RowDecoder(spec, init.tokenizer, init.eosIds);
-    this.maxTokens = spec.promptIds.length + spec.options.maxNewTokens;
+    this.row = new RowDecoder(init.spec, init.tokenizer, init.eosIds, (d) => this.outbox.push(d));
+    this.maxTokens = init.spec.promptIds.length + init.spec.options.maxNewTokens;
   }
 
   get promptLength(): number {
@@ -103,7 +93,8 @@ export class EngineRequest implements SchedulerEntry {
     return this.status === RequestStatus.Finished || this.status === RequestStatus.Cancelled;
   }
 
-  toResult(modelId: string, now: number): GenerationResult {
+  /** `speculation`: drafted and accepted counts, when the request speculated. */
+  toResult(modelId: string, now: number, speculation: SpeculationCounts | undefined): GenerationResult {
     const lease = this.lease;
     const started = this.firstScheduledAt || now;
     const firstToken = this.firstTokenAt || now;
@@ -119,13 +110,13 @@ export class EngineRequest implements SchedulerEntry {
         prefillMs: this.prefillMs,
         decodeMs: Math.max(0, now - firstToken),
         totalMs: now - this.arrivedAt,
-        ...(this.speculative === 'off' ? {} : { draftedTokens: this.numDrafted, acceptedTokens: this.numAccepted }),
+        ...(speculation ? { draftedTokens: speculation.drafted, acceptedTokens: speculation.accepted } : {}),
       },
       model: modelId,
     };
   }
 
-  /** Cancelled before any token: an error, as the single-request pipeline reports it. */
+  /** Cancelled before any token: an error rather than an empty result. */
   static cancelledError(): IrisError {
     return new IrisError('CANCELLED', 'the request was cancelled before it started decoding');
   }

@@ -1,5 +1,5 @@
 // One decoder row's life: sample, detokenize, check stop conditions, stream deltas.
-// Plain state and numbers; the batch loop in pipeline-decode.ts owns tensors and sessions.
+// Plain state and numbers; the decoder batch owns the tensors and sessions.
 import { IncrementalDetokenizer } from '../../text/detokenizer.ts';
 import type { ResolvedOptions } from '../../text/sampling/options.ts';
 import { createSampler, type SampledToken, type Sampler } from '../../text/sampling/sampler.ts';
@@ -9,12 +9,9 @@ import type { TextTokenizer } from '../../text/tokenizer.ts';
 import type { FinishReason, GeneratedToken, GenerationDelta } from '../contract/types.ts';
 
 export interface RowSpec {
-  promptIds: Int32Array;
-  /** Which of the batch's images this row reads. */
-  imageIndex: number;
+  readonly promptIds: Int32Array;
   /** maxNewTokens already capped by the model's position limit. */
-  options: ResolvedOptions;
-  onDelta?: (delta: GenerationDelta) => void;
+  readonly options: ResolvedOptions;
 }
 
 export class RowDecoder {
@@ -29,6 +26,7 @@ export class RowDecoder {
     readonly spec: RowSpec,
     private readonly tokenizer: TextTokenizer,
     private readonly eosIds: readonly number[],
+    private readonly onDelta: ((delta: GenerationDelta) => void) | undefined,
   ) {
     this.history = Array.from(spec.promptIds);
     this.sampler = createSampler(spec.options, eosIds);
@@ -86,7 +84,7 @@ export class RowDecoder {
     if (sampled.top) token.top = sampled.top.map((t) => ({ ...t, text: this.tokenizer.tokenText(t.id) }));
     this.tokens.push(token);
     const check = this.stops.push(this.detokenizer.push(sampled.id));
-    this.spec.onDelta?.({ text: check.emit, token });
+    this.onDelta?.({ text: check.emit, token });
     if (check.isStopped) {
       this.finishReason = 'stop';
       return false;
@@ -102,7 +100,7 @@ export class RowDecoder {
     this.finishReason = check.isStopped ? 'stop' : reason;
     const rest = check.emit + (check.isStopped ? '' : this.stops.flush());
     const last = this.tokens[this.tokens.length - 1];
-    if (rest && last) this.spec.onDelta?.({ text: rest, token: last });
+    if (rest && last) this.onDelta?.({ text: rest, token: last });
     return false;
   }
 }

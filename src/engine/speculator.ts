@@ -1,92 +1,167 @@
 // Speculative decoding, the engine's side: which rows speculate this step, their drafts
 // (prompt lookup here, or a Drafter running the small draft model), and judging the
-// target's logits at each drafted position with the request's own sampler. Policy and
-// plain numbers only; the runner verifies the drafts (verify-rows.ts) and rolls back.
-import type { ResolvedOptions } from '../../text/sampling/options.ts';
+// target's logits at each drafted position with the request's own sampler. It owns every
+// request's speculation state (mode, drafts, counts) and hands the engine a typed
+// proposal per step; the runner verifies the drafts and rolls back what was rejected.
+import { IrisError, type SpeculativeMode } from '../contract/types.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { proposeNgram } from '../../text/speculative/ngram.ts';
-import { IrisError, SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
-import type { EngineRequest } from './request.ts';
+import type { ImageEmbedding } from '../../vision/encoder.ts';
+import type { RowDecoder } from './row-decoder.ts';
 
 export interface SpeculationOptions {
-  /** For requests that do not choose. Default 'off'. */
-  readonly mode?: SpeculativeMode;
-  /** Tokens drafted per step (k). Default 4. */
-  readonly numDrafts?: number;
-  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. Default 1. */
-  readonly maxBatchSize?: number;
-  /** The recent acceptance rate a mode needs to keep speculating above maxBatchSize. Default 0.8 (above 1: never). */
-  readonly minAcceptanceAtLoad?: number;
+  /** For requests that do not choose. */
+  readonly mode: SpeculativeMode;
+  /** Tokens drafted per step (k). */
+  readonly numDrafts: number;
+  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. */
+  readonly maxBatchSize: number;
+  /** The recent acceptance rate a mode needs to keep speculating above maxBatchSize (above 1: never). */
+  readonly minAcceptanceAtLoad: number;
+}
+
+/** What a drafter sees of a request: its sequence, image and sampler, nothing of the engine. */
+export interface DraftRow {
+  readonly id: number;
+  /** Prompt + generated tokens. */
+  readonly sequence: Int32Array;
+  readonly embedding: ImageEmbedding;
+  isEos(id: number): boolean;
+  /** The row's next draft after its sequence plus `drafted`, drawn with its own sampler. */
+  propose(logits: Float32Array, drafted: readonly number[]): DraftToken;
 }
 
 /** Runs a draft model: k tokens for each row, drawn with the row's own sampler. */
 export interface Drafter {
-  propose(entries: readonly EngineRequest[], numDrafts: readonly number[]): Promise<DraftToken[][]>;
+  propose(rows: readonly DraftRow[], numDrafts: readonly number[]): Promise<DraftToken[][]>;
   /** Forget its batch (after a failed step). */
   reset(): void;
   release(): Promise<void>;
 }
 
+/** A decode row as the speculator sees it. */
+export interface SpeculatingRow {
+  readonly id: number;
+  readonly row: RowDecoder;
+  readonly embedding: ImageEmbedding;
+  /** prompt + max new tokens, and prompt + generated so far. */
+  readonly maxTokens: number;
+  readonly numTokens: number;
+}
+
+/** This step's word on one decode row. */
+export interface Proposal {
+  /** Drafts to verify after the row's newest token (empty: plain decoding). */
+  readonly drafts: readonly DraftToken[];
+  /** Drafts the sampler rejected last step: the runner drops them from the row's cache first. */
+  readonly numRejected: number;
+}
+
+export interface SpeculationCounts {
+  readonly drafted: number;
+  readonly accepted: number;
+}
+
+interface RowSpeculation {
+  readonly mode: SpeculativeMode;
+  drafts: readonly DraftToken[];
+  numRejected: number;
+  drafted: number;
+  accepted: number;
+  /** Drafts to ask for next step (0: numDrafts). */
+  numDraftsNext: number;
+}
+
 const NGRAM_MAX = 3;
 /** Weight of past steps in a mode's recent acceptance rate. */
 const DECAY = 0.98;
+const NO_PROPOSAL: Proposal = Object.freeze({ drafts: [], numRejected: 0 });
 
 export class Speculator {
-  readonly mode: SpeculativeMode;
-  readonly numDrafts: number;
-  readonly maxBatchSize: number;
-  readonly minAcceptanceAtLoad: number;
   /** Decayed drafted/accepted counts per mode, for the switch-off at load. */
   private readonly recent = new Map<SpeculativeMode, { drafted: number; accepted: number }>();
+  private readonly rows = new Map<number, RowSpeculation>();
 
-  constructor(options: SpeculationOptions, private readonly drafter: Drafter | undefined) {
-    this.mode = options.mode ?? 'off';
-    this.numDrafts = options.numDrafts ?? 4;
-    this.maxBatchSize = options.maxBatchSize ?? 1;
-    this.minAcceptanceAtLoad = options.minAcceptanceAtLoad ?? 0.8;
-    if (!SPECULATIVE_MODES.includes(this.mode)) throw new RangeError(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
-    if (!Number.isInteger(this.numDrafts) || this.numDrafts < 1 || this.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${this.numDrafts}`);
-    if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 0) throw new RangeError(`speculative maxBatchSize must be an integer >= 0, got ${this.maxBatchSize}`);
-    if (!(this.minAcceptanceAtLoad >= 0)) throw new RangeError(`speculative minAcceptanceAtLoad must be a number >= 0 (above 1: never at load), got ${this.minAcceptanceAtLoad}`);
-    if (this.mode === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
-  }
+  constructor(
+    readonly options: SpeculationOptions,
+    private readonly drafter: Drafter | undefined,
+  ) {}
 
-  /** The request's mode; INVALID_OPTIONS for 'draft' without a draft model. */
-  modeOf(options: ResolvedOptions): SpeculativeMode {
-    const mode = options.speculative ?? this.mode;
+  /** A request's mode: its own choice or the default; INVALID_OPTIONS for 'draft' without a draft model. */
+  modeOf(requested: SpeculativeMode | undefined): SpeculativeMode {
+    const mode = requested ?? this.options.mode;
     if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use 'ngram' or 'off'`);
     return mode;
   }
 
+  /** Start tracking a request in `mode` ('off' is not tracked). */
+  add(id: number, mode: SpeculativeMode): void {
+    if (mode !== 'off') this.rows.set(id, { mode, drafts: [], numRejected: 0, drafted: 0, accepted: 0, numDraftsNext: 0 });
+  }
+
+  /** Its counts for the result's timings (undefined: it did not speculate); it is forgotten. */
+  remove(id: number): SpeculationCounts | undefined {
+    const state = this.rows.get(id);
+    this.rows.delete(id);
+    return state && { drafted: state.drafted, accepted: state.accepted };
+  }
+
+  /** A row (re)prefilled from its tokens: its cache holds no drafts to roll back. */
+  restart(id: number): void {
+    const state = this.rows.get(id);
+    if (state) {
+      state.drafts = [];
+      state.numRejected = 0;
+    }
+  }
+
   /**
-   * Set each decode row's drafts for this step, at most maxDraftsPerRow each. At load
-   * (more than maxBatchSize rows) a step is compute-bound and rejected drafts cost
-   * throughput, so only a mode whose recent drafts were mostly accepted keeps
-   * speculating there.
+   * This step's proposal for each decode row, drafts at most within the KV slots the
+   * budget has left (a verify step widens every row of the dense cache by the most drafts
+   * any row has, until the next step rolls the rejected ones back). At load (more than
+   * maxBatchSize rows) a step is compute-bound and rejected drafts cost throughput, so
+   * only a mode whose recent drafts were mostly accepted keeps speculating there.
    */
-  async propose(decode: readonly EngineRequest[], maxDraftsPerRow = Infinity): Promise<void> {
-    const isLoaded = decode.length > this.maxBatchSize;
-    const drafting: EngineRequest[] = [];
+  async propose(decode: readonly SpeculatingRow[], spareKvTokens: number): Promise<ReadonlyMap<number, Proposal>> {
+    const { options } = this;
+    const maxPerRow = Math.max(0, Math.floor(spareKvTokens / Math.max(1, decode.length)));
+    const isLoaded = decode.length > options.maxBatchSize;
+    const drafting: SpeculatingRow[] = [];
     const counts: number[] = [];
     for (const entry of decode) {
-      entry.drafts = [];
-      if (entry.speculative === 'off' || (isLoaded && !this.paysAtLoad(entry.speculative))) continue;
-      const count = Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1, maxDraftsPerRow);
+      const state = this.rows.get(entry.id);
+      if (!state) continue;
+      state.drafts = [];
+      if (isLoaded && !this.paysAtLoad(state.mode)) continue;
+      const count = Math.min(state.numDraftsNext || options.numDrafts, entry.maxTokens - entry.numTokens - 1, maxPerRow);
       if (count <= 0) continue;
-      if (entry.speculative === 'ngram') entry.drafts = throughEos(entry, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
+      if (state.mode === 'ngram') state.drafts = throughEos(entry.row, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {
         drafting.push(entry);
         counts.push(count);
       }
     }
-    if (drafting.length === 0 || !this.drafter) return;
-    const drafts = await this.drafter.propose(drafting, counts);
-    drafting.forEach((entry, i) => (entry.drafts = throughEos(entry, drafts[i])));
+    if (drafting.length > 0 && this.drafter) {
+      const drafts = await this.drafter.propose(drafting.map(draftRowOf), counts);
+      drafting.forEach((entry, i) => (this.rows.get(entry.id)!.drafts = throughEos(entry.row, drafts[i])));
+    }
+    // Last step's rejections are handed over once: the runner rolls them back this step.
+    return new Map(decode.map((entry) => {
+      const state = this.rows.get(entry.id);
+      if (!state) return [entry.id, NO_PROPOSAL];
+      const proposal = { drafts: state.drafts, numRejected: state.numRejected };
+      state.numRejected = 0;
+      return [entry.id, proposal];
+    }));
   }
 
-  /** Judge the drafts against the target's logits ([drafts + 1, vocab]); false once the row has finished. */
-  accept(entry: EngineRequest, logits: Float32Array, vocabSize: number): boolean {
-    const { drafts, row } = entry;
+  /**
+   * Judge this step's drafts against the target's logits ([drafts + 1, vocab]) with the
+   * row's sampler; false once the row has finished.
+   */
+  judge(id: number, row: RowDecoder, logits: Float32Array, vocabSize: number): boolean {
+    const state = this.rows.get(id);
+    const drafts = state?.drafts ?? [];
     let numAccepted = 0;
     let isLive = true;
     for (let j = 0; isLive; j++) {
@@ -100,17 +175,18 @@ export class Speculator {
       if (!verdict.isAccepted) break;
       numAccepted++;
     }
-    entry.numDrafted += drafts.length;
-    entry.numAccepted += numAccepted;
-    entry.numRejected = drafts.length - numAccepted;
-    if (entry.speculative === 'draft' && drafts.length > 0) entry.numDraftsNext = this.nextNumDrafts(drafts.length, numAccepted);
-    this.record(entry.speculative, drafts.length, numAccepted);
+    if (!state) return isLive;
+    state.drafted += drafts.length;
+    state.accepted += numAccepted;
+    state.numRejected = drafts.length - numAccepted;
+    if (state.mode === 'draft' && drafts.length > 0) state.numDraftsNext = this.nextNumDrafts(drafts.length, numAccepted);
+    this.record(state.mode, drafts.length, numAccepted);
     return isLive;
   }
 
   private paysAtLoad(mode: SpeculativeMode): boolean {
     const recent = this.recent.get(mode);
-    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= this.minAcceptanceAtLoad;
+    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= this.options.minAcceptanceAtLoad;
   }
 
   private record(mode: SpeculativeMode, numDrafted: number, numAccepted: number): void {
@@ -124,10 +200,13 @@ export class Speculator {
    * step that kept every draft, one fewer after a rejection (between 1 and 2 × numDrafts).
    */
   private nextNumDrafts(numDrafted: number, numAccepted: number): number {
-    return numAccepted === numDrafted ? Math.min(2 * this.numDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
+    const { numDrafts } = this.options;
+    return numAccepted === numDrafted ? Math.min(2 * numDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
   }
 
+  /** After a failed step: every row's cache is gone, and so is the drafter's batch. */
   reset(): void {
+    for (const id of this.rows.keys()) this.restart(id);
     this.drafter?.reset();
   }
 
@@ -136,8 +215,19 @@ export class Speculator {
   }
 }
 
+function draftRowOf(entry: SpeculatingRow): DraftRow {
+  const { row } = entry;
+  return {
+    id: entry.id,
+    sequence: row.sequence,
+    embedding: entry.embedding,
+    isEos: (id) => row.isEos(id),
+    propose: (logits, drafted) => row.proposeDraft(logits, drafted),
+  };
+}
+
 /** Drafts up to and including the first end-of-sequence token. */
-function throughEos(entry: EngineRequest, drafts: DraftToken[]): DraftToken[] {
-  const end = drafts.findIndex((d) => entry.row.isEos(d.id));
+function throughEos(row: RowDecoder, drafts: DraftToken[]): DraftToken[] {
+  const end = drafts.findIndex((d) => row.isEos(d.id));
   return end < 0 ? drafts : drafts.slice(0, end + 1);
 }

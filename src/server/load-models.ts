@@ -17,7 +17,7 @@ export interface EngineLoaderOptions {
   /** KV budget in cached tokens; undefined: a full batch at the model's longest rows. */
   readonly kvCacheTokens: number | undefined;
   /** Speculative decoding defaults (mode for requests that do not choose, pause threshold, drafts per step). */
-  readonly speculative?: SpeculationOptions;
+  readonly speculative?: Partial<SpeculationOptions>;
   /** Called with each loaded engine (tests and benchmarks observe it). */
   readonly onEngine?: (modelId: string, engine: Engine) => void;
 }

@@ -3,6 +3,7 @@
 // for metrics. Resolvers only see `generate(modelId, request, hooks)`.
 import type { ModelSpec } from '../config/config.ts';
 import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
+import type { EngineStats } from '../engine/engine.ts';
 import { createAdmission, type Admission, type AdmissionStats } from './admission.ts';
 
 export type LoadModel = (spec: ModelSpec) => Promise<Generator>;
@@ -10,13 +11,6 @@ export type ModelState = 'loading' | 'ready' | 'failed';
 
 export const ALL_TASKS: readonly Task[] = ['caption', 'answer', 'generate'];
 
-/** What the engine of issue 5 may report; read at scrape time when a Generator has it. */
-export interface EngineStats {
-  readonly queueDepth?: number;
-  readonly batchSize?: number;
-  readonly kvUsedTokens?: number;
-  readonly kvCapacityTokens?: number;
-}
 
 export interface ModelStatus {
   readonly id: string;

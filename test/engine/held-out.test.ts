@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES, ROOT } from '../helpers.ts';
@@ -58,7 +58,7 @@ for (const [name, dir] of MODELS) {
     let alone: GenerationResult[];
     beforeAll(async () => {
       requests = requestsFor(readScenes());
-      const pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+      const pipeline = await ReferenceDecoder.load({ modelDir: dir, threads: 1 });
       alone = [];
       for (const r of requests) alone.push(await pipeline.generate(r));
       await pipeline.release();

@@ -2,7 +2,7 @@
 // single-request pipeline) and inside continuously batched steps, whatever the arrival
 // order, with rows joining mid-flight, leaving early, and being preempted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES } from '../helpers.ts';
@@ -18,11 +18,11 @@ function expectSame(batched: GenerationResult | Error, alone: GenerationResult):
 
 for (const [name, dir] of Object.entries(FIXTURES)) {
   describe(`engine invariance: ${name}`, () => {
-    let pipeline: Pipeline;
+    let pipeline: ReferenceDecoder;
     let requests: GenerationRequest[];
     let alone: GenerationResult[];
     beforeAll(async () => {
-      pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+      pipeline = await ReferenceDecoder.load({ modelDir: dir, threads: 1 });
       requests = await workload(12);
       alone = [];
       for (const r of requests) alone.push(await pipeline.generate(r));

@@ -3,7 +3,7 @@
 // tokens and nothing stays behind in the KV budget or the embedding cache.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentHash, EmbeddingCache } from '../../vision/embedding-cache.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { FIXTURES } from '../helpers.ts';
 import { harness, workload, type Harness } from './support.ts';
@@ -16,13 +16,13 @@ function ids(outcome: GenerationResult | Error): number[] {
 }
 
 describe('engine lifecycle', () => {
-  let pipeline: Pipeline;
+  let pipeline: ReferenceDecoder;
   let requests: GenerationRequest[];
   let alone: GenerationResult[];
   let cache: EmbeddingCache;
   let h: Harness;
   beforeAll(async () => {
-    pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+    pipeline = await ReferenceDecoder.load({ modelDir: dir, threads: 1 });
     requests = (await workload(8)).map((r) => ({ ...r, options: { ...r.options, minNewTokens: 12, maxNewTokens: 16 } }));
     alone = [];
     for (const r of requests) alone.push(await pipeline.generate(r));

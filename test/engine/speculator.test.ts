@@ -2,8 +2,8 @@
 // who drafts (mode, batch-size switch-off, remaining length), how the target's logits
 // at the drafted positions are judged, and how many drafts the runner must drop.
 import { describe, expect, it } from 'vitest';
-import { EngineRequest } from '../../src/engine/request.ts';
-import { Speculator, type Drafter } from '../../src/engine/speculator.ts';
+import { RowDecoder } from '../../src/engine/row-decoder.ts';
+import { Speculator, type Drafter, type SpeculatingRow, type SpeculationOptions } from '../../src/engine/speculator.ts';
 import type { SpeculativeMode } from '../../src/contract/types.ts';
 import { resolveOptions } from '../../text/sampling/options.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
@@ -13,11 +13,31 @@ const VOCAB = 6;
 const EOS = 2;
 const tokenizer = { tokenText: (id: number) => `t${id}`, decode: (ids: ArrayLike<number>) => Array.from(ids, (id) => `t${id}`).join(' ') } as unknown as TextTokenizer;
 
+const EMBEDDING = { data: new Float32Array(4), numPatches: 1, hiddenSize: 4 };
+const DEFAULTS: SpeculationOptions = { mode: 'off', numDrafts: 4, maxBatchSize: 1, minAcceptanceAtLoad: 0.8 };
+
 let nextId = 1;
-function request(mode: SpeculativeMode, prompt: number[], maxNewTokens = 10): EngineRequest {
-  const entry = new EngineRequest({ id: nextId++, spec: { promptIds: Int32Array.from(prompt), options: resolveOptions({ maxNewTokens }) }, tokenizer, eosIds: [EOS], arrivedAt: 0 });
-  entry.speculative = mode;
-  return entry;
+/** A decode row registered with the speculator in `mode`. */
+function request(speculator: Speculator, mode: SpeculativeMode, prompt: number[], maxNewTokens = 10): SpeculatingRow {
+  const id = nextId++;
+  const promptIds = Int32Array.from(prompt);
+  const row = new RowDecoder({ promptIds, options: resolveOptions({ maxNewTokens }) }, tokenizer, [EOS], undefined);
+  speculator.add(id, mode);
+  return {
+    id, row, embedding: EMBEDDING, maxTokens: promptIds.length + maxNewTokens,
+    get numTokens() {
+      return promptIds.length + row.tokens.length;
+    },
+  };
+}
+
+function speculatorWith(options: Partial<SpeculationOptions>, drafter?: Drafter): Speculator {
+  return new Speculator({ ...DEFAULTS, ...options }, drafter);
+}
+
+async function draftIds(speculator: Speculator, rows: SpeculatingRow[], spare = Infinity): Promise<number[][]> {
+  const proposals = await speculator.propose(rows, spare);
+  return rows.map((r) => proposals.get(r.id)!.drafts.map((d) => d.id));
 }
 
 /** Logits whose argmax at each position is the given id. */
@@ -35,72 +55,83 @@ const fixedDrafter = (drafts: number[]): Drafter => ({
 
 describe('Speculator', () => {
   it('drafts by prompt lookup, capped by the tokens the request may still generate', async () => {
-    const speculator = new Speculator({ numDrafts: 4, maxBatchSize: 4 }, undefined);
-    const long = request('ngram', [1, 3, 4, 5, 3]);
-    const short = request('ngram', [1, 3, 4, 5, 3], 2);
-    const off = request('off', [1, 3, 4, 5, 3]);
-    await speculator.propose([long, short, off]);
-    expect(long.drafts.map((d) => d.id)).toEqual([4, 5, 3]);
-    expect(short.drafts.map((d) => d.id)).toEqual([4]); // 2 new tokens: one draft + the token after it
-    expect(off.drafts).toEqual([]);
+    const speculator = speculatorWith({ numDrafts: 4, maxBatchSize: 4 });
+    const long = request(speculator, 'ngram', [1, 3, 4, 5, 3]);
+    const short = request(speculator, 'ngram', [1, 3, 4, 5, 3], 2);
+    const off = request(speculator, 'off', [1, 3, 4, 5, 3]);
+    // 2 new tokens: one draft + the token after it
+    expect(await draftIds(speculator, [long, short, off])).toEqual([[4, 5, 3], [4], []]);
+  });
+
+  it('drafts only into the KV slots the budget has left, shared among the decode rows', async () => {
+    const speculator = speculatorWith({ numDrafts: 4, maxBatchSize: 4 });
+    const rows = [0, 1].map(() => request(speculator, 'ngram', [1, 3, 4, 5, 3]));
+    expect(await draftIds(speculator, rows, 5)).toEqual([[4, 5], [4, 5]]);
+    expect(await draftIds(speculator, rows, 1)).toEqual([[], []]);
   });
 
   it('at load (more rows than maxBatchSize) speculates only in a mode whose recent drafts were mostly accepted', async () => {
-    const speculator = new Speculator({ maxBatchSize: 1, numDrafts: 2 }, fixedDrafter([3, 4]));
-    const [a, b] = [request('draft', [1]), request('draft', [1])];
-    await speculator.propose([a, b]);
-    expect(a.drafts).toEqual([]); // no history yet
-    await speculator.propose([a]);
-    speculator.accept(a, peaks([3, 4, 5]), VOCAB); // every draft kept
-    await speculator.propose([a, b]);
-    expect(b.drafts.map((d) => d.id)).toEqual([3, 4]);
+    const speculator = speculatorWith({ maxBatchSize: 1, numDrafts: 2 }, fixedDrafter([3, 4]));
+    const [a, b] = [request(speculator, 'draft', [1]), request(speculator, 'draft', [1])];
+    expect(await draftIds(speculator, [a, b])).toEqual([[], []]); // no history yet
+    await speculator.propose([a], Infinity);
+    speculator.judge(a.id, a.row, peaks([3, 4, 5]), VOCAB); // every draft kept
+    expect((await draftIds(speculator, [a, b]))[1]).toEqual([3, 4]);
   });
 
   it('pauses while more rows than maxBatchSize are running', async () => {
-    const speculator = new Speculator({ maxBatchSize: 2 }, undefined);
-    const rows = [0, 1, 2].map(() => request('ngram', [1, 3, 4, 3]));
-    await speculator.propose(rows);
-    expect(rows.every((r) => r.drafts.length === 0)).toBe(true);
-    await speculator.propose(rows.slice(0, 2));
-    expect(rows[0].drafts.length).toBeGreaterThan(0);
+    const speculator = speculatorWith({ maxBatchSize: 2 });
+    const rows = [0, 1, 2].map(() => request(speculator, 'ngram', [1, 3, 4, 3]));
+    expect((await draftIds(speculator, rows)).every((d) => d.length === 0)).toBe(true);
+    expect((await draftIds(speculator, rows.slice(0, 2)))[0].length).toBeGreaterThan(0);
   });
 
-  it('keeps drafts up to the first rejection, takes the correction, and reports what to drop', async () => {
-    const speculator = new Speculator({ numDrafts: 3 }, fixedDrafter([3, 4, 5]));
-    const entry = request('draft', [1]);
-    await speculator.propose([entry]);
-    expect(entry.drafts.map((d) => d.id)).toEqual([3, 4, 5]);
-    const isLive = speculator.accept(entry, peaks([3, 1, 4, 4]), VOCAB); // keeps 3, rejects 4 for 1
+  it('keeps drafts up to the first rejection, takes the correction, and hands the rejected count to the next step once', async () => {
+    const speculator = speculatorWith({ numDrafts: 3 }, fixedDrafter([3, 4, 5]));
+    const entry = request(speculator, 'draft', [1]);
+    expect(await draftIds(speculator, [entry])).toEqual([[3, 4, 5]]);
+    const isLive = speculator.judge(entry.id, entry.row, peaks([3, 1, 4, 4]), VOCAB); // keeps 3, rejects 4 for 1
     expect(isLive).toBe(true);
     expect(entry.row.tokens.map((t) => t.id)).toEqual([3, 1]);
-    expect([entry.numDrafted, entry.numAccepted, entry.numRejected]).toEqual([3, 1, 2]);
-    expect(entry.numDraftsNext).toBe(2); // one fewer after a rejection
+    const next = (await speculator.propose([entry], Infinity)).get(entry.id)!;
+    expect(next.numRejected).toBe(2);
+    expect(next.drafts).toHaveLength(2); // one fewer after a rejection
+    expect((await speculator.propose([entry], Infinity)).get(entry.id)!.numRejected).toBe(0);
+    expect(speculator.remove(entry.id)).toEqual({ drafted: 3, accepted: 1 });
+    expect(speculator.remove(entry.id)).toBeUndefined();
   });
 
   it('takes one more token after a step that kept every draft, and drafts more next time', async () => {
-    const speculator = new Speculator({ numDrafts: 2 }, fixedDrafter([3, 4, 5, 3, 4, 5]));
-    const entry = request('draft', [1]);
-    await speculator.propose([entry]);
-    speculator.accept(entry, peaks([3, 4, 5]), VOCAB);
+    const speculator = speculatorWith({ numDrafts: 2 }, fixedDrafter([3, 4, 5, 3, 4, 5]));
+    const entry = request(speculator, 'draft', [1]);
+    await speculator.propose([entry], Infinity);
+    speculator.judge(entry.id, entry.row, peaks([3, 4, 5]), VOCAB);
     expect(entry.row.tokens.map((t) => t.id)).toEqual([3, 4, 5]);
-    expect([entry.numAccepted, entry.numRejected, entry.numDraftsNext]).toEqual([2, 0, 4]);
-    await speculator.propose([entry]);
-    expect(entry.drafts).toHaveLength(4);
+    const next = (await speculator.propose([entry], Infinity)).get(entry.id)!;
+    expect([next.numRejected, next.drafts.length]).toEqual([0, 4]);
   });
 
   it('stops drafting at end-of-sequence and ends the row when the target agrees', async () => {
-    const speculator = new Speculator({ numDrafts: 4 }, fixedDrafter([3, EOS, 4, 5]));
-    const entry = request('draft', [1]);
-    await speculator.propose([entry]);
-    expect(entry.drafts.map((d) => d.id)).toEqual([3, EOS]);
-    expect(speculator.accept(entry, peaks([3, EOS, 0]), VOCAB)).toBe(false);
+    const speculator = speculatorWith({ numDrafts: 4 }, fixedDrafter([3, EOS, 4, 5]));
+    const entry = request(speculator, 'draft', [1]);
+    expect(await draftIds(speculator, [entry])).toEqual([[3, EOS]]);
+    expect(speculator.judge(entry.id, entry.row, peaks([3, EOS, 0]), VOCAB)).toBe(false);
     expect(entry.row.finishReason).toBe('eos');
   });
 
-  it('validates its options once, and refuses draft mode without a draft model', () => {
-    expect(() => new Speculator({ numDrafts: 0 }, undefined)).toThrow(/numDrafts/);
-    expect(() => new Speculator({ mode: 'draft' }, undefined)).toThrow(/draft model/);
-    expect(() => new Speculator({}, undefined).modeOf(resolveOptions({ speculative: 'draft' }))).toThrow(/draft model/);
-    expect(new Speculator({ mode: 'ngram' }, undefined).modeOf(resolveOptions({}))).toBe('ngram');
+  it('a restarted row (re-prefilled) has nothing to roll back', async () => {
+    const speculator = speculatorWith({ numDrafts: 3 }, fixedDrafter([3, 4, 5]));
+    const entry = request(speculator, 'draft', [1]);
+    await speculator.propose([entry], Infinity);
+    speculator.judge(entry.id, entry.row, peaks([1, 1, 1, 1]), VOCAB); // rejects the first draft
+    speculator.restart(entry.id);
+    expect((await speculator.propose([entry], Infinity)).get(entry.id)!.numRejected).toBe(0);
+  });
+
+  it("resolves a request's mode, and refuses draft mode without a draft model", () => {
+    expect(() => speculatorWith({}).modeOf('draft')).toThrow(/draft model/);
+    expect(speculatorWith({ mode: 'ngram' }).modeOf(undefined)).toBe('ngram');
+    expect(speculatorWith({ mode: 'ngram' }).modeOf('off')).toBe('off');
+    expect(speculatorWith({}, fixedDrafter([3])).modeOf('draft')).toBe('draft');
   });
 });

@@ -3,7 +3,7 @@
 // the single-request pipeline's captions that the servers' answers are checked against.
 import { createEngine, type EngineOptions } from '../../src/engine/create-engine.ts';
 import type { Engine, StepInfo } from '../../src/engine/engine.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerateHooks, GenerationOptions, GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
@@ -26,7 +26,7 @@ export async function workload(count: number): Promise<GenerationRequest[]> {
 /** `count` synthetic images and the text the single-request pipeline captions each with on the tiny fixture. */
 export async function plainCaptions(count: number, options: GenerationOptions): Promise<{ images: Uint8Array[]; expected: string[] }> {
   const images = await Promise.all(Array.from({ length: count }, (_, i) => syntheticImage(64 + 4 * i, 64, i + 1)));
-  const pipeline = await Pipeline.load({ modelDir: FIXTURES.encoderDecoder, threads: 1 });
+  const pipeline = await ReferenceDecoder.load({ modelDir: FIXTURES.encoderDecoder, threads: 1 });
   try {
     const expected: string[] = [];
     for (const image of images) expected.push((await pipeline.generate({ task: 'caption', image, options })).text);

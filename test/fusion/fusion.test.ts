@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adapterFor, positionLimit } from '../../fusion/adapters.ts';
 import { gatherEncoderStates, selectEncoderRows } from '../../fusion/conditioning.ts';
 import { readModelFolder } from '../../src/model/folder.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 
 describe('a stock captioner folder (no task_specific_params)', () => {
   let dir: string;
-  let pipeline: Pipeline;
+  let pipeline: ReferenceDecoder;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'iris-stock-'));
     await cp(FIXTURES.gpt2, dir, { recursive: true });
@@ -20,7 +20,7 @@ describe('a stock captioner folder (no task_specific_params)', () => {
     delete config.task_specific_params;
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
     await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [2, 3], decoder_start_token_id: 1 }));
-    pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+    pipeline = await ReferenceDecoder.load({ modelDir: dir, threads: 1 });
   });
   afterAll(async () => {
     await pipeline.release();
@@ -65,7 +65,7 @@ describe('adapters', () => {
       const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { decoder: Record<string, unknown> };
       config.decoder.model_type = 'trocr';
       await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-      await expect(Pipeline.load({ modelDir: dir, threads: 1 })).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
+      await expect(ReferenceDecoder.load({ modelDir: dir, threads: 1 })).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

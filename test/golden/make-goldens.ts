@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../../src/model/load.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { createEngine } from '../../src/engine/create-engine.ts';
 import type { GenerationRequest } from '../../src/contract/types.ts';
 import { ROOT } from '../helpers.ts';
 
@@ -51,16 +51,16 @@ export function goldenRequests(samples: SampleLabel[]): Omit<GoldenCase, 'ids' |
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { model: { type: 'string' } } });
   const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
-  const pipeline = await Pipeline.load({ modelDir });
+  const engine = await createEngine({ modelDir });
   const cases: GoldenCase[] = [];
   for (const c of goldenRequests(await readSamples())) {
     const image = new Uint8Array(await readFile(join(SAMPLES, c.image)));
-    const result = await pipeline.generate({ ...c, image });
+    const result = await engine.generate({ ...c, image });
     cases.push({ ...c, ids: result.tokens.map((t) => t.id), text: result.text });
   }
-  await pipeline.release();
+  await engine.release();
   const file: GoldenFile = { model: relative(ROOT, modelDir), recordedAt: new Date().toISOString(), cases };
-  const out = join(ROOT, 'test/golden', `goldens.${pipeline.modelId}.json`);
+  const out = join(ROOT, 'test/golden', `goldens.${engine.modelId}.json`);
   // one case per line: reviewable diffs when a retrained model changes some outputs
   const lines = file.cases.map((c) => `    ${JSON.stringify(c)}`).join(',\n');
   await writeFile(out, `{\n  "model": ${JSON.stringify(file.model)},\n  "recordedAt": "${file.recordedAt}",\n  "cases": [\n${lines}\n  ]\n}\n`);

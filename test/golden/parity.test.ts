@@ -1,18 +1,20 @@
 // Golden tests: the PyTorch reference's greedy ids and first-step logits (parity.json,
-// recorded by training/export.py) reproduced through the whole TypeScript pipeline.
+// recorded by training/export.py) reproduced through the engine the server runs.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prefillStep } from '../../text/batch-inputs.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { createEngine } from '../../src/engine/create-engine.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerationRequest } from '../../src/contract/types.ts';
+import type { IrisModel } from '../../src/model/load.ts';
 import { decodeImage } from '../../vision/image.ts';
 import { preprocessImage } from '../../vision/preprocess.ts';
 import { PARITY_FOLDERS, pngFromPixels, readParity, type ParityCase } from '../helpers.ts';
 
 /** A parity case's prompt ids as the request a user would send ([start] or [start, <question>, ..., <answer>]). */
-export function requestFor(pipeline: Pipeline, c: ParityCase, image: Uint8Array, maxNewTokens: number): GenerationRequest {
-  const { tokenizer } = pipeline.model;
+export function requestFor(generator: { model: IrisModel }, c: ParityCase, image: Uint8Array, maxNewTokens: number): GenerationRequest {
+  const { tokenizer } = generator.model;
   const question = c.promptIds.length > 1 ? tokenizer.decode(c.promptIds.slice(2, -1)) : undefined;
   return question === undefined
     ? { task: 'caption', image, options: { maxNewTokens } }
@@ -21,18 +23,18 @@ export function requestFor(pipeline: Pipeline, c: ParityCase, image: Uint8Array,
 
 for (const [name, dir] of Object.entries(PARITY_FOLDERS).filter(([, d]) => existsSync(join(d, 'parity.json')))) {
   describe(`parity.json goldens: ${name}`, () => {
-    let pipeline: Pipeline;
+    let engine: Engine;
     const parity = readParity(dir);
     beforeAll(async () => {
-      pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+      engine = await createEngine({ modelDir: dir, threads: 1 });
     });
-    afterAll(() => pipeline.release());
+    afterAll(() => engine.release());
 
     it('builds the reference prompt ids from the task templates', async () => {
       for (const c of parity.cases) {
         const image = await pngFromPixels(c.image, parity.imageSize);
-        const request = requestFor(pipeline, c, image, 20);
-        const result = await pipeline.generate(request);
+        const request = requestFor(engine, c, image, 20);
+        const result = await engine.generate(request);
         expect(result.usage.promptTokens).toBe(c.promptIds.length);
       }
     });
@@ -40,7 +42,7 @@ for (const [name, dir] of Object.entries(PARITY_FOLDERS).filter(([, d]) => exist
     it('reproduces greedy ids exactly', async () => {
       for (const c of parity.cases) {
         const image = await pngFromPixels(c.image, parity.imageSize);
-        const result = await pipeline.generate(requestFor(pipeline, c, image, 20));
+        const result = await engine.generate(requestFor(engine, c, image, 20));
         const expected = c.greedyIds.filter((id) => id !== parity.eosTokenId);
         expect(result.tokens.map((t) => t.id)).toEqual(expected);
         expect(result.finishReason).toBe(c.greedyIds.includes(parity.eosTokenId) ? 'eos' : 'length');
@@ -48,7 +50,7 @@ for (const [name, dir] of Object.entries(PARITY_FOLDERS).filter(([, d]) => exist
     });
 
     it('reproduces the first-step logits within 1e-4', async () => {
-      const { model } = pipeline;
+      const { model } = engine;
       for (const c of parity.cases) {
         const image = await pngFromPixels(c.image, parity.imageSize);
         const pixels = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), model.folder.preprocessor);

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { createEngine } from '../../src/engine/create-engine.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerationRequest } from '../../src/contract/types.ts';
 import { decodeImage } from '../../vision/image.ts';
 import { parsePreprocessorConfig, preprocessImage } from '../../vision/preprocess.ts';
@@ -35,24 +36,24 @@ async function referenceIds(processor: Processor, model: Model, image: Uint8Arra
 
 for (const [name, dir] of Object.entries(PARITY_FOLDERS)) {
   describe(`Iris vs transformers.js: ${name}`, () => {
-    let pipeline: Pipeline;
+    let engine: Engine;
     let processor: Processor;
     let model: Model;
     beforeAll(async () => {
-      pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+      engine = await createEngine({ modelDir: dir, threads: 1 });
       processor = await AutoProcessor.from_pretrained(dir, { local_files_only: true });
       model = await AutoModelForVision2Seq.from_pretrained(dir, { local_files_only: true, dtype: 'fp32' });
     });
     afterAll(async () => {
-      await pipeline.release();
+      await engine.release();
       await model.dispose();
     });
 
     it('preprocesses bit-exactly like the transformers.js processor', async () => {
       for (const image of await images()) {
-        const ours = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), pipeline.model.folder.preprocessor);
+        const ours = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), engine.model.folder.preprocessor);
         const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));
-        const { height, width } = pipeline.model.folder.preprocessor;
+        const { height, width } = engine.model.folder.preprocessor;
         expect(pixel_values.dims).toEqual([1, 3, height, width]);
         expect(Buffer.from(ours.buffer).equals(Buffer.from((pixel_values.data as Float32Array).buffer))).toBe(true);
       }
@@ -86,10 +87,10 @@ for (const [name, dir] of Object.entries(PARITY_FOLDERS)) {
         { task: 'generate', image, prompt: 'a small blue', options: { maxNewTokens: 12 } },
       ]);
       for (const request of requests) {
-        const ours = await pipeline.generate(request);
-        const promptIds = pipeline.model.tokenizer.encode(request.question ? `<question> ${request.question} <answer>` : request.prompt ?? '');
+        const ours = await engine.generate(request);
+        const promptIds = engine.model.tokenizer.encode(request.question ? `<question> ${request.question} <answer>` : request.prompt ?? '');
         const reference = await referenceIds(processor, model, request.image, Int32Array.from([1, ...promptIds]), 12);
-        const eos = pipeline.model.folder.ids.eos;
+        const eos = engine.model.folder.ids.eos;
         const cut = reference.findIndex((id) => eos.includes(id));
         expect(ours.tokens.map((t) => t.id)).toEqual(cut < 0 ? reference : reference.slice(0, cut));
       }

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import { onnxFiles } from '../../src/model/files.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { FIXTURES, SHIPPED_MODEL, isShippedModelPresent, syntheticImage } from '../helpers.ts';
 import { quantizedCopy, type QuantizedCopy } from './support.ts';
@@ -41,13 +41,13 @@ const LOGPROB_TOLERANCE = 1e-5;
 for (const [name, dir] of Object.entries(FOLDERS)) {
   describe(`q8 batch invariance on ${name}`, () => {
     let copy: QuantizedCopy;
-    let pipeline: Pipeline;
+    let pipeline: ReferenceDecoder;
     let requests: GenerationRequest[];
     let alone: number[][];
     let results: GenerationResult[];
     beforeAll(async () => {
       copy = await quantizedCopy(dir);
-      pipeline = await Pipeline.load({ modelDir: copy.dir, threads: 1, ...onnxFiles('q8') });
+      pipeline = await ReferenceDecoder.load({ modelDir: copy.dir, threads: 1, ...onnxFiles('q8') });
       requests = await mixedRequests(64);
       results = [];
       for (const r of requests) results.push(await pipeline.generate(r));

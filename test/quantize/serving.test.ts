@@ -13,7 +13,7 @@ import type { Engine } from '../../src/engine/engine.ts';
 import { createIrisApp } from '../../src/server/app.ts';
 import { createEngineLoader } from '../../src/server/load-models.ts';
 import { onnxFiles } from '../../src/model/files.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { gql } from '../api/support/app.ts';
 import { FIXTURES, ROOT, syntheticImage } from '../helpers.ts';
@@ -61,7 +61,7 @@ describe('variants served by the engine', () => {
   // q8 too: its activations are quantized per row, so batch-mates do not change a row.
   for (const dtype of ['fp16', 'q8'] as const) {
     it(`${dtype}: concurrent requests on the engine decode as they do alone in the pipeline`, async () => {
-      const pipeline = await Pipeline.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
+      const pipeline = await ReferenceDecoder.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
       const engine = await createEngine({ modelDir: copy.dir, threads: 1, maxBatchSize: 4, ...onnxFiles(dtype) });
       try {
         const alone: GenerationResult[] = [];

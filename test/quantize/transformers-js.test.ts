@@ -3,7 +3,7 @@
 import { AutoModelForVision2Seq, AutoProcessor, RawImage, Tensor, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onnxFiles } from '../../src/model/files.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 import { quantizedCopy, type QuantizedCopy } from './support.ts';
 
@@ -24,7 +24,7 @@ for (const [name, fixture] of Object.entries(FIXTURES)) {
       it(`${dtype}: same greedy caption ids as Iris on the same files`, async () => {
         const processor = await AutoProcessor.from_pretrained(copy.dir, { local_files_only: true });
         const model = await AutoModelForVision2Seq.from_pretrained(copy.dir, { local_files_only: true, dtype, session_options: { intraOpNumThreads: 1 } });
-        const pipeline = await Pipeline.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
+        const pipeline = await ReferenceDecoder.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
         try {
           for (const image of images) {
             const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([image as Uint8Array<ArrayBuffer>])));

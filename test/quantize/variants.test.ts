@@ -3,7 +3,7 @@
 // wider than the variant's measured error could bridge.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onnxFiles } from '../../src/model/files.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest } from '../../src/contract/types.ts';
 import { prefillStep } from '../../text/batch-inputs.ts';
 import { decodeImage } from '../../vision/image.ts';
@@ -19,7 +19,7 @@ import { quantizedCopy, type QuantizedCopy } from './support.ts';
  */
 const TOLERANCE = { q8: 0.04, fp16: 3e-3 } as const;
 
-async function firstLogits(pipeline: Pipeline, c: ParityCase, image: Uint8Array): Promise<Float32Array> {
+async function firstLogits(pipeline: ReferenceDecoder, c: ParityCase, image: Uint8Array): Promise<Float32Array> {
   const { model } = pipeline;
   const pixels = await preprocessImage(await decodeImage(image, { maxPixels: 1e6 }), model.folder.preprocessor);
   const [embedding] = await model.encoder.encode([pixels]);
@@ -27,7 +27,7 @@ async function firstLogits(pipeline: Pipeline, c: ParityCase, image: Uint8Array)
   return (await model.runner.step({ tokens: step, encoderStates: embedding, cache: model.runner.emptyCache(1) })).logits;
 }
 
-function request(pipeline: Pipeline, c: ParityCase, image: Uint8Array): GenerationRequest {
+function request(pipeline: ReferenceDecoder, c: ParityCase, image: Uint8Array): GenerationRequest {
   const question = c.promptIds.length > 1 ? pipeline.model.tokenizer.decode(c.promptIds.slice(2, -1)) : undefined;
   const options = { maxNewTokens: 12, logprobs: true, topLogprobs: 2 };
   return question === undefined ? { task: 'caption', image, options } : { task: 'answer', image, question, options };
@@ -36,12 +36,12 @@ function request(pipeline: Pipeline, c: ParityCase, image: Uint8Array): Generati
 for (const [name, fixture] of Object.entries(FIXTURES)) {
   describe(`q8 and fp16 variants of ${name} through the pipeline`, () => {
     let copy: QuantizedCopy;
-    const pipelines: Partial<Record<'fp32' | 'q8' | 'fp16', Pipeline>> = {};
+    const pipelines: Partial<Record<'fp32' | 'q8' | 'fp16', ReferenceDecoder>> = {};
     const parity = readParity(fixture);
     let images: Uint8Array[];
     beforeAll(async () => {
       copy = await quantizedCopy(fixture);
-      for (const dtype of ['fp32', 'q8', 'fp16'] as const) pipelines[dtype] = await Pipeline.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
+      for (const dtype of ['fp32', 'q8', 'fp16'] as const) pipelines[dtype] = await ReferenceDecoder.load({ modelDir: copy.dir, threads: 1, ...onnxFiles(dtype) });
       images = await Promise.all(parity.cases.map((c) => pngFromPixels(c.image, parity.imageSize)));
     });
     afterAll(async () => {

@@ -4,7 +4,7 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createPipelineLoader } from '../../src/model/files.ts';
+import { createEngineLoader } from '../../src/server/load-models.ts';
 import { scenePng } from '../api/support/images.ts';
 import { readSse, startImageHost, startIris, type ImageHost, type RunningIris } from './support.ts';
 
@@ -29,7 +29,7 @@ describe('end to end on assets/models/tiny-random', () => {
     png = await scenePng(64);
     host = await startImageHost({ '/scene.png': (_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(png) });
     iris = await startIris({
-      load: createPipelineLoader({ maxImagePixels: 4096 * 4096 }),
+      load: createEngineLoader({ maxImagePixels: 4096 * 4096, maxQueued: 64, maxBatchSize: 32, kvCacheTokens: undefined }),
       config: { models: { specs: [{ id: 'tiny', dir: 'assets/models/tiny-random' }] }, images: { url: { allow: ['127.0.0.1'] } } },
     });
   });

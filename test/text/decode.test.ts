@@ -1,7 +1,7 @@
 // The decode loop's invariants on both cache namings: the KV cache changes nothing but
 // speed, and batching rows (left padding, retiring finished rows) changes nothing at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { GenerationRequest } from '../../src/contract/types.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 
@@ -20,12 +20,12 @@ async function requests(): Promise<GenerationRequest[]> {
 
 for (const [name, dir] of Object.entries(FIXTURES)) {
   describe(`decoding: ${name}`, () => {
-    let cached: Pipeline;
-    let recompute: Pipeline;
+    let cached: ReferenceDecoder;
+    let recompute: ReferenceDecoder;
     beforeAll(async () => {
       [cached, recompute] = await Promise.all([
-        Pipeline.load({ modelDir: dir, threads: 1 }),
-        Pipeline.load({ modelDir: dir, threads: 1, useKvCache: false }),
+        ReferenceDecoder.load({ modelDir: dir, threads: 1 }),
+        ReferenceDecoder.load({ modelDir: dir, threads: 1, useKvCache: false }),
       ]);
     });
     afterAll(async () => {

@@ -2,7 +2,7 @@
 // rows joined mid-flight (different past lengths) and rows dropped keep their tokens.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatherEncoderStates } from '../../fusion/conditioning.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import { concatStates, decodeStep, prefillStep, selectStateRows, type RowsState } from '../../text/batch-inputs.ts';
 import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
 import { KvCache, detectCacheLayout } from '../../text/kv-cache.ts';
@@ -53,10 +53,10 @@ function join(a: Live, b: Live): Live {
 
 for (const [name, dir] of Object.entries(FIXTURES)) {
   describe(`KV cache driven by hand: ${name}`, () => {
-    let pipeline: Pipeline;
+    let pipeline: ReferenceDecoder;
     let images: ImageEmbedding[];
     beforeAll(async () => {
-      pipeline = await Pipeline.load({ modelDir: dir, threads: 1 });
+      pipeline = await ReferenceDecoder.load({ modelDir: dir, threads: 1 });
       const pixels = await Promise.all([1, 2].map(async (seed) => preprocessImage(await decodeImage(await syntheticImage(80, 80, seed), { maxPixels: 1e6 }), pipeline.model.folder.preprocessor)));
       images = await pipeline.model.encoder.encode(pixels);
     });

@@ -1,6 +1,6 @@
 // Option validation: every invalid value names the option and its allowed range.
 import { describe, expect, it } from 'vitest';
-import { capToPositions } from '../../src/engine/pipeline.ts';
+import { capToPositions } from '../../src/engine/row-spec.ts';
 import { DEFAULT_MAX_NEW_TOKENS, resolveOptions } from '../../text/sampling/options.ts';
 import { IrisError, type GenerationOptions } from '../../src/contract/types.ts';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evaluateFolder } from '../../src/cli/eval.ts';
 import { meetsSpec } from '../../src/cli/eval-report.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { createEngine } from '../../src/engine/create-engine.ts';
 import { ROOT, writeHeldOut } from '../helpers.ts';
 
 const SHIPPED = join(ROOT, 'assets/models/shapes-base');
@@ -25,9 +25,9 @@ describe.skipIf(!existsSync(join(SHIPPED, 'onnx/decoder_model_merged.onnx')))('s
   it(`reproduces PyTorch's table on ${SCENES} held-out scenes`, async () => {
     const reference = JSON.parse(readFileSync(join(SHIPPED, 'eval_pytorch.json'), 'utf8')) as Record<string, Scores>;
     writeHeldOut(work, SCENES);
-    const pipeline = await Pipeline.load({ modelDir: SHIPPED });
+    const engine = await createEngine({ modelDir: SHIPPED });
     try {
-      const report = await evaluateFolder(pipeline, work);
+      const report = await evaluateFolder(engine, work);
       const verdict = meetsSpec(report);
       console.log(verdict.summary);
       expect(verdict.isMet, verdict.summary).toBe(true);
@@ -43,7 +43,7 @@ describe.skipIf(!existsSync(join(SHIPPED, 'onnx/decoder_model_merged.onnx')))('s
       expect(report.variants.png128.scenes).toBe(SCENES);
       expect(report.variants.png128.questions).toBeGreaterThanOrEqual(4 * SCENES);
     } finally {
-      await pipeline.release();
+      await engine.release();
     }
   }, 600_000);
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.ts';
-import { Pipeline } from '../../src/engine/pipeline.ts';
+import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import type { SpeculativeMode } from '../../src/contract/types.ts';
 import { ROOT, pngFromPixels, readParity } from '../helpers.ts';
 
@@ -41,7 +41,7 @@ describe('training smoke test (tiny preset)', () => {
       ['decoder_model_merged.onnx', 'decoder_with_attentions_model_merged.onnx', 'encoder_model.onnx']);
 
     const parity = readParity(work);
-    const pipeline = await Pipeline.load({ modelDir: model, threads: 1 });
+    const pipeline = await ReferenceDecoder.load({ modelDir: model, threads: 1 });
     try {
       for (const c of parity.cases.filter((x) => x.promptIds.length === 1)) {
         const image = await pngFromPixels(c.image, parity.imageSize);

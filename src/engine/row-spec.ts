@@ -1,0 +1,28 @@
+// A request as a decoder row: checked, its prompt built from the model's task template,
+// its options resolved and capped to the model's positions. Throws IrisError before any
+// image work is done.
+import { IrisError, type GenerationRequest, type Task } from '../contract/types.ts';
+import { buildPromptIds, promptText } from '../../fusion/prompts.ts';
+import { resolveOptions, type ResolvedOptions } from '../../text/sampling/options.ts';
+import type { IrisModel } from '../model/load.ts';
+import type { RowSpec } from './row-decoder.ts';
+
+const TASKS: ReadonlySet<Task> = new Set(['caption', 'answer', 'generate']);
+
+export function rowSpecOf(model: IrisModel, request: GenerationRequest): RowSpec {
+  if (!TASKS.has(request.task)) throw new IrisError('INVALID_OPTIONS', `task must be one of caption, answer, generate; got ${JSON.stringify(request.task)}`);
+  if (!(request.image instanceof Uint8Array)) throw new IrisError('BAD_IMAGE', 'image must be bytes (Uint8Array)');
+  const resolved = resolveOptions(request.options);
+  const text = promptText(request, model.folder.templates, model.specialTokens);
+  const promptIds = buildPromptIds(text, model.tokenizer, model.folder.ids.decoderStart);
+  return { promptIds, options: capToPositions(resolved, promptIds.length, model.folder.maxPositions) };
+}
+
+/** prompt + generated must fit the decoder's position embeddings. */
+export function capToPositions(options: ResolvedOptions, promptLength: number, maxPositions: number | undefined): ResolvedOptions {
+  if (maxPositions === undefined) return options;
+  const room = maxPositions - promptLength;
+  if (room < 1) throw new IrisError('PROMPT_TOO_LONG', `the prompt is ${promptLength} tokens; this model reads at most ${maxPositions} positions, leaving no room to generate`);
+  const maxNewTokens = Math.min(options.maxNewTokens, room);
+  return Object.freeze({ ...options, maxNewTokens, minNewTokens: Math.min(options.minNewTokens, maxNewTokens) });
+}
