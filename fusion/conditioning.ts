@@ -23,14 +23,6 @@ export function gatherEncoderStates(embeddings: readonly ImageEmbedding[], rowIm
   return { data, numPatches, hiddenSize };
 }
 
-/** Same selection as KvCache.selectRows, for the rows still decoding. */
-export function selectEncoderRows(states: EncoderStates, rows: readonly number[]): EncoderStates {
-  const per = states.numPatches * states.hiddenSize;
-  const data = new Float32Array(rows.length * per);
-  rows.forEach((r, i) => data.set(states.data.subarray(r * per, (r + 1) * per), i * per));
-  return { data, numPatches: states.numPatches, hiddenSize: states.hiddenSize };
-}
-
 /** Rows of several batches' features, in order (the features side of KvCache.assemble). */
 export function assembleEncoderRows(sources: readonly { states: EncoderStates; rows: readonly number[] }[]): EncoderStates {
   const { numPatches, hiddenSize } = sources[0].states;

@@ -56,34 +56,6 @@ export function decodeStep(state: RowsState, tokens: Int32Array): { step: StepTo
   };
 }
 
-/** Keep only some rows (the same selection must be applied to the KV cache). */
-export function selectStateRows(state: RowsState, rows: readonly number[]): RowsState {
-  const { width } = state;
-  const attentionMask = new Int32Array(rows.length * width);
-  rows.forEach((r, i) => attentionMask.set(state.attentionMask.subarray(r * width, (r + 1) * width), i * width));
-  return { batchSize: rows.length, width, attentionMask, nextPosition: Int32Array.from(rows, (r) => state.nextPosition[r]) };
-}
-
-/** Join row states (as KvCache.concat joins caches): shorter masks are left-padded with zeros. */
-export function concatStates(states: readonly RowsState[]): RowsState {
-  const width = Math.max(...states.map((s) => s.width));
-  const batchSize = states.reduce((n, s) => n + s.batchSize, 0);
-  const attentionMask = new Int32Array(batchSize * width);
-  let row = 0;
-  for (const s of states) {
-    for (let r = 0; r < s.batchSize; r++, row++) {
-      attentionMask.set(s.attentionMask.subarray(r * s.width, (r + 1) * s.width), row * width + width - s.width);
-    }
-  }
-  const nextPosition = new Int32Array(batchSize);
-  let offset = 0;
-  for (const s of states) {
-    nextPosition.set(s.nextPosition, offset);
-    offset += s.batchSize;
-  }
-  return { batchSize, width, attentionMask, nextPosition };
-}
-
 /** Leading columns none of `rows` (default: all) attends to (all-zero mask): safe to drop from the state and the cache. */
 export function numLeadingPadColumns(state: RowsState, rows?: readonly number[]): number {
   const { width, attentionMask } = state;

@@ -108,12 +108,6 @@ export class KvCache {
     return new KvCache(this.layout, this.batchSize, this.pastLength + numNewTokens, self, cross);
   }
 
-  /** Bytes held by the past tensors (self and cross), for budget accounting. */
-  get byteLength(): number {
-    const sum = (kvs: readonly KV[]) => kvs.reduce((n, kv) => n + bytesOf(kv.key) + bytesOf(kv.value), 0);
-    return sum(this.self) + (this.cross ? sum(this.cross) : 0);
-  }
-
   /**
    * One new cache from rows of several (the one copy a continuous batch makes per step,
    * whatever joined or left). Each source's kept rows lose their first `fromColumn`
@@ -145,26 +139,6 @@ export class KvCache {
     return new KvCache(layout, batchSize, pastLength, self, crossKv);
   }
 
-  /** Join whole batches into one (rows in argument order), shorter pasts left-padded. */
-  static concat(caches: readonly KvCache[]): KvCache {
-    return KvCache.assemble(caches.map((cache) => ({ cache, rows: allRows(cache.batchSize), fromColumn: 0 })));
-  }
-
-  /** Keep only the given rows (e.g. drop rows that finished); order follows `rows`. */
-  selectRows(rows: readonly number[]): KvCache {
-    return KvCache.assemble([{ cache: this, rows, fromColumn: 0 }]);
-  }
-
-  /**
-   * Drop the first `columns` self-attention positions of every row. Only for columns no
-   * row attends to (all-zero attention mask), e.g. the left padding left behind once the
-   * longest row of a continuously batched cache has retired: it bounds the past length.
-   */
-  dropLeadingColumns(columns: number): KvCache {
-    if (columns === 0) return this;
-    return KvCache.assemble([{ cache: this, rows: allRows(this.batchSize), fromColumn: columns }]);
-  }
-
   /**
    * Rebuild the self-attention pasts from chosen columns: row r gets columns[r] (source
    * positions, in order) right-aligned in `width`, zeros in front. Speculative decoding
@@ -191,14 +165,6 @@ function emptyKv(layout: CacheLayout, batchSize: number): KV {
   const dims = [batchSize, layout.numHeads, 0, layout.headDim];
   const make = () => (layout.dtype === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims));
   return { key: make(), value: make() };
-}
-
-function allRows(batchSize: number): number[] {
-  return Array.from({ length: batchSize }, (_, i) => i);
-}
-
-function bytesOf(tensor: ort.Tensor): number {
-  return (tensor.data as Float32Array | Uint16Array).byteLength;
 }
 
 type FloatData = Float32Array | Uint16Array;

@@ -1,6 +1,7 @@
 // Decoding untrusted image bytes into RGB pixels, with the failure modes named.
-import sharp, { type Metadata } from 'sharp';
+import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
+import { probeImage } from './probe.ts';
 
 /** RGB pixels, row-major HWC, one byte per channel. */
 export interface RgbImage {
@@ -14,19 +15,14 @@ export interface DecodeLimits {
   maxPixels: number;
 }
 
-export const DEFAULT_MAX_PIXELS = 40_000_000;
-
-// SVG is left out on purpose: rendering untrusted SVG can reach external resources.
-const SUPPORTED_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'heif', 'avif', 'tiff']);
-
 /**
- * Decode any format sharp reads (GIF: first frame), apply EXIF orientation, and flatten
+ * Decode a supported format (probe.ts; GIF: first frame), apply EXIF orientation, and flatten
  * alpha onto white — the background the shapes-world trainer composites onto. For opaque
  * images this is byte-identical to transformers.js, which drops the alpha channel instead.
  */
 export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits): Promise<RgbImage> {
   if (bytes.byteLength === 0) throw new IrisError('BAD_IMAGE', 'image is empty');
-  const meta = await readMetadata(bytes, limits);
+  const meta = await probeImage(bytes, limits.maxPixels);
   try {
     let img = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error' }).rotate();
     if (meta.hasAlpha) img = img.flatten({ background: { r: 255, g: 255, b: 255 } });
@@ -35,24 +31,6 @@ export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits): Prom
   } catch (err) {
     throw asImageError(err);
   }
-}
-
-async function readMetadata(bytes: Uint8Array, limits: DecodeLimits): Promise<Metadata> {
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: limits.maxPixels }).metadata();
-  } catch (err) {
-    throw asImageError(err);
-  }
-  if (!meta.format || !SUPPORTED_FORMATS.has(meta.format)) {
-    throw new IrisError('UNSUPPORTED_IMAGE_FORMAT', `unsupported image format: ${meta.format ?? 'unknown'}`);
-  }
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-  if (pixels > limits.maxPixels) {
-    throw new IrisError('IMAGE_TOO_LARGE', `image has ${meta.width}x${meta.height} pixels; the limit is ${limits.maxPixels} pixels`);
-  }
-  if (pixels === 0) throw new IrisError('BAD_IMAGE', 'image has no pixels');
-  return meta;
 }
 
 function asImageError(err: unknown): IrisError {

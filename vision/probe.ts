@@ -1,6 +1,8 @@
-// A header-only look at image bytes before a request is queued: the format from its
-// signature, the size from sharp's metadata (which reads headers, decodes no pixels), so
-// a decompression bomb is refused before anything allocates its pixels.
+// The one place image formats and sizes are checked: a header-only look at the bytes,
+// the format from its signature, the size from sharp's metadata (which reads headers and
+// decodes no pixels), so a decompression bomb is refused before anything allocates its
+// pixels. The server's intake runs it before a request is queued, the decoder again
+// before it decodes (the CLI reads files straight from disk).
 import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
 
@@ -10,6 +12,7 @@ export interface ImageProbe {
   readonly format: ImageFormat;
   readonly width: number;
   readonly height: number;
+  readonly hasAlpha: boolean;
 }
 
 function ascii(bytes: Uint8Array, start: number, end: number): string {
@@ -53,12 +56,14 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   }
   let width: number | undefined;
   let height: number | undefined;
+  let hasAlpha = false;
   try {
     // Header only: no pixels are decoded here, so sharp's own pixel guard is not needed and
     // the size check below can say what the size was.
     const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     width = meta.width;
     height = meta.pageHeight ?? meta.height;
+    hasAlpha = meta.hasAlpha ?? false;
   } catch (error) {
     if (/pixel limit/i.test(String(error))) throw new IrisError('IMAGE_TOO_LARGE', `the image has more than ${maxPixels} pixels`);
     throw new IrisError('BAD_IMAGE', `the ${format.toUpperCase()} image cannot be read`);
@@ -67,5 +72,5 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   if (width * height > maxPixels) {
     throw new IrisError('IMAGE_TOO_LARGE', `the image is ${width}×${height} pixels; the limit is ${maxPixels} pixels`);
   }
-  return { format, width, height };
+  return { format, width, height, hasAlpha };
 }

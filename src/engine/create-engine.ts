@@ -2,7 +2,7 @@
 // (model, image loader with its embedding cache), plus the batch runner, the KV budget
 // and the scheduler. Every option is validated here, once.
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
-import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
+import { DEFAULTS } from '../config/config.ts';
 import { createImageLoader } from '../../vision/image-loader.ts';
 import { join } from 'node:path';
 import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
@@ -89,7 +89,7 @@ function startImageWorker(model: IrisModel, options: EngineOptions): Promise<Wor
     // One intra-op thread: the worker's point is to leave this thread's core to the decoder.
     session: sessionOptionsOf({ ...options, threads: 1 }),
     preprocessor: model.folder.preprocessor,
-    limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
+    limits: { maxPixels: options.maxImagePixels ?? DEFAULTS.images.maxPixels },
   }, options.imageWorkers ?? 1);
 }
 
@@ -111,7 +111,7 @@ async function assembleEngine(model: IrisModel, options: EngineOptions, worker: 
   const scheduler = new Scheduler<EngineRequest>({ maxBatchSize, maxWaiting: options.maxWaiting ?? 64, budget, maxPrefillTokens: options.maxPrefillTokens });
   const images = worker
     ? { encodeImages: worker.encodeImages }
-    : { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS } };
+    : { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: options.maxImagePixels ?? DEFAULTS.images.maxPixels } };
   const loader = createImageLoader({
     ...images,
     cache: options.embeddingCache ?? new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),

@@ -48,6 +48,6 @@ describe('probe', () => {
     expect(sniffFormat(await scenePng())).toBe('png');
     expect(sniffFormat(await sceneAs('jpeg'))).toBe('jpeg');
     expect(sniffFormat(await sceneAs('webp'))).toBe('webp');
-    expect(await probeImage(await sceneAs('webp', 96), 1 << 20)).toEqual({ format: 'webp', width: 96, height: 96 });
+    expect(await probeImage(await sceneAs('webp', 96), 1 << 20)).toEqual({ format: 'webp', width: 96, height: 96, hasAlpha: false });
   });
 });

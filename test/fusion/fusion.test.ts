@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adapterFor, positionLimit } from '../../fusion/adapters.ts';
-import { gatherEncoderStates, selectEncoderRows } from '../../fusion/conditioning.ts';
+import { assembleEncoderRows, gatherEncoderStates } from '../../fusion/conditioning.ts';
 import { readModelFolder } from '../../src/model/folder.ts';
 import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
@@ -78,7 +78,7 @@ describe('conditioning', () => {
   it('gives each row its image features, shared images copied per row', () => {
     const states = gatherEncoderStates([emb(1), emb(2)], [1, 0, 1]);
     expect(Array.from(states.data)).toEqual([...Array(6).fill(2), ...Array(6).fill(1), ...Array(6).fill(2)]);
-    expect(Array.from(selectEncoderRows(states, [1]).data)).toEqual(Array(6).fill(1));
+    expect(Array.from(assembleEncoderRows([{ states, rows: [1] }]).data)).toEqual(Array(6).fill(1));
   });
 
   it('throws when counts or shapes do not match', () => {

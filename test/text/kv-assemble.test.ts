@@ -1,5 +1,5 @@
-// The batch-merging operations on hand-made arrays: KvCache.assemble (and the concat,
-// selectRows and dropLeadingColumns built on it), the matching mask and feature merges,
+// The batch-merging operations on hand-made arrays: KvCache.assemble, the matching mask
+// and feature merges,
 // and which outputs a step fetches once the cross K/V are cached.
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -48,13 +48,13 @@ describe('KvCache.assemble', () => {
     ]);
   });
 
-  it('concat, selectRows and dropLeadingColumns are its special cases', () => {
+  it('joins whole caches, keeps some rows, or drops leading columns, each as one source list', () => {
     const a = handMade(2, 3);
     const b = handMade(1, 1, 5);
-    expect(rowsOf(KvCache.concat([a, b]), 'past_key_values.0.decoder.key')[2]).toEqual([[0, 0, 501], [0, 0, 511]]);
-    expect(rowsOf(a.selectRows([1]), 'past_key_values.0.decoder.key')).toEqual([[[101, 102, 103], [111, 112, 113]]]);
-    expect(rowsOf(a.dropLeadingColumns(2), 'past_key_values.0.decoder.key')).toEqual([[[3], [13]], [[103], [113]]]);
-    expect(a.dropLeadingColumns(0)).toBe(a);
+    const joined = KvCache.assemble([{ cache: a, rows: [0, 1], fromColumn: 0 }, { cache: b, rows: [0], fromColumn: 0 }]);
+    expect(rowsOf(joined, 'past_key_values.0.decoder.key')[2]).toEqual([[0, 0, 501], [0, 0, 511]]);
+    expect(rowsOf(KvCache.assemble([{ cache: a, rows: [1], fromColumn: 0 }]), 'past_key_values.0.decoder.key')).toEqual([[[101, 102, 103], [111, 112, 113]]]);
+    expect(rowsOf(KvCache.assemble([{ cache: a, rows: [0, 1], fromColumn: 2 }]), 'past_key_values.0.decoder.key')).toEqual([[[3], [13]], [[103], [113]]]);
   });
 
   it('takes already assembled cross K/V as they are, when their rows match', () => {

@@ -1,7 +1,7 @@
 // Detokenization, stop strings, batch inputs and prompts, on hand-made data and the fixture tokenizer.
 import { describe, expect, it } from 'vitest';
 import { buildPromptIds, parseTaskTemplates, promptText } from '../../fusion/prompts.ts';
-import { decodeStep, prefillStep, selectStateRows } from '../../text/batch-inputs.ts';
+import { assembleStates, decodeStep, prefillStep } from '../../text/batch-inputs.ts';
 import { IncrementalDetokenizer } from '../../text/detokenizer.ts';
 import { StopStringMatcher } from '../../text/sampling/stop-strings.ts';
 import { TextTokenizer } from '../../text/tokenizer.ts';
@@ -55,7 +55,7 @@ describe('batch inputs', () => {
     const next = decodeStep(state, Int32Array.from([7, 8]));
     expect(Array.from(next.step.attentionMask)).toEqual([1, 1, 1, 1, 0, 0, 1, 1]);
     expect(Array.from(next.step.positionIds)).toEqual([3, 1]);
-    const kept = selectStateRows(next.state, [1]);
+    const kept = assembleStates([{ state: next.state, rows: [1], fromColumn: 0 }]);
     expect(Array.from(kept.attentionMask)).toEqual([0, 0, 1, 1]);
     expect(Array.from(kept.nextPosition)).toEqual([2]);
   });

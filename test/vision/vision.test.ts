@@ -51,11 +51,14 @@ describe('decodeImage', () => {
   it('names each failure with a stable code', async () => {
     const png = await syntheticImage(64, 64, 1);
     await expect(decodeImage(new Uint8Array(0), LIMITS)).rejects.toMatchObject({ code: 'BAD_IMAGE' });
-    await expect(decodeImage(new TextEncoder().encode('not an image at all'), LIMITS)).rejects.toMatchObject({ code: 'UNSUPPORTED_IMAGE_FORMAT' });
+    await expect(decodeImage(new TextEncoder().encode('not an image at all'), LIMITS)).rejects.toMatchObject({ code: 'BAD_IMAGE' });
     await expect(decodeImage(png.subarray(0, 120), LIMITS)).rejects.toMatchObject({ code: 'BAD_IMAGE' });
     await expect(decodeImage(png, { maxPixels: 64 * 64 - 1 })).rejects.toMatchObject({ code: 'IMAGE_TOO_LARGE' });
     const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
     await expect(decodeImage(svg, LIMITS)).rejects.toMatchObject({ code: 'UNSUPPORTED_IMAGE_FORMAT' });
+    // HEIF: refused here as at the server's intake (one probe decides for both)
+    const heif = Uint8Array.from([0, 0, 0, 24, ...new TextEncoder().encode('ftypheic'), 0, 0, 0, 0, ...new TextEncoder().encode('mif1heic')]);
+    await expect(decodeImage(heif, LIMITS)).rejects.toMatchObject({ code: 'UNSUPPORTED_IMAGE_FORMAT' });
   });
 
   it('rejects a decompression bomb from its header, before decoding', async () => {
@@ -117,7 +120,7 @@ describe('image loader', () => {
     cuts[0]();
     const [la, lb, la2, bad] = await pending;
     expect(calls).toEqual([2]); // one call, a encoded once
-    expect(bad).toMatchObject({ code: 'UNSUPPORTED_IMAGE_FORMAT' });
+    expect(bad).toMatchObject({ code: 'BAD_IMAGE' });
     if (la instanceof Error || lb instanceof Error || la2 instanceof Error) throw new Error('load failed');
     expect(la.key).toBe(contentHash(a));
     expect(cache.refCount(la.key)).toBe(2);

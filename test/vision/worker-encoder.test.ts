@@ -37,7 +37,7 @@ describe('image worker', () => {
   it('encodes a batch to the same embeddings as this thread, errors staying per image', async () => {
     const images = [await syntheticImage(70, 50, 1), new Uint8Array([1, 2, 3]), await syntheticImage(64, 64, 2, 'jpeg')];
     const [fromWorker, here] = await Promise.all([worker.encodeImages(images), inProcess(images)]);
-    expect(fromWorker[1]).toMatchObject({ name: 'IrisError', code: 'UNSUPPORTED_IMAGE_FORMAT' });
+    expect(fromWorker[1]).toMatchObject({ name: 'IrisError', code: 'BAD_IMAGE' });
     for (const i of [0, 2]) {
       const [a, b] = [fromWorker[i], here[i]];
       if (a instanceof Error || b instanceof Error) throw new Error(`image ${i} failed`);
