@@ -43,14 +43,6 @@ def preprocess(arrays: np.ndarray) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def _small_jpeg(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray:
-    """The spec's hardest check: the 128 px render resized to 64 px by some other program,
-    then compressed (JPEG q75 in the spec; here q 60-95, sometimes WebP)."""
-    filt = rng.choice((Image.LANCZOS, Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX))
-    img = shapes.render(scene, 128).resize((64, 64), filt)
-    return to_input_size(shapes.to_array(_compressed(rng, img, {"jpeg": 0.7, "webp": 0.15, "png": 0.15})), size)
-
-
 def _compressed(rng: random.Random, img: Image.Image, weights: dict[str, float]) -> Image.Image:
     """img saved in a format drawn by weight ("png", "jpeg", "webp"; quality 60-95) and read back."""
     fmt = rng.choices(tuple(weights), weights=tuple(weights.values()))[0]
@@ -59,12 +51,7 @@ def _compressed(rng: random.Random, img: Image.Image, weights: dict[str, float])
     return Image.open(io.BytesIO(shapes.encode(img, fmt, rng.randint(60, 95)))).convert("RGB")
 
 
-PROFILES = ("default", "small")  # small: 70 % _small_jpeg, the rest as default
-
-
-def _augmented(rng: random.Random, scene: shapes.Scene, size: int, profile: str = "default") -> np.ndarray:
-    if profile == "small" and rng.random() < 0.7:
-        return _small_jpeg(rng, scene, size)
+def _augmented(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray:
     r = rng.random()
     if r < 0.25:
         canvas = 128
@@ -89,22 +76,22 @@ def _augmented(rng: random.Random, scene: shapes.Scene, size: int, profile: str 
 
 
 def _chunk(args):
-    seed, start, count, size, profile = args
+    seed, start, count, size = args
     torch.set_num_threads(1)
     images = np.zeros((count, size, size, 3), dtype=np.uint8)
     scenes = []
     for i in range(count):
         rng = random.Random(seed * 1_000_003 + start + i)
         scene = shapes.sample_scene(rng)
-        images[i] = _augmented(rng, scene, size, profile)
+        images[i] = _augmented(rng, scene, size)
         scenes.append(scene)
     return images, scenes
 
 
-def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000, start: int = 0, profile: str = "default"):
-    """Scenes start..start+count of a split, deterministic: each image has its own seeded RNG."""
+def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000):
+    """Scenes 0..count-1 of a split, deterministic: each image has its own seeded RNG."""
     seed = SPLIT_SEEDS[split]
-    jobs = [(seed, start + s, min(chunk, count - s), size, profile) for s in range(0, count, chunk)]
+    jobs = [(seed, s, min(chunk, count - s), size) for s in range(0, count, chunk)]
     with Pool(workers) as pool:
         parts = pool.map(_chunk, jobs)
     return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]

@@ -161,9 +161,6 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
     ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes)")
-    ap.add_argument("--init", help="start from this model.pt (fine-tuning) instead of random weights")
-    ap.add_argument("--data-start", type=int, default=0, help="first training scene index (fine-tune on scenes not seen yet)")
-    ap.add_argument("--data-profile", default="default", choices=data.PROFILES, help="augmentation mix")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -171,13 +168,11 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     cfg = make_config(args.preset)
     t0 = time.time()
-    train_x, train_s = data.generate("train", args.train_size, cfg.image_size, start=args.data_start, profile=args.data_profile)
+    train_x, train_s = data.generate("train", args.train_size, cfg.image_size)
     val_x, val_s = data.generate("val", args.val_size, cfg.image_size)
     print(f"generated {len(train_s)} train / {len(val_s)} val scenes in {time.time() - t0:.0f}s", file=sys.stderr)
 
     model = VisionLanguageModel(cfg)
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["state_dict"])
     aux = PatchHeads(cfg.enc_dim)
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", file=sys.stderr)
     params = list(model.named_parameters()) + [(f"aux.{n}", p) for n, p in aux.named_parameters()]
