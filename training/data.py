@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import ood
 import shapes
 
 MEAN, STD = 0.5, 0.5
@@ -88,13 +89,48 @@ def _chunk(args):
     return images, scenes
 
 
-def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000):
-    """Scenes 0..count-1 of a split, deterministic: each image has its own seeded RNG."""
+def _ood_augmented(rng: random.Random, img: Image.Image, size: int) -> np.ndarray:
+    """An out-of-domain image (128 px) as a client may send it: 32-256 px, resized by some
+    program, PNG/JPEG/WebP (the in-domain augmentation, for an image that is not drawn
+    from a scene description)."""
+    r = rng.random()
+    canvas = 128 if r < 0.3 else 64 if r < 0.55 else 256 if r < 0.65 else rng.randint(32, 256)
+    if canvas != 128:
+        filt = rng.choice((Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX, Image.NEAREST))
+        img = img.resize((canvas, canvas), filt)
+    arr = shapes.to_array(_compressed(rng, img, {"png": 0.3, "jpeg": 0.5, "webp": 0.2}))
+    if rng.random() < 0.25 and canvas > size:
+        return shapes.to_array(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
+    return to_input_size(arr, size)
+
+
+def _ood_chunk(args):
+    split, start, count, size = args
+    torch.set_num_threads(1)
+    images = np.zeros((count, size, size, 3), dtype=np.uint8)
+    metas = []
+    for i in range(count):
+        img, meta, rng = ood.sample(split, start + i)
+        images[i] = _ood_augmented(rng, img, size)
+        metas.append(meta)
+    return images, metas
+
+
+def generate(split: str, count: int, size: int, workers: int = 2, chunk: int = 2_000, ood_count: int = 0):
+    """Scenes 0..count-1 of a split, then out-of-domain images 0..ood_count-1 of it
+    (ood.OODImage where a scene would be), deterministic: each image has its own seeded RNG.
+    The scenes do not depend on ood_count."""
     seed = SPLIT_SEEDS[split]
-    jobs = [(seed, s, min(chunk, count - s), size) for s in range(0, count, chunk)]
+    jobs = [(_chunk, (seed, s, min(chunk, count - s), size)) for s in range(0, count, chunk)]
+    jobs += [(_ood_chunk, (split, s, min(chunk, ood_count - s), size)) for s in range(0, ood_count, chunk)]
     with Pool(workers) as pool:
-        parts = pool.map(_chunk, jobs)
+        parts = pool.map(_run, jobs)
     return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
+
+
+def _run(job):
+    fn, args = job
+    return fn(args)
 
 
 VARIANTS = {  # name -> (canvas, format, quality)
