@@ -140,10 +140,54 @@ VARIANTS = {  # name -> (canvas, format, quality)
 }
 
 
-def write_folder(folder: str, split: str, count: int) -> None:
-    """A labelled folder: images/<variant>/<n>.<ext> and labels.jsonl (scene, caption,
-    every question with its kind and answer). Variants are the spec's quality check:
-    the 128 px render, and the same scene resized to 64 and 256 px as JPEG quality 75."""
+FOLDER_OOD = 600  # out-of-domain images in a held-out folder: 200 photographs, 50 of each other kind
+OOG_PER_SCENE = 2  # out-of-grammar questions per scene in a held-out folder
+
+
+def _question_object(scene: shapes.Scene, order: tuple, kind: str, question: str):
+    """Index (in caption order) of the object a question is about, or None (counts, and
+    `is there ...?` when there is none)."""
+    w = question.rstrip("?").split()
+    if kind in ("color_of_shape", "size_of_shape"):
+        match = [i for i, o in enumerate(order) if o.shape == w[-1 if kind == "color_of_shape" else 2]]
+    elif kind == "shape_of_color":
+        match = [i for i, o in enumerate(order) if o.color == w[-2]]
+    elif kind == "exists":
+        match = [i for i, o in enumerate(order) if o.color == w[-2] and o.shape == w[-1]]
+    else:
+        return None
+    return match[0] if match else None
+
+
+def _write_variants(folder: str, base: Image.Image, name: str) -> dict:
+    files = {}
+    for v, (canvas, fmt, q) in VARIANTS.items():
+        img = base if canvas == 128 else base.resize((canvas, canvas), Image.LANCZOS)
+        ext = "png" if fmt == "png" else "jpg"
+        path = f"images/{v}/{name}.{ext}"
+        with open(f"{folder}/{path}", "wb") as f:
+            f.write(shapes.encode(img, fmt, q or 90))
+        files[v] = path
+    return files
+
+
+def write_folder(folder: str, split: str, count: int, ood_count: int = FOLDER_OOD) -> None:
+    """A labelled folder: images/<variant>/<n>.<ext> and labels.jsonl, one JSON object per
+    line. Variants are the spec's quality check: the 128 px render, and the same image
+    resized to 64 and 256 px as JPEG quality 75.
+
+    Lines 0..count-1 are scenes ("domain": "in"): scene, caption, six-form questions with
+    their kind and answer, a continuation, and (added fields) "objects": the objects in
+    caption order, each with "bbox_128" = [x0, y0, x1, y1], its bounding box in pixels of
+    the 128 px reference image (images/png128; x to the right, y down, from the image's
+    top-left corner; multiply by S/128 for an S px variant); per question "object", the
+    index in "objects" of the object it asks about (null for counts, or when there is
+    none); "out_of_grammar": questions that are none of the six forms, answer `unknown`.
+    Then ood_count out-of-domain images ("domain": "ood", "kind": one of ood.KINDS, ids
+    count..): caption `an image i cannot describe`, six-form questions and out-of-grammar
+    questions all answered `unknown`, a continuation whose expected text is its prefix
+    (nothing added). Existing fields keep their meaning; the scenes' lines do not depend on
+    ood_count."""
     seed = SPLIT_SEEDS[split]
     for v in VARIANTS:
         os.makedirs(f"{folder}/images/{v}", exist_ok=True)
@@ -151,26 +195,43 @@ def write_folder(folder: str, split: str, count: int) -> None:
         for i in range(count):
             rng = random.Random(seed * 1_000_003 + i)
             scene = shapes.sample_scene(rng)
-            base = shapes.render(scene, 128)
-            files = {}
-            for v, (canvas, fmt, q) in VARIANTS.items():
-                img = base if canvas == 128 else base.resize((canvas, canvas), Image.LANCZOS)
-                ext = "png" if fmt == "png" else "jpg"
-                path = f"images/{v}/{i:05d}.{ext}"
-                with open(f"{folder}/{path}", "wb") as f:
-                    f.write(shapes.encode(img, fmt, q or 90))
-                files[v] = path
+            files = _write_variants(folder, shapes.render(scene, 128), f"{i:05d}")
             qs = shapes.questions(scene)
             words = scene.caption().replace(",", " ,").split()
             cut = rng.randint(0, len(words) - 1)
             prefix = " ".join(words[:cut]).replace(" ,", ",")
             # a fixed, balanced subset of questions per scene keeps the folder small
             picked = {shapes.sample_question(rng, scene) for _ in range(6)}
+            order = scene.caption_order()
+            extra = random.Random(seed * 1_000_003 + i + 500_000_000)  # the added fields' own RNG
             row = {
-                "id": i, "images": files, "caption": scene.caption(), "scene": scene.to_json(),
-                "questions": [{"kind": k, "question": q, "answer": a} for k, q, a in sorted(picked)],
+                "id": i, "domain": "in", "images": files, "caption": scene.caption(), "scene": scene.to_json(),
+                "questions": [{"kind": k, "question": q, "answer": a, "object": _question_object(scene, order, k, q)}
+                              for k, q, a in sorted(picked)],
                 "continuation": {"prefix": prefix, "caption": scene.caption()},
                 "num_possible_questions": len(qs),
+                "objects": [{"phrase": o.phrase(), "shape": o.shape, "color": o.color, "size": o.size,
+                             "bbox_128": [round(o.x, 2), round(o.y, 2), round(o.x + o.side, 2), round(o.y + o.side, 2)]}
+                            for o in order],
+                "out_of_grammar": [{"kind": "out_of_grammar", "family": f, "question": q, "answer": ood.UNKNOWN}
+                                   for f, q in (ood.out_of_grammar_question(extra) for _ in range(OOG_PER_SCENE))],
+            }
+            out.write(json.dumps(row) + "\n")
+        for j in range(ood_count):
+            img, meta, rng = ood.sample(split, j, ood.folder_kind(j))
+            files = _write_variants(folder, img, f"ood{j:05d}")
+            picked: dict[str, str] = {}  # three different six-form questions (about random scenes)
+            while len(picked) < 3:
+                kind, q, _ = shapes.sample_question(rng, shapes.sample_scene(rng))
+                picked[q] = kind
+            prefix = ood.random_prefix(rng)
+            row = {
+                "id": count + j, "domain": "ood", "kind": meta.kind, "sources": list(meta.sources), "images": files,
+                "caption": ood.OOD_CAPTION,
+                "questions": [{"kind": k, "question": q, "answer": ood.UNKNOWN} for q, k in sorted(picked.items())],
+                "continuation": {"prefix": prefix, "caption": prefix},
+                "out_of_grammar": [{"kind": "out_of_grammar", "family": f, "question": q, "answer": ood.UNKNOWN}
+                                   for f, q in (ood.out_of_grammar_question(rng) for _ in range(1))],
             }
             out.write(json.dumps(row) + "\n")
 

@@ -74,6 +74,18 @@ class Scene:
         a, b, c = sorted(objs, key=lambda o: (o.cx, o.cy))
         return f"a {a.phrase()}, a {b.phrase()} and a {c.phrase()}"
 
+    def caption_order(self) -> tuple:
+        """The objects in the order the caption names them."""
+        objs = self.objects
+        if len(objs) == 2:
+            a, b = objs
+            if abs(a.cx - b.cx) >= abs(a.cy - b.cy):
+                return tuple(sorted(objs, key=lambda o: o.cx))
+            return tuple(sorted(objs, key=lambda o: o.cy))
+        if len(objs) == 3:
+            return tuple(sorted(objs, key=lambda o: (o.cx, o.cy)))
+        return tuple(objs)
+
     def to_json(self) -> dict:
         return {
             "background": self.background,
