@@ -12,7 +12,7 @@ TEST_SIZE=${IRIS_TEST_SIZE:-1000}
 mkdir -p "$RUN" "$OUT"
 start=$(date +%s)
 
-echo "== held-out test set: $TEST_SIZE scenes (seed never used in training)"
+echo "== held-out test set: $TEST_SIZE scenes and 600 out-of-domain images (seeds never used in training)"
 $PY -c "import data; data.write_folder('$TEST', 'test', $TEST_SIZE)"
 
 echo "== train"
@@ -26,7 +26,7 @@ $PY train_draft.py --teacher "$RUN/model.pt" --out "$RUN/draft"
 $PY export.py --checkpoint "$RUN/draft/model.pt" --out "$OUT/draft" --draft
 
 echo "== evaluate (PyTorch) on $TEST"
-$PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json"
+$PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json" --ood-out "$RUN/eval_ood_pytorch.json"
 
 $PY model_card.py --run "$RUN" --model "$OUT" --minutes $(( ($(date +%s) - start) / 60 ))
 
