@@ -33,6 +33,74 @@ def quality_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+KIND_LABELS = {
+    "photo": "real photographs (crops and composites)", "text": "text", "noise": "noise", "gradient": "gradients",
+    "empty": "empty canvases", "many_objects": "more than 3 objects", "overlapping": "overlapping objects",
+    "other_shapes": "other shapes (stars, hexagons, ellipses, ...)", "background": "a background outside the three colors",
+}
+
+
+def refusal_summary(ood: dict) -> str:
+    if not ood:
+        return ("Any other image gets a shapes-world caption anyway,\n  and other questions get a shapes-world "
+                "answer or `<unk>`-driven nonsense.")
+    r = next(iter(ood.values()))
+    return (f"Other images are captioned `an image i cannot describe`\n  ({r['caption']:.1f} % of held-out "
+            f"out-of-domain images) and other questions are answered `unknown`\n  ({r['scenes_out_of_grammar']:.1f} %); "
+            "see \"What it refuses\" below.")
+
+
+def refusal_section(ood: dict) -> str:
+    """What the model refuses and how well, from evaluate.py's out-of-domain table."""
+    if not ood:
+        return ""
+    variants = list(ood)
+    first = ood[variants[0]]
+    head = "| | " + " | ".join(VARIANT_NAMES.get(v, v) for v in variants) + " |"
+    lines = [head, "| --- |" + " --- |" * len(variants)]
+
+    def row(name, get):
+        lines.append(f"| {name} | " + " | ".join(f"{get(ood[v]):.2f} %" for v in variants) + " |")
+
+    row("OOD images captioned `an image i cannot describe`", lambda r: r["caption"])
+    row("six-form questions about them answered `unknown`", lambda r: r["answer"])
+    row("out-of-grammar questions about them answered `unknown`", lambda r: r["out_of_grammar"])
+    row("their continuations that end at once", lambda r: r["continuation"])
+    row("out-of-grammar questions about scenes answered `unknown`", lambda r: r["scenes_out_of_grammar"])
+    row("scenes wrongly captioned `an image i cannot describe`", lambda r: r["scenes_refused"])
+    kinds = ["| kind of OOD image (128 px PNG) | images | caption | `unknown` answers | out-of-grammar `unknown` | continuation ends |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for k, t in first["by_kind"].items():
+        kinds.append(f"| {KIND_LABELS.get(k, k)} | {t['images']} | {t['caption']:.2f} % | {t['answer']:.2f} % | "
+                     f"{t.get('out_of_grammar', float('nan')):.2f} % | {t['continuation']:.2f} % |")
+    fams = ", ".join(f"{f} {v:.1f} %" for f, v in first["scenes_out_of_grammar_by_family"].items())
+    met = [VARIANT_NAMES.get(v, v) for v in variants if ood[v]["meets_spec"]]
+    verdict = ("meets the spec's out-of-domain bars on every variant" if len(met) == len(variants)
+               else "does NOT meet the spec's out-of-domain bars" + (f" (met on {', '.join(met)} only)" if met else ""))
+    return f"""
+## What it refuses, and how well
+An image that is not a shapes-world scene (a photograph, text, noise, a gradient, an empty
+canvas, more than 3 objects, overlapping objects, another shape, a background outside white,
+gray and black) is captioned `an image i cannot describe`, every question about it is answered
+`unknown`, and a caption continuation on it stops at once. A question that is none of the six
+forms (other words, other shapes or colors, another word order, another language) is
+answered `unknown` on any image. Measured by `training/evaluate.py` on {first['images']} held-out
+out-of-domain images ({first['photos']} of them real photographs whose source images the
+training never saw) and {first['scenes_out_of_grammar_questions']} out-of-grammar questions about
+{first['scenes']} held-out scenes:
+
+{chr(10).join(lines)}
+
+{chr(10).join(kinds)}
+
+Out-of-grammar questions about scenes by family (128 px PNG): {fams}.
+The model {verdict} (≥ 95 % exact OOD captions, ≥ 95 % `unknown` answers about OOD images
+and to out-of-grammar questions about scenes, on ≥ 500 OOD images of which ≥ 100
+photographs). The empty prefix is the caption prompt itself, so
+a continuation from nothing on an OOD image reads `an image i cannot describe`.
+"""
+
+
 def draft_section(run: str, model: str) -> str:
     """The draft decoder for speculative decoding, when the run trained one."""
     path = f"{run}/draft/history.json"
@@ -65,6 +133,8 @@ def main() -> None:
     cfg = json.load(open(f"{args.model}/config.json"))
     history = json.load(open(f"{args.run}/history.json"))
     pt = json.load(open(f"{args.run}/eval_pytorch.json"))
+    ood_path = f"{args.run}/eval_ood_pytorch.json"
+    ood = json.load(open(ood_path)) if os.path.exists(ood_path) else {}
     onnx_dir = f"{args.model}/onnx"
     sizes = {n: os.path.getsize(f"{onnx_dir}/{n}") for n in sorted(os.listdir(onnx_dir))}
     enc, dec = cfg["encoder"], cfg["decoder"]
@@ -86,8 +156,7 @@ whole-word prefix.
 
 ## What it can and cannot do
 - It knows only the shapes world: its vocabulary is {dec['vocab_size']} tokens (the words of
-  captions, questions and answers). Any other image gets a shapes-world caption anyway,
-  and other questions get a shapes-world answer or `<unk>`-driven nonsense.
+  captions, questions and answers). {refusal_summary(ood)}
 - It reads images at {enc['image_size']}×{enc['image_size']} px: scenes from 32 to 256 px work
   (it was trained on 32–256 px canvases, PNG, JPEG and WebP); very small objects in a
   32 px scene are hard to tell apart.
@@ -96,7 +165,7 @@ whole-word prefix.
   purple on gray) loses part of its shape. Its captions are about 1.5 points less exact
   than the 128 px PNG's; the same 64 px scenes as PNG, or as JPEG without chroma
   subsampling, caption as well as the 128 px PNG.
-- Questions must follow the spec's six forms, one-word answers.
+- Questions must follow the spec's six forms, one-word answers{"; any other question is answered `unknown`" if ood else ""}.
 
 ## Prompts (the decoder input after the start token `<s>`)
 | task | decoder input | output |
@@ -130,7 +199,8 @@ whole-word prefix.
 `npm run train` (`training/run.sh`) reproduces this folder from fixed seeds: it renders
 {history[0]['step'] * 64:,} augmented scenes, shown {len(history)} times each ({history[-1]['step'] * 64:,} presentations; canvas 32–256 px,
 PNG/JPEG/WebP at quality 60–95, color jitter within ±20, antialiased edges, images
-resized by other programs), trains with teacher forcing (cross-entropy of the next token
+resized by other programs; plus out-of-domain images, 10 % as many as scenes, and an
+out-of-grammar question in place of 10 % of the scenes' questions: see `training/ood.py`), trains with teacher forcing (cross-entropy of the next token
 given the true prefix; per image its caption and 3 questions), plus a training-only
 auxiliary loss that reads each object's shape, color and size off the patch holding its
 centre (it gives the encoder a dense signal early; the heads are not exported), AdamW
@@ -141,7 +211,7 @@ CPU than fp32); weights, optimizer state and losses stay fp32, and the export is
 {chr(10).join(hist)}
 
 Last run: {args.minutes} minutes end to end on a 2-core machine.
-{draft_section(args.run, args.model)}
+{draft_section(args.run, args.model)}{refusal_section(ood)}
 ## Quality (held-out scenes rendered with a seed the training never saw)
 Measured in PyTorch by `training/evaluate.py` (exact match, %):
 
@@ -155,6 +225,9 @@ Measured through Iris's TypeScript pipeline (`iris eval`):
         f.write(card)
     with open(f"{args.model}/eval_pytorch.json", "w") as f:
         json.dump(pt, f, indent=2)
+    if ood:
+        with open(f"{args.model}/eval_ood_pytorch.json", "w") as f:
+            json.dump(ood, f, indent=2)
 
 
 if __name__ == "__main__":

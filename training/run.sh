@@ -9,11 +9,12 @@ OUT=${IRIS_MODEL_OUT:-../assets/models/shapes-base}
 RUN=${IRIS_RUN_DIR:-runs/shapes-base}
 TEST=${IRIS_TEST_DIR:-data/test}
 TEST_SIZE=${IRIS_TEST_SIZE:-1000}
+TEST_OOD=${IRIS_TEST_OOD:-600}  # out-of-domain lines after the scenes (200 of them photographs)
 mkdir -p "$RUN" "$OUT"
 start=$(date +%s)
 
-echo "== held-out test set: $TEST_SIZE scenes (seed never used in training)"
-$PY -c "import data; data.write_folder('$TEST', 'test', $TEST_SIZE)"
+echo "== held-out test set: $TEST_SIZE scenes and $TEST_OOD out-of-domain images (seeds never used in training)"
+$PY -c "import data; data.write_folder('$TEST', 'test', $TEST_SIZE, ood_count=$TEST_OOD)"
 
 echo "== train"
 $PY train.py --out "$RUN" "$@"
@@ -26,7 +27,7 @@ $PY train_draft.py --teacher "$RUN/model.pt" --out "$RUN/draft"
 $PY export.py --checkpoint "$RUN/draft/model.pt" --out "$OUT/draft" --draft
 
 echo "== evaluate (PyTorch) on $TEST"
-$PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json"
+$PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json" --ood-out "$RUN/eval_ood_pytorch.json"
 
 $PY model_card.py --run "$RUN" --model "$OUT" --minutes $(( ($(date +%s) - start) / 60 ))
 

@@ -74,6 +74,18 @@ class Scene:
         a, b, c = sorted(objs, key=lambda o: (o.cx, o.cy))
         return f"a {a.phrase()}, a {b.phrase()} and a {c.phrase()}"
 
+    def caption_order(self) -> tuple:
+        """The objects in the order the caption names them."""
+        objs = self.objects
+        if len(objs) == 2:
+            a, b = objs
+            if abs(a.cx - b.cx) >= abs(a.cy - b.cy):
+                return tuple(sorted(objs, key=lambda o: o.cx))
+            return tuple(sorted(objs, key=lambda o: o.cy))
+        if len(objs) == 3:
+            return tuple(sorted(objs, key=lambda o: (o.cx, o.cy)))
+        return tuple(objs)
+
     def to_json(self) -> dict:
         return {
             "background": self.background,
@@ -134,15 +146,21 @@ def render(scene: Scene, canvas: int = REF, supersample: int = 4) -> Image.Image
     img = Image.new("RGB", (big, big), BACKGROUNDS[scene.background])
     draw = ImageDraw.Draw(img)
     for o in scene.objects:
-        x0, y0, s = o.x * k, o.y * k, o.side * k
-        box = [x0, y0, x0 + s, y0 + s]
-        if o.shape == "circle":
-            draw.ellipse(box, fill=o.rgb)
-        elif o.shape == "square":
-            draw.rectangle(box, fill=o.rgb)
-        else:
-            draw.polygon([(x0, y0 + s), (x0 + s, y0 + s), (x0 + s / 2, y0)], fill=o.rgb)
+        draw_object(draw, o, k)
     return img.resize((canvas, canvas), Image.BOX)
+
+
+def draw_object(draw: ImageDraw.ImageDraw, o: Obj, k: float, fill=None) -> None:
+    """One object, its 128 px geometry scaled by k, filled with its color (or `fill`)."""
+    x0, y0, s = o.x * k, o.y * k, o.side * k
+    box = [x0, y0, x0 + s, y0 + s]
+    fill = o.rgb if fill is None else fill
+    if o.shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif o.shape == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon([(x0, y0 + s), (x0 + s, y0 + s), (x0 + s / 2, y0)], fill=fill)
 
 
 def encode(img: Image.Image, fmt: str, quality: int = 90) -> bytes:

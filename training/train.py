@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import data
+import ood
 import shapes
 import vocab
 from model import ModelConfig, VisionLanguageModel
@@ -39,17 +40,36 @@ def make_config(preset: str) -> ModelConfig:
     return ModelConfig(vocab_size=len(vocab.TOKENS), **PRESETS[preset])
 
 
-def sequences(rng: random.Random, scene: shapes.Scene, num_questions: int):
-    """(input ids, target ids) pairs for one scene: its caption and some questions."""
+def _qa(question: str, answer: str):
+    prompt = vocab.question_prompt(question)
+    ans = vocab.encode(answer)
+    return prompt + ans, [IGNORE] * (len(prompt) - 1) + ans + [vocab.EOS_ID]
+
+
+def sequences(rng: random.Random, scene, num_questions: int, oog_rate: float = 0.0):
+    """(input ids, target ids) pairs for one image. A scene: its caption and some questions,
+    each out of grammar (answer `unknown`) with probability oog_rate. An out-of-domain
+    image (ood.OODImage): the caption `an image i cannot describe`, questions of the six
+    forms (about a random scene) or, a quarter of them, out of grammar, all answered
+    `unknown`, and one continuation of a random caption prefix that ends at once."""
     cap = vocab.encode(scene.caption())
     out = [([vocab.BOS_ID] + cap, cap + [vocab.EOS_ID])]
+    if isinstance(scene, ood.OODImage):
+        for _ in range(num_questions):
+            if rng.random() < 0.25:
+                q = ood.out_of_grammar_question(rng)[1]
+            else:
+                q = shapes.sample_question(rng, shapes.sample_scene(rng))[1]
+            out.append(_qa(q, ood.UNKNOWN))
+        prompt = vocab.continuation_prompt(ood.random_prefix(rng))
+        out.append((prompt, [IGNORE] * (len(prompt) - 1) + [vocab.EOS_ID]))
+        return out
     for _ in range(num_questions):
-        _, q, a = shapes.sample_question(rng, scene)
-        prompt = vocab.question_prompt(q)
-        ans = vocab.encode(a)
-        ids = prompt + ans
-        targets = [IGNORE] * (len(prompt) - 1) + ans + [vocab.EOS_ID]
-        out.append((ids, targets))
+        if oog_rate and rng.random() < oog_rate:
+            out.append(_qa(ood.out_of_grammar_question(rng)[1], ood.UNKNOWN))
+        else:
+            _, q, a = shapes.sample_question(rng, scene)
+            out.append(_qa(q, a))
     return out
 
 
@@ -90,12 +110,12 @@ class PatchHeads(torch.nn.Module):
         return total
 
 
-def text_batch(rng: random.Random, scenes, num_questions: int):
-    """Teacher-forcing rows for a batch of scenes: (ids, targets) [rows, width] and, per
-    row, the index of its image in the batch."""
+def text_batch(rng: random.Random, scenes, num_questions: int, oog_rate: float = 0.0):
+    """Teacher-forcing rows for a batch of scenes (or OOD images): (ids, targets)
+    [rows, width] and, per row, the index of its image in the batch."""
     rows, image_index = [], []
     for j, scene in enumerate(scenes):
-        seqs = sequences(rng, scene, num_questions)
+        seqs = sequences(rng, scene, num_questions, oog_rate)
         rows += seqs
         image_index += [j] * len(seqs)
     ids, tgt = collate(rows)
@@ -136,6 +156,33 @@ def evaluate(model: VisionLanguageModel, images: np.ndarray, scenes, seed: int =
     return {"caption": cap_ok / n, "answer": ans_ok / n, **{k: v[0] / v[1] for k, v in sorted(per_kind.items())}}
 
 
+def evaluate_ood(model: VisionLanguageModel, ood_images: np.ndarray, ood_metas, images: np.ndarray, seed: int = 0, batch: int = 250) -> dict:
+    """Greedy, on out-of-domain images: caption exactly `an image i cannot describe`, one
+    six-form question answered `unknown`, a caption prefix continued by nothing; and on
+    scenes (images): one out-of-grammar question answered `unknown`."""
+    model.eval()
+    rng = random.Random(seed)
+    cap = ans = cont = oog = 0
+    for s in range(0, len(ood_metas), batch):
+        px = data.preprocess(ood_images[s : s + batch])
+        n = len(px)
+        caps = model.greedy(px, [vocab.caption_prompt()] * n, vocab.EOS_ID)
+        qs = [shapes.sample_question(rng, shapes.sample_scene(rng))[1] for _ in range(n)]
+        answers = model.greedy(px, [vocab.question_prompt(q) for q in qs], vocab.EOS_ID, max_new=4)
+        conts = model.greedy(px, [vocab.continuation_prompt(ood.random_prefix(rng)) for _ in range(n)], vocab.EOS_ID, max_new=4)
+        cap += sum(vocab.decode(c) == ood.OOD_CAPTION for c in caps)
+        ans += sum(vocab.decode(a) == ood.UNKNOWN for a in answers)
+        cont += sum(len(c) == 0 for c in conts)
+    for s in range(0, len(images), batch):
+        px = data.preprocess(images[s : s + batch])
+        qs = [ood.out_of_grammar_question(rng)[1] for _ in range(len(px))]
+        answers = model.greedy(px, [vocab.question_prompt(q) for q in qs], vocab.EOS_ID, max_new=4)
+        oog += sum(vocab.decode(a) == ood.UNKNOWN for a in answers)
+    model.train()
+    n = max(1, len(ood_metas))
+    return {"ood_caption": cap / n, "ood_answer": ans / n, "ood_continuation": cont / n, "oog_answer": oog / max(1, len(images))}
+
+
 def progress(epoch: int, step: int, steps: int, loss: float, started: float) -> None:
     width = 30
     done = int(width * step / steps)
@@ -161,9 +208,10 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
     ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes)")
-    ap.add_argument("--init", help="start from this model.pt (fine-tuning) instead of random weights")
-    ap.add_argument("--data-start", type=int, default=0, help="first training scene index (fine-tune on scenes not seen yet)")
-    ap.add_argument("--data-profile", default="default", choices=data.PROFILES, help="augmentation mix")
+    ap.add_argument("--ood-share", type=float, default=0.1,
+                    help="out-of-domain training images, as a share of --train-size, added to the scenes")
+    ap.add_argument("--oog-rate", type=float, default=0.1,
+                    help="chance that a scene's question is an out-of-grammar one (answer unknown)")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -171,13 +219,15 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     cfg = make_config(args.preset)
     t0 = time.time()
-    train_x, train_s = data.generate("train", args.train_size, cfg.image_size, start=args.data_start, profile=args.data_profile)
+    ood_count = round(args.ood_share * args.train_size)
+    train_x, train_s = data.generate("train", args.train_size, cfg.image_size, ood_count=ood_count)
     val_x, val_s = data.generate("val", args.val_size, cfg.image_size)
-    print(f"generated {len(train_s)} train / {len(val_s)} val scenes in {time.time() - t0:.0f}s", file=sys.stderr)
+    val_ood_count = min(300, max(16, round(args.ood_share * args.val_size))) if ood_count else 0
+    val_ood_x, val_ood_s = data.generate("val", 0, cfg.image_size, ood_count=val_ood_count)
+    print(f"generated {args.train_size} train scenes + {ood_count} out-of-domain images / {len(val_s)} val scenes"
+          f" + {val_ood_count} out-of-domain in {time.time() - t0:.0f}s", file=sys.stderr)
 
     model = VisionLanguageModel(cfg)
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["state_dict"])
     aux = PatchHeads(cfg.enc_dim)
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", file=sys.stderr)
     params = list(model.named_parameters()) + [(f"aux.{n}", p) for n, p in aux.named_parameters()]
@@ -201,13 +251,14 @@ def main() -> None:
                 break
             idx = order[b * args.batch : (b + 1) * args.batch]
             px = data.preprocess(train_x[idx])
-            ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions)
+            ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions, args.oog_rate)
             with autocast(args.precision):
                 logits, feats = model(px, ids, image_index)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
-            if args.aux_weight > 0:
-                targets = patch_targets([train_s[k] for k in idx], cfg.grid)
-                loss = loss + args.aux_weight * aux.loss(feats.float(), targets)
+            in_domain = [j for j, k in enumerate(idx) if isinstance(train_s[k], shapes.Scene)]
+            if args.aux_weight > 0 and in_domain:  # out-of-domain images have no attributes to read
+                targets = patch_targets([train_s[idx[j]] for j in in_domain], cfg.grid)
+                loss = loss + args.aux_weight * aux.loss(feats[in_domain].float(), targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
@@ -221,6 +272,8 @@ def main() -> None:
                 print("\n" + json.dumps({"step": step, **evaluate(model, val_x[:250], val_s[:250])}), file=sys.stderr)
         sys.stderr.write("\n")
         metrics = evaluate(model, val_x, val_s)
+        if val_ood_count:
+            metrics.update(evaluate_ood(model, val_ood_x, val_ood_s, val_x[:val_ood_count]))
         history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0), **metrics})
         print(json.dumps(history[-1]), file=sys.stderr)
         torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, f"{args.out}/model.pt")

@@ -103,6 +103,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
+    ap.add_argument("--ood-share", type=float, default=0.1, help="out-of-domain images, as in train.py")
+    ap.add_argument("--oog-rate", type=float, default=0.1, help="out-of-grammar questions, as in train.py")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -112,7 +114,8 @@ def main() -> None:
     teacher.requires_grad_(False)
     draft = make_draft(teacher, args.layers)
     t0 = time.time()
-    train_x, train_s = data.generate("train", args.train_size, teacher.cfg.image_size)
+    train_x, train_s = data.generate("train", args.train_size, teacher.cfg.image_size,
+                                     ood_count=round(args.ood_share * args.train_size))
     val_x, val_s = data.generate("val", 500, teacher.cfg.image_size)
     print(f"generated {len(train_s)} scenes in {time.time() - t0:.0f}s; draft decoder parameters: "
           f"{sum(p.numel() for p in draft.decoder.parameters()):,}", file=sys.stderr)
@@ -129,7 +132,7 @@ def main() -> None:
     for step in range(args.steps):
         b = step % per_epoch
         idx = order[b * args.batch : (b + 1) * args.batch]
-        ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions)
+        ids, tgt, image_index = text_batch(rng, [train_s[k] for k in idx], args.questions, args.oog_rate)
         with torch.no_grad(), autocast(args.precision):
             enc = teacher.encoder(data.preprocess(train_x[idx]))
             teacher_logits = decoder_logits(teacher, enc, ids, image_index).float()
