@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onnxFiles } from '../../src/model/files.ts';
 import { ReferenceDecoder } from '../../src/engine/reference-decoder.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
-import { quantizedCopy, type QuantizedCopy } from './support.ts';
+import { quantizedCopy, type QuantizedCopy } from '../quantize/support.ts';
 
 env.allowRemoteModels = false;
 env.useFSCache = false;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/settings.ts';
 import type { IrisServer } from '../../src/server/listen.ts';
 import { startServer } from '../../src/server.ts';
-import { plainCaptions } from './support.ts';
+import { plainCaptions } from '../engine/support.ts';
 import { FIXTURES, waitForReady } from '../helpers.ts';
 
 const QUERY = `query($i: ImageInput!, $o: GenerationOptions) {

@@ -1,11 +1,11 @@
 // Sampling statistics over many seeded draws, and each processor on hand-made logits.
 import { describe, expect, it } from 'vitest';
-import { resolveOptions } from '../../text/sampling/options.ts';
+import { resolveOptions } from '../../../text/sampling/options.ts';
 import {
   argmax, keepMinP, keepTopK, keepTopP, penalizeRepetition, repeatedNgramIds, softmax,
-} from '../../text/sampling/processors.ts';
-import { createRng } from '../../text/sampling/rng.ts';
-import { createSampler } from '../../text/sampling/sampler.ts';
+} from '../../../text/sampling/processors.ts';
+import { createRng } from '../../../text/sampling/rng.ts';
+import { createSampler } from '../../../text/sampling/sampler.ts';
 
 const LOGITS = Float32Array.from([2.0, 1.5, 1.2, 0.9, 0.5, 0.1, -0.3, -1.0, -2.0, 0.7]);
 const EOS = [8];

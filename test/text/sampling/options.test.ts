@@ -1,8 +1,7 @@
-// Option validation: every invalid value names the option and its allowed range.
+// Generation options: defaults, ranges and their stable error codes.
 import { describe, expect, it } from 'vitest';
-import { capToPositions } from '../../src/engine/row-spec.ts';
-import { DEFAULT_MAX_NEW_TOKENS, resolveOptions } from '../../text/sampling/options.ts';
-import { IrisError, type GenerationOptions } from '../../src/contract/types.ts';
+import { DEFAULT_MAX_NEW_TOKENS, resolveOptions } from '../../../text/sampling/options.ts';
+import { IrisError, type GenerationOptions } from '../../../src/contract/types.ts';
 
 function rejection(options: unknown): IrisError {
   try {
@@ -56,21 +55,5 @@ describe('resolveOptions', () => {
 
   it('treats null as unset (GraphQL sends nulls)', () => {
     expect(resolveOptions({ temperature: null, topK: null } as unknown as GenerationOptions).isSampling).toBe(false);
-  });
-});
-
-describe('capToPositions', () => {
-  it('caps max and min new tokens to the room left, and rejects prompts with no room', () => {
-    const o = resolveOptions({ maxNewTokens: 100, minNewTokens: 50 });
-    expect(capToPositions(o, 10, 64)).toMatchObject({ maxNewTokens: 54, minNewTokens: 50 });
-    expect(capToPositions(o, 60, 64)).toMatchObject({ maxNewTokens: 4, minNewTokens: 4 });
-    expect(capToPositions(o, 10, undefined).maxNewTokens).toBe(100);
-    expect(() => capToPositions(o, 64, 64)).toThrow(expect.objectContaining({ code: 'PROMPT_TOO_LONG' }));
-  });
-
-  it('takes a speculative mode (undefined: the engine decides) and rejects others with INVALID_OPTIONS', () => {
-    expect(resolveOptions({}).speculative).toBeUndefined();
-    expect(resolveOptions({ speculative: 'ngram' }).speculative).toBe('ngram');
-    expect(() => resolveOptions({ speculative: 'always' as 'off' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/speculative must be one of off, draft, ngram/) }));
   });
 });

@@ -1,0 +1,27 @@
+// Incremental detokenizing: text released only in whole characters and words.
+import { describe, expect, it } from 'vitest';
+import { IncrementalDetokenizer } from '../../text/detokenizer.ts';
+import { TextTokenizer } from '../../text/tokenizer.ts';
+import { FIXTURES } from '../helpers.ts';
+
+describe('IncrementalDetokenizer', () => {
+  it('never emits half of a multi-byte character (byte-level decoder)', () => {
+    // a byte-level decoder: each id is one UTF-8 byte
+    const decoder = { decode: (ids: ArrayLike<number>) => new TextDecoder().decode(Uint8Array.from(ids as number[])) };
+    const bytes = Array.from(new TextEncoder().encode('héllo 🌈!'));
+    const detok = new IncrementalDetokenizer(decoder);
+    const deltas = bytes.map((b) => detok.push(b));
+    expect(deltas.every((d) => !d.includes('\uFFFD'))).toBe(true);
+    expect(deltas.join('') + detok.flush()).toBe('héllo 🌈!');
+    expect(deltas.filter((d) => d === '').length).toBeGreaterThan(0); // held back mid-character
+  });
+
+  it('reproduces the WordPiece cleanup of the fixture tokenizer', async () => {
+    const tokenizer = await TextTokenizer.load(FIXTURES.encoderDecoder);
+    const ids = tokenizer.encode('a small red circle, a large blue square and a small green triangle');
+    const detok = new IncrementalDetokenizer({ decode: (x) => tokenizer.decode(x) });
+    const text = Array.from(ids, (id) => detok.push(id)).join('') + detok.flush();
+    expect(text).toBe(tokenizer.decode(ids));
+    expect(text).toBe('a small red circle, a large blue square and a small green triangle');
+  });
+});
