@@ -71,7 +71,7 @@ const pct = (share: number): string => `${(100 * share).toFixed(0)} %`;
 
 installOrtTimer();
 const steps: StepInfo[] = [];
-const engine = await createEngine({ modelDir, maxBatchSize, threads, maxWaiting: 4096, imageWorker, imageWorkers, imageWindowMs, onStep: (s) => steps.push(s) });
+const engine = await createEngine({ modelDir, maxBatchSize, threads, maxQueued: 4096, imageWorkers: imageWorker ? imageWorkers : 0, imageWindowMs, onStep: (s) => steps.push(s) });
 
 async function runLevel(concurrency: number, batch: readonly GenerationRequest[]): Promise<EngineLevel> {
   let next = 0;

@@ -76,7 +76,7 @@ async function runSingleOnEngine(settings: CliSettings): Promise<number> {
 
 function loadEngine(settings: CliSettings): ReturnType<typeof createEngine> {
   const mode = resolveOptions({ speculative: settings.options.speculative }).speculative; // INVALID_OPTIONS for junk
-  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: { mode }, ...onnxFiles(runDtype(settings)) });
+  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: mode, ...onnxFiles(runDtype(settings)) });
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -14,8 +14,6 @@ export interface DecodeLimits {
   maxPixels: number;
 }
 
-export const DEFAULT_MAX_PIXELS = 40_000_000;
-
 // SVG is left out on purpose: rendering untrusted SVG can reach external resources.
 const SUPPORTED_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'heif', 'avif', 'tiff']);
 

@@ -4,7 +4,7 @@
 import { buildPromptIds, promptText } from '../../fusion/prompts.ts';
 import { resolveOptions, type ResolvedOptions } from '../../text/sampling/options.ts';
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
-import { DEFAULT_MAX_PIXELS } from '../../vision/image.ts';
+import { DEFAULTS } from '../config/config.ts';
 import { createImageLoader, type EmbeddingLease, type ImageLoader } from '../../vision/image-loader.ts';
 import { decodeRows, type DecodeTimings } from './pipeline-decode.ts';
 import { DEFAULT_MODEL_DIR, loadIrisModel, type IrisModel, type ModelLoadOptions } from '../model/load.ts';
@@ -61,8 +61,8 @@ export class Pipeline implements Generator {
     const loader = createImageLoader({
       encoder: model.encoder,
       preprocessor: model.folder.preprocessor,
-      cache: new EmbeddingCache(options.embeddingCacheBytes ?? 64 * 1024 * 1024),
-      limits: { maxPixels: options.maxImagePixels ?? DEFAULT_MAX_PIXELS },
+      cache: new EmbeddingCache(options.embeddingCacheBytes ?? DEFAULTS.models.embeddingCacheBytes),
+      limits: { maxPixels: options.maxImagePixels ?? DEFAULTS.images.maxPixels },
       windowMs: 0,
     });
     return new Pipeline(model, loader, options);

@@ -5,19 +5,12 @@
 import type { ResolvedOptions } from '../../text/sampling/options.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { proposeNgram } from '../../text/speculative/ngram.ts';
-import { IrisError, SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
+import type { EngineConfig } from '../config/config.ts';
+import { IrisError, type SpeculativeMode } from '../contract/types.ts';
 import type { EngineRequest } from './request.ts';
 
-export interface SpeculationOptions {
-  /** For requests that do not choose. Default 'off'. */
-  readonly mode?: SpeculativeMode;
-  /** Tokens drafted per step (k). Default 4. */
-  readonly numDrafts?: number;
-  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. Default 1. */
-  readonly maxBatchSize?: number;
-  /** The recent acceptance rate a mode needs to keep speculating above maxBatchSize. Default 0.8 (above 1: never). */
-  readonly minAcceptanceAtLoad?: number;
-}
+/** The engine settings the speculator reads, validated by createEngineConfig. */
+export type SpeculationConfig = Pick<EngineConfig, 'speculative' | 'speculativeMaxBatch' | 'speculativeDrafts'>;
 
 /** Runs a draft model: k tokens for each row, drawn with the row's own sampler. */
 export interface Drafter {
@@ -30,48 +23,38 @@ export interface Drafter {
 const NGRAM_MAX = 3;
 /** Weight of past steps in a mode's recent acceptance rate. */
 const DECAY = 0.98;
+/** The recent acceptance rate a mode needs to keep speculating above speculativeMaxBatch rows. */
+const MIN_ACCEPTANCE_AT_LOAD = 0.8;
 
 export class Speculator {
-  readonly mode: SpeculativeMode;
-  readonly numDrafts: number;
-  readonly maxBatchSize: number;
-  readonly minAcceptanceAtLoad: number;
   /** Decayed drafted/accepted counts per mode, for the switch-off at load. */
   private readonly recent = new Map<SpeculativeMode, { drafted: number; accepted: number }>();
 
-  constructor(options: SpeculationOptions, private readonly drafter: Drafter | undefined) {
-    this.mode = options.mode ?? 'off';
-    this.numDrafts = options.numDrafts ?? 4;
-    this.maxBatchSize = options.maxBatchSize ?? 1;
-    this.minAcceptanceAtLoad = options.minAcceptanceAtLoad ?? 0.8;
-    if (!SPECULATIVE_MODES.includes(this.mode)) throw new RangeError(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(this.mode)}`);
-    if (!Number.isInteger(this.numDrafts) || this.numDrafts < 1 || this.numDrafts > 16) throw new RangeError(`speculative numDrafts must be an integer from 1 to 16, got ${this.numDrafts}`);
-    if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 0) throw new RangeError(`speculative maxBatchSize must be an integer >= 0, got ${this.maxBatchSize}`);
-    if (!(this.minAcceptanceAtLoad >= 0)) throw new RangeError(`speculative minAcceptanceAtLoad must be a number >= 0 (above 1: never at load), got ${this.minAcceptanceAtLoad}`);
-    if (this.mode === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
+  constructor(private readonly config: SpeculationConfig, private readonly drafter: Drafter | undefined) {
+    if (config.speculative === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
   }
 
   /** The request's mode; INVALID_OPTIONS for 'draft' without a draft model. */
   modeOf(options: ResolvedOptions): SpeculativeMode {
-    const mode = options.speculative ?? this.mode;
+    const mode = options.speculative ?? this.config.speculative;
     if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use 'ngram' or 'off'`);
     return mode;
   }
 
   /**
    * Set each decode row's drafts for this step, at most maxDraftsPerRow each. At load
-   * (more than maxBatchSize rows) a step is compute-bound and rejected drafts cost
+   * (more than speculativeMaxBatch rows) a step is compute-bound and rejected drafts cost
    * throughput, so only a mode whose recent drafts were mostly accepted keeps
    * speculating there.
    */
   async propose(decode: readonly EngineRequest[], maxDraftsPerRow = Infinity): Promise<void> {
-    const isLoaded = decode.length > this.maxBatchSize;
+    const isLoaded = decode.length > this.config.speculativeMaxBatch;
     const drafting: EngineRequest[] = [];
     const counts: number[] = [];
     for (const entry of decode) {
       entry.drafts = [];
       if (entry.speculative === 'off' || (isLoaded && !this.paysAtLoad(entry.speculative))) continue;
-      const count = Math.min(entry.numDraftsNext || this.numDrafts, entry.maxTokens - entry.numTokens - 1, maxDraftsPerRow);
+      const count = Math.min(entry.numDraftsNext || this.config.speculativeDrafts, entry.maxTokens - entry.numTokens - 1, maxDraftsPerRow);
       if (count <= 0) continue;
       if (entry.speculative === 'ngram') entry.drafts = throughEos(entry, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {
@@ -110,7 +93,7 @@ export class Speculator {
 
   private paysAtLoad(mode: SpeculativeMode): boolean {
     const recent = this.recent.get(mode);
-    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= this.minAcceptanceAtLoad;
+    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= MIN_ACCEPTANCE_AT_LOAD;
   }
 
   private record(mode: SpeculativeMode, numDrafted: number, numAccepted: number): void {
@@ -121,10 +104,10 @@ export class Speculator {
 
   /**
    * Draft-model calls cost a step each, so k follows the row's luck: two more after a
-   * step that kept every draft, one fewer after a rejection (between 1 and 2 × numDrafts).
+   * step that kept every draft, one fewer after a rejection (between 1 and 2 × speculativeDrafts).
    */
   private nextNumDrafts(numDrafted: number, numAccepted: number): number {
-    return numAccepted === numDrafted ? Math.min(2 * this.numDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
+    return numAccepted === numDrafted ? Math.min(2 * this.config.speculativeDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
   }
 
   reset(): void {

@@ -2,6 +2,7 @@
 // who drafts (mode, batch-size switch-off, remaining length), how the target's logits
 // at the drafted positions are judged, and how many drafts the runner must drop.
 import { describe, expect, it } from 'vitest';
+import { createEngineConfig, type EngineConfigInput } from '../../src/config/config.ts';
 import { EngineRequest } from '../../src/engine/request.ts';
 import { Speculator, type Drafter } from '../../src/engine/speculator.ts';
 import type { SpeculativeMode } from '../../src/contract/types.ts';
@@ -27,6 +28,9 @@ function peaks(ids: number[]): Float32Array {
   return out;
 }
 
+/** A speculator on the engine config's defaults, with the given settings over them. */
+const speculatorOf = (settings: EngineConfigInput, drafter?: Drafter): Speculator => new Speculator(createEngineConfig(settings), drafter);
+
 const fixedDrafter = (drafts: number[]): Drafter => ({
   propose: async (entries, counts) => entries.map((_, i): DraftToken[] => drafts.slice(0, counts[i]).map((id) => ({ id }))),
   reset: () => {},
@@ -35,7 +39,7 @@ const fixedDrafter = (drafts: number[]): Drafter => ({
 
 describe('Speculator', () => {
   it('drafts by prompt lookup, capped by the tokens the request may still generate', async () => {
-    const speculator = new Speculator({ numDrafts: 4, maxBatchSize: 4 }, undefined);
+    const speculator = speculatorOf({ speculativeDrafts: 4, speculativeMaxBatch: 4 });
     const long = request('ngram', [1, 3, 4, 5, 3]);
     const short = request('ngram', [1, 3, 4, 5, 3], 2);
     const off = request('off', [1, 3, 4, 5, 3]);
@@ -45,8 +49,8 @@ describe('Speculator', () => {
     expect(off.drafts).toEqual([]);
   });
 
-  it('at load (more rows than maxBatchSize) speculates only in a mode whose recent drafts were mostly accepted', async () => {
-    const speculator = new Speculator({ maxBatchSize: 1, numDrafts: 2 }, fixedDrafter([3, 4]));
+  it('at load (more rows than speculativeMaxBatch) speculates only in a mode whose recent drafts were mostly accepted', async () => {
+    const speculator = speculatorOf({ speculativeMaxBatch: 1, speculativeDrafts: 2 }, fixedDrafter([3, 4]));
     const [a, b] = [request('draft', [1]), request('draft', [1])];
     await speculator.propose([a, b]);
     expect(a.drafts).toEqual([]); // no history yet
@@ -56,8 +60,8 @@ describe('Speculator', () => {
     expect(b.drafts.map((d) => d.id)).toEqual([3, 4]);
   });
 
-  it('pauses while more rows than maxBatchSize are running', async () => {
-    const speculator = new Speculator({ maxBatchSize: 2 }, undefined);
+  it('pauses while more rows than speculativeMaxBatch are running', async () => {
+    const speculator = speculatorOf({ speculativeMaxBatch: 2 });
     const rows = [0, 1, 2].map(() => request('ngram', [1, 3, 4, 3]));
     await speculator.propose(rows);
     expect(rows.every((r) => r.drafts.length === 0)).toBe(true);
@@ -66,7 +70,7 @@ describe('Speculator', () => {
   });
 
   it('keeps drafts up to the first rejection, takes the correction, and reports what to drop', async () => {
-    const speculator = new Speculator({ numDrafts: 3 }, fixedDrafter([3, 4, 5]));
+    const speculator = speculatorOf({ speculativeDrafts: 3 }, fixedDrafter([3, 4, 5]));
     const entry = request('draft', [1]);
     await speculator.propose([entry]);
     expect(entry.drafts.map((d) => d.id)).toEqual([3, 4, 5]);
@@ -78,7 +82,7 @@ describe('Speculator', () => {
   });
 
   it('takes one more token after a step that kept every draft, and drafts more next time', async () => {
-    const speculator = new Speculator({ numDrafts: 2 }, fixedDrafter([3, 4, 5, 3, 4, 5]));
+    const speculator = speculatorOf({ speculativeDrafts: 2 }, fixedDrafter([3, 4, 5, 3, 4, 5]));
     const entry = request('draft', [1]);
     await speculator.propose([entry]);
     speculator.accept(entry, peaks([3, 4, 5]), VOCAB);
@@ -89,7 +93,7 @@ describe('Speculator', () => {
   });
 
   it('stops drafting at end-of-sequence and ends the row when the target agrees', async () => {
-    const speculator = new Speculator({ numDrafts: 4 }, fixedDrafter([3, EOS, 4, 5]));
+    const speculator = speculatorOf({ speculativeDrafts: 4 }, fixedDrafter([3, EOS, 4, 5]));
     const entry = request('draft', [1]);
     await speculator.propose([entry]);
     expect(entry.drafts.map((d) => d.id)).toEqual([3, EOS]);
@@ -97,10 +101,10 @@ describe('Speculator', () => {
     expect(entry.row.finishReason).toBe('eos');
   });
 
-  it('validates its options once, and refuses draft mode without a draft model', () => {
-    expect(() => new Speculator({ numDrafts: 0 }, undefined)).toThrow(/numDrafts/);
-    expect(() => new Speculator({ mode: 'draft' }, undefined)).toThrow(/draft model/);
-    expect(() => new Speculator({}, undefined).modeOf(resolveOptions({ speculative: 'draft' }))).toThrow(/draft model/);
-    expect(new Speculator({ mode: 'ngram' }, undefined).modeOf(resolveOptions({}))).toBe('ngram');
+  it('takes its settings validated once, by the engine config, and refuses draft mode without a draft model', () => {
+    expect(() => createEngineConfig({ speculativeDrafts: 0 })).toThrow(/speculativeDrafts/);
+    expect(() => speculatorOf({ speculative: 'draft' })).toThrow(/draft model/);
+    expect(() => speculatorOf({}).modeOf(resolveOptions({ speculative: 'draft' }))).toThrow(/draft model/);
+    expect(speculatorOf({ speculative: 'ngram' }).modeOf(resolveOptions({}))).toBe('ngram');
   });
 });
