@@ -68,8 +68,6 @@ export interface ModelsConfig extends EngineSettings {
   readonly specs: readonly ModelSpec[];
   /** The variant of specs that name no dtype of their own (--dtype). */
   readonly dtype: Dtype;
-  /** Generations running at once per model; the engine of issue 5 will take this over. */
-  readonly maxInFlight: number;
 }
 
 export interface UrlFetchConfig {
@@ -126,7 +124,6 @@ export const DEFAULTS: IrisConfig = {
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
     dtype: 'fp32',
-    maxInFlight: 2,
     maxQueued: 64,
     maxBatchSize: 32,
     kvCacheTokens: 0,
@@ -234,8 +231,7 @@ function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
   if (specs.length === 0) throw new ConfigError('models.specs must name at least one model');
   const ids = new Set(specs.map((s) => s.id));
   if (ids.size !== specs.length) throw new ConfigError('models.specs must not repeat a model id');
-  const maxInFlight = int('models.maxInFlight', input.maxInFlight ?? d.maxInFlight, 1, 1024);
-  return Object.freeze({ specs: Object.freeze(specs), dtype, maxInFlight, ...createEngineSettings(input, 'models.') });
+  return Object.freeze({ specs: Object.freeze(specs), dtype, ...createEngineSettings(input, 'models.') });
 }
 
 function createImagesConfig(input: Input<ImagesConfig> = {}): ImagesConfig {
@@ -295,7 +291,7 @@ export function createEngineConfig(input: EngineConfigInput = {}): EngineConfig 
 
 /** The engine slice of a validated config. */
 export function engineConfigOf(config: IrisConfig): EngineConfig {
-  const { specs: _specs, dtype: _dtype, maxInFlight: _maxInFlight, ...settings } = config.models;
+  const { specs: _specs, dtype: _dtype, ...settings } = config.models;
   return Object.freeze({ ...settings, maxPixels: config.images.maxPixels }); // validated by createConfig
 }
 

@@ -20,7 +20,6 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'port', env: 'PORT', kind: 'int', path: ['server', 'port'], help: 'port to listen on (0: any free port)' },
   { flag: 'graphiql', env: 'IRIS_GRAPHIQL', kind: 'bool', path: ['server', 'graphiql'], help: 'serve GraphiQL on GET /graphql' },
   { flag: 'dtype', env: 'IRIS_DTYPE', kind: 'string', path: ['models', 'dtype'], help: 'ONNX variant of models whose --model names none: fp32, q8 (*_quantized.onnx), fp16 (*_fp16.onnx)' },
-  { flag: 'max-in-flight', env: 'IRIS_MAX_IN_FLIGHT', kind: 'int', path: ['models', 'maxInFlight'], help: 'generations running at once per model' },
   { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'requests in line per model (image loading, waiting, preempted) before OVERLOADED' },
   { flag: 'max-batch-size', env: 'IRIS_MAX_BATCH_SIZE', kind: 'int', path: ['models', 'maxBatchSize'], help: 'rows decoded together per model (1: batching off)' },
   { flag: 'kv-cache-tokens', env: 'IRIS_KV_CACHE_TOKENS', kind: 'int', path: ['models', 'kvCacheTokens'], help: 'KV budget in cached tokens per model (0: a full batch of longest rows)' },

@@ -1,11 +1,9 @@
-// The LoadModel the server uses: the inference core's Pipeline on a model folder, with
-// the dtype picking the ONNX file variant (HF naming: decoder_model_merged_fp16.onnx, ...).
+// A configured model's files: the dtype picks the ONNX file variant (HF naming:
+// decoder_model_merged_fp16.onnx, ...), and the folder is checked before anything loads.
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Dtype, ModelSpec } from '../config/config.ts';
-import { createPipeline } from '../engine/pipeline.ts';
-import { IrisError, type Generator } from '../contract/types.ts';
-import type { LoadModel } from '../server/registry.ts';
+import { IrisError } from '../contract/types.ts';
 
 const SUFFIX: Readonly<Record<Dtype, string>> = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4' };
 
@@ -21,16 +19,4 @@ export async function checkModelFolder(spec: ModelSpec): Promise<void> {
   } catch {
     throw new IrisError('MODEL_NOT_FOUND', `model "${spec.id}": no model folder at ${dir} (config.json missing)`);
   }
-}
-
-export function createPipelineLoader(options: { readonly maxImagePixels: number }): LoadModel {
-  return async (spec): Promise<Generator> => {
-    await checkModelFolder(spec);
-    const pipeline = await createPipeline({ modelDir: resolve(spec.dir), maxImagePixels: options.maxImagePixels, ...onnxFiles(spec.dtype) });
-    // Results name the model by its configured id (the pipeline would use the folder name).
-    return {
-      modelId: spec.id,
-      generate: async (request, hooks) => ({ ...(await pipeline.generate(request, hooks)), model: spec.id }),
-    };
-  };
 }

@@ -1,6 +1,7 @@
 // The LoadModel the server uses: each model runs on a continuous-batching Engine, which
-// bounds its own line and KV budget.
+// bounds its own line and KV budget, and serves the tasks its folder has templates for.
 import { resolve } from 'node:path';
+import { tasksOf } from '../../fusion/prompts.ts';
 import type { EngineConfig } from '../config/config.ts';
 import { createEngine } from '../engine/create-engine.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -19,6 +20,6 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
     await checkModelFolder(spec);
     const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype) });
     options.onEngine?.(spec.id, engine);
-    return engine;
+    return { generator: engine, tasks: tasksOf(engine.model.folder.templates), stats: () => engine.stats() };
   };
 }
