@@ -16,10 +16,10 @@ export type ModelState = 'loading' | 'ready' | 'failed';
 
 /** An engine's line, batch and KV budget, read at scrape time. */
 export interface EngineStats {
-  readonly queueDepth?: number;
-  readonly batchSize?: number;
-  readonly kvUsedTokens?: number;
-  readonly kvCapacityTokens?: number;
+  readonly queueDepth: number;
+  readonly batchSize: number;
+  readonly kvUsedTokens: number;
+  readonly kvCapacityTokens: number;
 }
 
 export interface ModelStatus {
