@@ -2,7 +2,7 @@
 // cache, the batch runner, the KV budget, the scheduler and the speculator, each set up
 // from the engine's slice of the config (validated once, by createEngineConfig).
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
-import { createImageLoader } from '../../vision/image-loader.ts';
+import { createImageLoader, MAX_IMAGES_PER_CALL } from '../../vision/image-loader.ts';
 import { join } from 'node:path';
 import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
 import { createEngineConfig, type EngineConfig, type EngineConfigInput } from '../config/config.ts';
@@ -83,7 +83,7 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
   const loader = createImageLoader({
     ...images,
     cache: options.embeddingCache ?? new EmbeddingCache(config.embeddingCacheBytes),
-    maxBatchSize: Math.max(1, Math.min(maxBatchSize, 16)),
+    maxBatchSize: Math.min(maxBatchSize, MAX_IMAGES_PER_CALL),
     windowMs: config.imageWindowMs,
   });
   const runner = new BatchRunner(model.runner, model.folder.ids.pad);
