@@ -92,7 +92,7 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
     const speculator = new Speculator(config, options.drafter ?? loaded);
     return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
   } catch (error) {
-    await loaded?.release(); // 'draft' without a draft model: the session loaded here is ours to free
+    await loaded?.release(); // the draft session loaded here is ours to free when the engine cannot be built
     throw error;
   }
 }

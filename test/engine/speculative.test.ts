@@ -117,14 +117,14 @@ for (const [name, dir] of Object.entries(FIXTURES)) {
 }
 
 describe('createEngine with a draft folder', () => {
-  it('frees the draft model it loaded when the speculative options are invalid', async () => {
+  it('refuses invalid speculative settings before it loads a draft model (so none is left unfreed)', async () => {
     const dir = Object.values(FIXTURES)[0];
-    const release = vi.spyOn(DraftModel.prototype, 'release');
+    const load = vi.spyOn(DraftModel, 'load');
     try {
       await expect(createEngine({ modelDir: dir, threads: 1, imageWorkers: 0, draftDir: dir, speculativeDrafts: 0 })).rejects.toThrow(/speculativeDrafts/);
-      expect(release).toHaveBeenCalledTimes(1);
+      expect(load).not.toHaveBeenCalled();
     } finally {
-      release.mockRestore();
+      load.mockRestore();
     }
   }, 60_000);
 });
