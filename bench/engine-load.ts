@@ -1,4 +1,4 @@
-// npm run bench:engine [-- --model DIR --levels 1,32 --batch 32 --requests 128 --threads N --max-new-tokens 24 --min-new-tokens 0 --no-image-worker --image-workers 1 --image-window-ms 0 --suffix NAME]
+// npm run bench:engine [-- --model DIR --levels 1,32 --batch 32 --requests 128 --threads N --max-new-tokens 24 --min-new-tokens 0 --image-workers N --image-window-ms N --suffix NAME]
 // The engine in-process (no HTTP, no GraphQL): `levels` concurrent clients send caption
 // and question requests on distinct images. Reports requests/s, generated tokens/s and
 // where the wall time went: inside onnxruntime's session.run (encoder and decoder) versus
@@ -18,7 +18,7 @@ import { installOrtTimer, ortTimes } from './ort-timer.ts';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, batch: { type: 'string' }, requests: { type: 'string' },
-  threads: { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'no-image-worker': { type: 'boolean' }, 'image-workers': { type: 'string' }, 'image-window-ms': { type: 'string' },
+  threads: { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'image-workers': { type: 'string' }, 'image-window-ms': { type: 'string' },
   'min-new-tokens': { type: 'string' }, suffix: { type: 'string' },
 } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
@@ -27,8 +27,8 @@ const maxBatchSize = Number(values.batch ?? 32);
 const numRequests = Number(values.requests ?? 128);
 const threads = values.threads ? Number(values.threads) : undefined;
 const maxNewTokens = Number(values['max-new-tokens'] ?? 24);
-const imageWorker = values['no-image-worker'] !== true;
-const imageWorkers = Number(values['image-workers'] ?? 1);
+/** Image worker threads (0: in the decoder's thread); absent: the engine config's default. */
+const imageWorkers = values['image-workers'] === undefined ? undefined : Number(values['image-workers']);
 const imageWindowMs = values['image-window-ms'] === undefined ? undefined : Number(values['image-window-ms']);
 /** Forcing every request to its full length makes the batch-1 share about decode steps, not per-request setup. */
 const minNewTokens = Number(values['min-new-tokens'] ?? 0);
@@ -71,7 +71,7 @@ const pct = (share: number): string => `${(100 * share).toFixed(0)} %`;
 
 installOrtTimer();
 const steps: StepInfo[] = [];
-const engine = await createEngine({ modelDir, maxBatchSize, threads, maxWaiting: 4096, imageWorker, imageWorkers, imageWindowMs, onStep: (s) => steps.push(s) });
+const engine = await createEngine({ modelDir, maxBatchSize, threads, maxQueued: 4096, imageWorkers, imageWindowMs, onStep: (s) => steps.push(s) });
 
 async function runLevel(concurrency: number, batch: readonly GenerationRequest[]): Promise<EngineLevel> {
   let next = 0;
@@ -105,7 +105,7 @@ async function runLevel(concurrency: number, batch: readonly GenerationRequest[]
 
 const all = requests(numRequests * (levels.length + 1));
 await runLevel(4, all.slice(0, 16)); // warm-up
-console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'engine default (1)'}, images ${imageWorker ? `in ${imageWorkers} worker(s)` : 'in this thread'}, ${numRequests} requests per level`);
+console.log(`${basename(modelDir)}: batch ${maxBatchSize}, threads ${threads ?? 'engine default (1)'}, images ${imageWorkers === undefined ? 'in the default worker(s)' : imageWorkers === 0 ? 'in this thread' : `in ${imageWorkers} worker(s)`}, ${numRequests} requests per level`);
 const out: EngineLevel[] = [];
 for (const [i, concurrency] of levels.entries()) {
   const r = await runLevel(concurrency, all.slice((i + 1) * numRequests, (i + 2) * numRequests));
@@ -118,7 +118,7 @@ await engine.release();
 
 const date = new Date().toISOString();
 const summary = {
-  model: basename(modelDir), date, maxBatchSize, threads: threads ?? 'engine default', imageWorker, imageWorkers, imageWindowMs: imageWindowMs ?? 'engine default', maxNewTokens, minNewTokens, numRequests,
+  model: basename(modelDir), date, maxBatchSize, threads: threads ?? 'engine default', imageWorkers: imageWorkers ?? 'engine default', imageWindowMs: imageWindowMs ?? 'engine default', maxNewTokens, minNewTokens, numRequests,
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
   levels: out,
 };

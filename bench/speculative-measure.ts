@@ -26,10 +26,10 @@ export interface SpeculativeOptions {
   draftDir?: string;
   threads: number;
   rounds: number;
-  /** The engine's switch-off threshold (running rows above which speculation pauses). */
-  maxBatchSize: number;
-  /** Tokens drafted per step (the engine's default when absent). */
-  numDrafts?: number;
+  /** Running rows above which speculation pauses unless mostly accepted. */
+  speculativeMaxBatch: number;
+  /** Tokens drafted per step (the engine config's default when absent). */
+  speculativeDrafts?: number;
 }
 
 const summary = (xs: number[]) => ({ best: Math.max(...xs), median: median(xs) });
@@ -54,9 +54,9 @@ async function concurrentRound(engine: Engine, requests: readonly GenerationRequ
 }
 
 export async function measureSpeculative(requests: readonly GenerationRequest[], modes: readonly SpeculativeMode[], options: SpeculativeOptions): Promise<{ modes: Record<string, ModeFigures>; concurrent: ConcurrentFigures; identical: boolean }> {
-  const base = { modelDir: options.modelDir, draftDir: options.draftDir, threads: options.threads, maxBatchSize: 32, maxWaiting: 64 };
-  const engine = await createEngine({ ...base, speculative: { maxBatchSize: options.maxBatchSize, numDrafts: options.numDrafts } });
-  const always = await createEngine({ ...base, speculative: { maxBatchSize: 32, numDrafts: options.numDrafts } }); // never switches off
+  const base = { modelDir: options.modelDir, draftDir: options.draftDir, threads: options.threads, maxBatchSize: 32, maxQueued: 64 };
+  const engine = await createEngine({ ...base, speculativeMaxBatch: options.speculativeMaxBatch, speculativeDrafts: options.speculativeDrafts });
+  const always = await createEngine({ ...base, speculativeMaxBatch: 32, speculativeDrafts: options.speculativeDrafts }); // never switches off
   const rates = new Map<SpeculativeMode, number[]>(modes.map((m) => [m, []]));
   const counts = new Map<SpeculativeMode, { drafted: number; accepted: number }>(modes.map((m) => [m, { drafted: 0, accepted: 0 }]));
   const settings = ['off', ...modes.filter((m) => m !== 'off').flatMap((m) => [m, `${m} always`])];

@@ -1,9 +1,9 @@
-// npm run bench:speculative [-- --model DIR --draft DIR --rounds N --threads N --max-batch N --drafts K]
+// npm run bench:speculative [-- --model DIR --draft DIR --rounds N --threads N --speculative-max-batch N --speculative-drafts K]
 // Speculative decoding on one model folder: single-stream decode tokens/s with plain
 // decoding, draft-model drafts (`<model>/draft/` or --draft) and n-gram drafts, with
 // their acceptance rates and a check that greedy output is identical; then in-process
 // throughput at 32 concurrent requests with speculation on (the server's default: above
-// --max-batch running rows only while mostly accepted), forced on at every batch size, and off.
+// --speculative-max-batch running rows only while mostly accepted), forced on at every batch size, and off.
 // Requests: each sample scene's caption and its continuation prompt (assets/samples).
 // Writes bench/results/speculative-<model>-<date>.json and .png.
 import { existsSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../src/config/config.ts';
 import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
 import type { GenerationRequest, SpeculativeMode } from '../src/contract/types.ts';
 import { ROOT } from '../test/helpers.ts';
@@ -18,13 +19,14 @@ import { renderChart } from './chart.ts';
 import { measureSpeculative } from './speculative-measure.ts';
 
 const COLORS: Record<string, string> = { off: '#3b6fd8', draft: '#2e9e5b', ngram: '#e08a1e', 'draft always': '#8fd1a8', 'ngram always': '#f2c27f' };
-const { values } = parseArgs({ options: { model: { type: 'string' }, draft: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, 'max-batch': { type: 'string' }, drafts: { type: 'string' } } });
+const { values } = parseArgs({ options: { model: { type: 'string' }, draft: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, 'speculative-max-batch': { type: 'string' }, 'speculative-drafts': { type: 'string' } } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
 const draftDir = values.draft ? resolve(values.draft) : join(modelDir, 'draft');
 const hasDraft = existsSync(join(draftDir, 'onnx/decoder_model_merged.onnx'));
 const modes: SpeculativeMode[] = hasDraft ? ['off', 'draft', 'ngram'] : ['off', 'ngram'];
 const threads = Number(values.threads ?? 1);
-const maxBatchSize = Number(values['max-batch'] ?? 1);
+const speculativeMaxBatch = Number(values['speculative-max-batch'] ?? DEFAULTS.models.speculativeMaxBatch);
+const speculativeDrafts = values['speculative-drafts'] ? Number(values['speculative-drafts']) : undefined;
 
 async function sampleRequests(): Promise<GenerationRequest[]> {
   const dir = join(ROOT, 'assets/samples');
@@ -38,7 +40,7 @@ async function sampleRequests(): Promise<GenerationRequest[]> {
 
 const requests = await sampleRequests();
 console.log(`model ${basename(modelDir)}, draft ${hasDraft ? draftDir : 'none'}, ${requests.length} requests, ${threads} thread(s)`);
-const measured = await measureSpeculative(requests, modes, { modelDir, draftDir: hasDraft ? draftDir : undefined, threads, rounds: Number(values.rounds ?? 5), maxBatchSize, numDrafts: values.drafts ? Number(values.drafts) : undefined });
+const measured = await measureSpeculative(requests, modes, { modelDir, draftDir: hasDraft ? draftDir : undefined, threads, rounds: Number(values.rounds ?? 5), speculativeMaxBatch, speculativeDrafts });
 const plain = measured.modes.off.singleDecodeTokensPerSecond.best;
 const result = {
   model: basename(modelDir),
@@ -46,8 +48,8 @@ const result = {
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
   threads,
-  speculativeMaxBatch: maxBatchSize,
-  numDrafts: values.drafts ? Number(values.drafts) : 'default',
+  speculativeMaxBatch,
+  speculativeDrafts: speculativeDrafts ?? DEFAULTS.models.speculativeDrafts,
   greedyIdentical: measured.identical,
   singleStream: Object.fromEntries(Object.entries(measured.modes).map(([m, f]) => [m, { ...f, speedup: f.singleDecodeTokensPerSecond.best / plain }])),
   concurrent32: measured.concurrent.tokensPerSecond,

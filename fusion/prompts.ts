@@ -1,6 +1,6 @@
 // Task prompts from the folder's own conventions (config.json task_specific_params):
 // the decoder input is [decoder_start_token_id] + tokens(template filled in).
-import { IrisError, type GenerationRequest, type Task } from '../src/contract/types.ts';
+import { IrisError, TASKS, type GenerationRequest, type Task } from '../src/contract/types.ts';
 
 /** Template per task; a missing task is one this model was not trained for. */
 export type TaskTemplates = Readonly<Partial<Record<Task, string>>>;
@@ -11,12 +11,17 @@ const DEFAULT_TEMPLATES: TaskTemplates = Object.freeze({ caption: '', generate: 
 export function parseTaskTemplates(params: unknown): TaskTemplates {
   if (typeof params !== 'object' || params === null) return DEFAULT_TEMPLATES;
   const out: Partial<Record<Task, string>> = {};
-  for (const task of ['caption', 'answer', 'generate'] as const) {
+  for (const task of TASKS) {
     const entry = (params as Record<string, unknown>)[task];
     const template = typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>).template : undefined;
     if (typeof template === 'string') out[task] = template;
   }
   return Object.freeze(Object.keys(out).length > 0 ? out : DEFAULT_TEMPLATES);
+}
+
+/** The tasks a model has a template for, in TASKS order. */
+export function tasksOf(templates: TaskTemplates): Task[] {
+  return TASKS.filter((task) => templates[task] !== undefined);
 }
 
 export interface PromptTokenizer {
@@ -27,7 +32,7 @@ export interface PromptTokenizer {
 export function promptText(request: Pick<GenerationRequest, 'task' | 'question' | 'prompt'>, templates: TaskTemplates, specialTokens: readonly string[]): string {
   const template = templates[request.task];
   if (template === undefined) {
-    const supported = Object.keys(templates).join(', ');
+    const supported = tasksOf(templates).join(', ');
     throw new IrisError('INVALID_OPTIONS', `this model does not support task '${request.task}' (supported: ${supported})`);
   }
   if (request.task === 'answer' && !request.question?.trim()) throw new IrisError('INVALID_OPTIONS', "task 'answer' needs a non-empty question");

@@ -57,7 +57,7 @@ function printResult(path: string, result: GenerationResult, settings: CliSettin
 /** Every command that generates runs on the continuous-batching engine, as the server does. */
 function loadEngine(settings: CliSettings): Promise<Engine> {
   const mode = resolveOptions({ speculative: settings.options.speculative }).speculative; // INVALID_OPTIONS for junk
-  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: mode ? { mode } : undefined, ...onnxFiles(runDtype(settings)) });
+  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: mode, ...onnxFiles(runDtype(settings)) });
 }
 
 async function main(argv: string[]): Promise<number> {

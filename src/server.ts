@@ -1,7 +1,7 @@
 // `npm start`: the GraphQL service on the configured models (default: the shipped
 // assets/models/shapes-base). Configuration: environment and flags, see README.md.
 import { pathToFileURL } from 'node:url';
-import { ConfigError, type IrisConfig } from './config/config.ts';
+import { ConfigError, engineConfigOf, type IrisConfig } from './config/config.ts';
 import { loadConfig } from './config/settings.ts';
 import { createIrisApp } from './server/app.ts';
 import { listen, type IrisServer } from './server/listen.ts';
@@ -10,9 +10,7 @@ import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
-  const { maxQueued, maxBatchSize, kvCacheTokens, speculative: mode, speculativeMaxBatch, speculativeDrafts } = config.models;
-  const speculative = { mode, maxBatchSize: speculativeMaxBatch, numDrafts: speculativeDrafts };
-  const load = createEngineLoader({ maxImagePixels: config.images.maxPixels, maxQueued, maxBatchSize, kvCacheTokens: kvCacheTokens || undefined, speculative });
+  const load = createEngineLoader({ engine: engineConfigOf(config) });
   const app = createIrisApp({ config, load });
   const server = await listen(app, config.server);
   app.registry.loaded.then(

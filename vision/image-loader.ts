@@ -29,12 +29,15 @@ export interface InProcessImages {
   limits: DecodeLimits;
 }
 
+/** Most images per encoder call when the caller does not say fewer. */
+export const MAX_IMAGES_PER_CALL = 16;
+
 interface LoaderBatching {
   cache: EmbeddingCache;
-  /** Most images per encoder call. */
+  /** Most images per encoder call (default MAX_IMAGES_PER_CALL). */
   maxBatchSize?: number;
-  /** How long the first load of a batch waits for company, in ms. */
-  windowMs?: number;
+  /** How long the first load of a batch waits for company, in ms (the caller's setting). */
+  windowMs: number;
   /** Replaces the timer: tests call the callback by hand to cut a batch. */
   batchScheduleFn?: (callback: () => void) => void;
 }
@@ -47,8 +50,7 @@ export interface ImageLoader {
 }
 
 export function createImageLoader(options: ImageLoaderOptions): ImageLoader {
-  const maxBatchSize = options.maxBatchSize ?? 16;
-  const windowMs = options.windowMs ?? 2;
+  const { maxBatchSize = MAX_IMAGES_PER_CALL, windowMs } = options;
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
   if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError(`windowMs must be a number >= 0, got ${windowMs}`);
   // A zero window still gathers every load issued in the current turn of the event loop,

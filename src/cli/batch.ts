@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { IrisError, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
+import { IrisError, TASKS, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 
 export async function readImageFile(path: string): Promise<Uint8Array> {
   try {
@@ -58,8 +58,6 @@ function formatOutcome(id: unknown, outcome: GenerationResult | IrisError): Reco
   const { text, tokens, finishReason, timings, usage } = outcome;
   return { id, text, tokens, finishReason, usage, timings };
 }
-
-const TASKS: readonly Task[] = ['caption', 'answer', 'generate'];
 
 async function parseLine(text: string, lineNumber: number): Promise<BatchLine> {
   let raw: Record<string, unknown>;

@@ -1,6 +1,6 @@
 // The service's configuration: one typed, validated, frozen object per concern. Values
 // come from `createConfig(input)` (tests, embedding) or `loadConfig(argv, env)` in
-// config-sources.ts (the command line); both end here, so every value is checked once.
+// settings.ts (the command line); both end here, so every value is checked once.
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,14 +22,12 @@ export interface ModelSpec {
   readonly dtype: Dtype;
 }
 
-export interface ModelsConfig {
-  /** The first one is the default when a request names no model. */
-  readonly specs: readonly ModelSpec[];
-  /** The variant of specs that name no dtype of their own (--dtype). */
-  readonly dtype: Dtype;
-  /** Generations running at once per model; the engine of issue 5 will take this over. */
-  readonly maxInFlight: number;
-  /** Generations waiting per model; beyond it requests get OVERLOADED. */
+/**
+ * How each model's engine runs: the engine's slice of the config (see createEngineConfig),
+ * under the same names as the settings, flags and config fields.
+ */
+export interface EngineSettings {
+  /** Requests in line per model (image loading, waiting or preempted); beyond it new ones get OVERLOADED. */
   readonly maxQueued: number;
   /** Rows the engine decodes together per model; 1 turns batching off (one request at a time). */
   readonly maxBatchSize: number;
@@ -41,6 +39,35 @@ export interface ModelsConfig {
   readonly speculativeMaxBatch: number;
   /** Tokens drafted per step. */
   readonly speculativeDrafts: number;
+  /** Bytes of image embeddings kept per model, keyed by content hash. */
+  readonly embeddingCacheBytes: number;
+  /**
+   * The decoder's onnxruntime intra-op threads. onnxruntime's default is a thread per core
+   * that spin-waits between ops; but the decoder's ops are small, session.run blocks this
+   * thread anyway, and the other cores are wanted by the image workers, sharp and HTTP.
+   * One thread measured faster at 32 clients on 2 cores (in-process: 138 vs 99 req/s).
+   */
+  readonly threads: number;
+  /**
+   * Worker threads that decode, preprocess and encode images, so they run on another core
+   * while this thread runs decoder steps; 0: in this thread. A batch of images is split
+   * across them.
+   */
+  readonly imageWorkers: number;
+  /**
+   * How long an image load waits for company before the encoder runs, in ms. 0: loads
+   * issued in the same event-loop turn still share a batch (under load, every request
+   * read while a decoder step blocked the thread), and the encoder is barely cheaper per
+   * image in batches, so a timer only added its 1 ms to every request.
+   */
+  readonly imageWindowMs: number;
+}
+
+export interface ModelsConfig extends EngineSettings {
+  /** The first one is the default when a request names no model. */
+  readonly specs: readonly ModelSpec[];
+  /** The variant of specs that name no dtype of their own (--dtype). */
+  readonly dtype: Dtype;
 }
 
 export interface UrlFetchConfig {
@@ -97,13 +124,16 @@ export const DEFAULTS: IrisConfig = {
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
     dtype: 'fp32',
-    maxInFlight: 2,
     maxQueued: 64,
     maxBatchSize: 32,
     kvCacheTokens: 0,
     speculative: 'off',
     speculativeMaxBatch: 1,
     speculativeDrafts: 4,
+    embeddingCacheBytes: 64 * MB,
+    threads: 1,
+    imageWorkers: 1,
+    imageWindowMs: 0,
   },
   images: {
     maxBytes: 8 * MB,
@@ -177,6 +207,22 @@ function createModelSpec(spec: Input<ModelSpec>, index: number, defaultDtype: Dt
   });
 }
 
+function createEngineSettings(input: Input<EngineSettings>, prefix: string): EngineSettings {
+  const d = DEFAULTS.models;
+  return {
+    maxQueued: int(`${prefix}maxQueued`, input.maxQueued ?? d.maxQueued, 0, 100_000),
+    maxBatchSize: int(`${prefix}maxBatchSize`, input.maxBatchSize ?? d.maxBatchSize, 1, 1024),
+    kvCacheTokens: int(`${prefix}kvCacheTokens`, input.kvCacheTokens ?? d.kvCacheTokens, 0),
+    speculative: checkSpeculative(`${prefix}speculative`, input.speculative ?? d.speculative),
+    speculativeMaxBatch: int(`${prefix}speculativeMaxBatch`, input.speculativeMaxBatch ?? d.speculativeMaxBatch, 0, 1024),
+    speculativeDrafts: int(`${prefix}speculativeDrafts`, input.speculativeDrafts ?? d.speculativeDrafts, 1, 16),
+    embeddingCacheBytes: int(`${prefix}embeddingCacheBytes`, input.embeddingCacheBytes ?? d.embeddingCacheBytes, 0),
+    threads: int(`${prefix}threads`, input.threads ?? d.threads, 1, 256),
+    imageWorkers: int(`${prefix}imageWorkers`, input.imageWorkers ?? d.imageWorkers, 0, 64),
+    imageWindowMs: int(`${prefix}imageWindowMs`, input.imageWindowMs ?? d.imageWindowMs, 0, 60_000),
+  };
+}
+
 function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
   const d = DEFAULTS.models;
   const dtype = checkDtype('models.dtype', input.dtype ?? d.dtype);
@@ -185,17 +231,7 @@ function createModelsConfig(input: Input<ModelsConfig> = {}): ModelsConfig {
   if (specs.length === 0) throw new ConfigError('models.specs must name at least one model');
   const ids = new Set(specs.map((s) => s.id));
   if (ids.size !== specs.length) throw new ConfigError('models.specs must not repeat a model id');
-  return Object.freeze({
-    specs: Object.freeze(specs),
-    dtype,
-    maxInFlight: int('models.maxInFlight', input.maxInFlight ?? d.maxInFlight, 1, 1024),
-    maxQueued: int('models.maxQueued', input.maxQueued ?? d.maxQueued, 0, 100_000),
-    maxBatchSize: int('models.maxBatchSize', input.maxBatchSize ?? d.maxBatchSize, 1, 1024),
-    kvCacheTokens: int('models.kvCacheTokens', input.kvCacheTokens ?? d.kvCacheTokens, 0),
-    speculative: checkSpeculative('models.speculative', input.speculative ?? d.speculative),
-    speculativeMaxBatch: int('models.speculativeMaxBatch', input.speculativeMaxBatch ?? d.speculativeMaxBatch, 0, 1024),
-    speculativeDrafts: int('models.speculativeDrafts', input.speculativeDrafts ?? d.speculativeDrafts, 1, 16),
-  });
+  return Object.freeze({ specs: Object.freeze(specs), dtype, ...createEngineSettings(input, 'models.') });
 }
 
 function createImagesConfig(input: Input<ImagesConfig> = {}): ImagesConfig {
@@ -231,6 +267,32 @@ function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
     queryAliases: int('limits.queryAliases', input.queryAliases ?? d.queryAliases, 0, 1000),
     queryCost: int('limits.queryCost', input.queryCost ?? d.queryCost, 1),
   });
+}
+
+/** What one model's engine is configured with: the engine settings and the image pixel limit. */
+export interface EngineConfig extends EngineSettings {
+  /** Width × height of one image (images.maxPixels), checked again where the engine decodes it. */
+  readonly maxPixels: number;
+}
+
+export type EngineConfigInput = Input<EngineConfig>;
+
+/**
+ * The engine's slice, validated against the same table as createConfig and frozen; unset
+ * fields take their DEFAULTS. Keys that are not engine settings are ignored, so callers
+ * may pass a wider options object.
+ */
+export function createEngineConfig(input: EngineConfigInput = {}): EngineConfig {
+  return Object.freeze({
+    ...createEngineSettings(input, ''),
+    maxPixels: int('maxPixels', input.maxPixels ?? DEFAULTS.images.maxPixels, 1),
+  });
+}
+
+/** The engine slice of a validated config. */
+export function engineConfigOf(config: IrisConfig): EngineConfig {
+  const { specs: _specs, dtype: _dtype, ...settings } = config.models;
+  return Object.freeze({ ...settings, maxPixels: config.images.maxPixels }); // validated by createConfig
 }
 
 /** Validates every value (throwing ConfigError that names it) and freezes the result. */

@@ -1,7 +1,8 @@
 // The contract between the inference core (vision/, text/, fusion/), the engine and the
 // API layers (schema/, CLI). Plain data only: no tensors cross this boundary.
 
-export type Task = 'caption' | 'answer' | 'generate';
+export const TASKS = ['caption', 'answer', 'generate'] as const;
+export type Task = (typeof TASKS)[number];
 
 /** Speculative decoding: none, drafts from the small draft model, or prompt lookup (n-grams). */
 export type SpeculativeMode = 'off' | 'draft' | 'ngram';

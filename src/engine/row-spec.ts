@@ -1,16 +1,14 @@
 // A request as a decoder row: checked, its prompt built from the model's task template,
 // its options resolved and capped to the model's positions. Throws IrisError before any
 // image work is done.
-import { IrisError, type GenerationRequest, type Task } from '../contract/types.ts';
+import { IrisError, TASKS, type GenerationRequest, type Task } from '../contract/types.ts';
 import { buildPromptIds, promptText } from '../../fusion/prompts.ts';
 import { resolveOptions, type ResolvedOptions } from '../../text/sampling/options.ts';
 import type { IrisModel } from '../model/load.ts';
 import type { RowSpec } from './row-decoder.ts';
 
-const TASKS: ReadonlySet<Task> = new Set(['caption', 'answer', 'generate']);
-
 export function rowSpecOf(model: IrisModel, request: GenerationRequest): RowSpec {
-  if (!TASKS.has(request.task)) throw new IrisError('INVALID_OPTIONS', `task must be one of caption, answer, generate; got ${JSON.stringify(request.task)}`);
+  if (!(TASKS as readonly string[]).includes(request.task)) throw new IrisError('INVALID_OPTIONS', `task must be one of ${TASKS.join(', ')}; got ${JSON.stringify(request.task as Task)}`);
   if (!(request.image instanceof Uint8Array)) throw new IrisError('BAD_IMAGE', 'image must be bytes (Uint8Array)');
   const resolved = resolveOptions(request.options);
   const text = promptText(request, model.folder.templates, model.specialTokens);

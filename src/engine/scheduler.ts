@@ -13,7 +13,7 @@ export interface SchedulerOptions {
   /** Rows decoded together; 1 turns batching off (one request at a time). */
   readonly maxBatchSize: number;
   /** Requests in line (loading, waiting or preempted) before new ones get OVERLOADED. */
-  readonly maxWaiting: number;
+  readonly maxQueued: number;
   readonly budget: KvBudget;
   /** Tokens prefilled in one step, so a burst of joins does not stall the running rows for long. */
   readonly maxPrefillTokens?: number;
@@ -40,9 +40,9 @@ export class Scheduler<T extends SchedulerEntry> {
   private kvTokens = 0;
 
   constructor(private readonly options: SchedulerOptions) {
-    const { maxBatchSize, maxWaiting, maxPrefillTokens } = options;
+    const { maxBatchSize, maxQueued, maxPrefillTokens } = options;
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`maxBatchSize must be an integer >= 1 (1 = no batching), got ${maxBatchSize}`);
-    if (!Number.isInteger(maxWaiting) || maxWaiting < 0) throw new RangeError(`maxWaiting must be an integer >= 0, got ${maxWaiting}`);
+    if (!Number.isInteger(maxQueued) || maxQueued < 0) throw new RangeError(`maxQueued must be an integer >= 0, got ${maxQueued}`);
     if (maxPrefillTokens !== undefined && (!Number.isInteger(maxPrefillTokens) || maxPrefillTokens < 1)) {
       throw new RangeError(`maxPrefillTokens must be an integer >= 1, got ${maxPrefillTokens}`);
     }
@@ -68,7 +68,7 @@ export class Scheduler<T extends SchedulerEntry> {
 
   /** Put a request in line (status loading until its image is ready); OVERLOADED when the line is full. */
   add(entry: T): void {
-    if (this.waiting.length >= this.options.maxWaiting) {
+    if (this.waiting.length >= this.options.maxQueued) {
       throw new IrisError('OVERLOADED', `the model is busy (${this.running.length} running, ${this.waiting.length} waiting); retry later`);
     }
     if (!this.options.budget.canEverHold(entry.maxTokens)) {

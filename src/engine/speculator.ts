@@ -3,22 +3,15 @@
 // target's logits at each drafted position with the request's own sampler. It owns every
 // request's speculation state (mode, drafts, counts) and hands the engine a typed
 // proposal per step; the runner verifies the drafts and rolls back what was rejected.
+import type { EngineConfig } from '../config/config.ts';
 import { IrisError, type SpeculativeMode } from '../contract/types.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { proposeNgram } from '../../text/speculative/ngram.ts';
 import type { ImageEmbedding } from '../../vision/encoder.ts';
 import type { RowDecoder } from './row-decoder.ts';
 
-export interface SpeculationOptions {
-  /** For requests that do not choose. */
-  readonly mode: SpeculativeMode;
-  /** Tokens drafted per step (k). */
-  readonly numDrafts: number;
-  /** Above this many running rows, a mode speculates only while its drafts are mostly accepted. */
-  readonly maxBatchSize: number;
-  /** The recent acceptance rate a mode needs to keep speculating above maxBatchSize (above 1: never). */
-  readonly minAcceptanceAtLoad: number;
-}
+/** The engine settings the speculator reads, validated by createEngineConfig. */
+export type SpeculationConfig = Pick<EngineConfig, 'speculative' | 'speculativeMaxBatch' | 'speculativeDrafts'>;
 
 /** What a drafter sees of a request: its sequence, image and sampler, nothing of the engine. */
 export interface DraftRow {
@@ -75,6 +68,8 @@ interface RowSpeculation {
 const NGRAM_MAX = 3;
 /** Weight of past steps in a mode's recent acceptance rate. */
 const DECAY = 0.98;
+/** The recent acceptance rate a mode needs to keep speculating above speculativeMaxBatch rows. */
+const MIN_ACCEPTANCE_AT_LOAD = 0.8;
 const NO_PROPOSAL: Proposal = Object.freeze({ drafts: [], numRejected: 0 });
 
 export class Speculator {
@@ -83,13 +78,15 @@ export class Speculator {
   private readonly rows = new Map<number, RowSpeculation>();
 
   constructor(
-    readonly options: SpeculationOptions,
+    private readonly config: SpeculationConfig,
     private readonly drafter: Drafter | undefined,
-  ) {}
+  ) {
+    if (config.speculative === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
+  }
 
   /** A request's mode: its own choice or the default; INVALID_OPTIONS for 'draft' without a draft model. */
   modeOf(requested: SpeculativeMode | undefined): SpeculativeMode {
-    const mode = requested ?? this.options.mode;
+    const mode = requested ?? this.config.speculative;
     if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use 'ngram' or 'off'`);
     return mode;
   }
@@ -119,13 +116,13 @@ export class Speculator {
    * This step's proposal for each decode row, drafts at most within the KV slots the
    * budget has left (a verify step widens every row of the dense cache by the most drafts
    * any row has, until the next step rolls the rejected ones back). At load (more than
-   * maxBatchSize rows) a step is compute-bound and rejected drafts cost throughput, so
+   * speculativeMaxBatch rows) a step is compute-bound and rejected drafts cost throughput, so
    * only a mode whose recent drafts were mostly accepted keeps speculating there.
    */
   async propose(decode: readonly SpeculatingRow[], spareKvTokens: number): Promise<ReadonlyMap<number, Proposal>> {
-    const { options } = this;
+    const { config } = this;
     const maxPerRow = Math.max(0, Math.floor(spareKvTokens / Math.max(1, decode.length)));
-    const isLoaded = decode.length > options.maxBatchSize;
+    const isLoaded = decode.length > config.speculativeMaxBatch;
     const drafting: SpeculatingRow[] = [];
     const counts: number[] = [];
     for (const entry of decode) {
@@ -133,7 +130,7 @@ export class Speculator {
       if (!state) continue;
       state.drafts = [];
       if (isLoaded && !this.paysAtLoad(state.mode)) continue;
-      const count = Math.min(state.numDraftsNext || options.numDrafts, entry.maxTokens - entry.numTokens - 1, maxPerRow);
+      const count = Math.min(state.numDraftsNext || config.speculativeDrafts, entry.maxTokens - entry.numTokens - 1, maxPerRow);
       if (count <= 0) continue;
       if (state.mode === 'ngram') state.drafts = throughEos(entry.row, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
       else {
@@ -186,7 +183,7 @@ export class Speculator {
 
   private paysAtLoad(mode: SpeculativeMode): boolean {
     const recent = this.recent.get(mode);
-    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= this.options.minAcceptanceAtLoad;
+    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= MIN_ACCEPTANCE_AT_LOAD;
   }
 
   private record(mode: SpeculativeMode, numDrafted: number, numAccepted: number): void {
@@ -197,11 +194,11 @@ export class Speculator {
 
   /**
    * Draft-model calls cost a step each, so k follows the row's luck: two more after a
-   * step that kept every draft, one fewer after a rejection (between 1 and 2 × numDrafts).
+   * step that kept every draft, one fewer after a rejection (between 1 and 2 × speculativeDrafts).
    */
   private nextNumDrafts(numDrafted: number, numAccepted: number): number {
-    const { numDrafts } = this.options;
-    return numAccepted === numDrafted ? Math.min(2 * numDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
+    const { speculativeDrafts } = this.config;
+    return numAccepted === numDrafted ? Math.min(2 * speculativeDrafts, numDrafted + 2) : Math.max(1, numDrafted - 1);
   }
 
   /** After a failed step: every row's cache is gone, and so is the drafter's batch. */

@@ -1,5 +1,5 @@
-// A model folder's ONNX files: the one table from dtype to file variant (HF naming:
-// decoder_model_merged_fp16.onnx, ...), and a folder check whose message says what to do.
+// A configured model's files: the dtype picks the ONNX file variant (HF naming:
+// decoder_model_merged_fp16.onnx, ...), and the folder is checked before anything loads.
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Dtype, ModelSpec } from '../config/config.ts';

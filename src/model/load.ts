@@ -1,4 +1,4 @@
-// Loading a model folder into the pieces the pipeline (and later the engine) drive.
+// Loading a model folder into the pieces that generate from it: tokenizer, vision encoder and decoder runner.
 import { access } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

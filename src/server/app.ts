@@ -40,8 +40,6 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
   const metrics = createMetrics({ models: () => registryRef?.list() ?? [] });
   const registry = createModelRegistry({
     specs: config.models.specs,
-    maxInFlight: config.models.maxInFlight,
-    maxQueued: config.models.maxQueued,
     load: options.load,
     onOutcome: metrics.record,
   });

@@ -1,23 +1,16 @@
-// The LoadModel the server uses since issue 5: each model runs on a continuous-batching
-// Engine, which admits requests itself (a bounded line, a KV budget), so the registry's
-// per-model Admission steps aside for it (see registry.ts).
+// The LoadModel the server uses: each model runs on a continuous-batching Engine, which
+// bounds its own line and KV budget, and serves the tasks its folder has templates for.
 import { resolve } from 'node:path';
+import { tasksOf } from '../../fusion/prompts.ts';
+import type { EngineConfig } from '../config/config.ts';
 import { createEngine } from '../engine/create-engine.ts';
 import type { Engine } from '../engine/engine.ts';
-import type { SpeculationOptions } from '../engine/speculator.ts';
 import { checkModelFolder, onnxFiles } from '../model/files.ts';
 import type { LoadModel } from './registry.ts';
 
 export interface EngineLoaderOptions {
-  readonly maxImagePixels: number;
-  /** Requests in line per model before OVERLOADED. */
-  readonly maxQueued: number;
-  /** Rows decoded together; 1 = one request at a time (batching off). */
-  readonly maxBatchSize: number;
-  /** KV budget in cached tokens; undefined: a full batch at the model's longest rows. */
-  readonly kvCacheTokens: number | undefined;
-  /** Speculative decoding defaults (mode for requests that do not choose, pause threshold, drafts per step). */
-  readonly speculative?: Partial<SpeculationOptions>;
+  /** The engine slice of the config (engineConfigOf), the same for every model. */
+  readonly engine: EngineConfig;
   /** Called with each loaded engine (tests and benchmarks observe it). */
   readonly onEngine?: (modelId: string, engine: Engine) => void;
 }
@@ -25,17 +18,8 @@ export interface EngineLoaderOptions {
 export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
   return async (spec) => {
     await checkModelFolder(spec);
-    const engine = await createEngine({
-      modelDir: resolve(spec.dir),
-      modelId: spec.id,
-      maxImagePixels: options.maxImagePixels,
-      maxWaiting: options.maxQueued,
-      maxBatchSize: options.maxBatchSize,
-      kvCacheTokens: options.kvCacheTokens,
-      speculative: options.speculative,
-      ...onnxFiles(spec.dtype),
-    });
+    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype) });
     options.onEngine?.(spec.id, engine);
-    return engine;
+    return { generator: engine, tasks: tasksOf(engine.model.folder.templates), stats: () => engine.stats() };
   };
 }

@@ -1,23 +1,27 @@
 // The models a server serves: each is loaded in the background (the server answers
-// /health and a 503 /ready meanwhile), admitted through its own Admission, and observed
-// for metrics. Resolvers only see `generate(modelId, request, hooks)`.
+// /health and a 503 /ready meanwhile) and observed for metrics. Resolvers only see
+// `generate(modelId, request, hooks)`; each model's engine bounds its own line.
 import type { ModelSpec } from '../config/config.ts';
 import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 import type { EngineStats } from '../engine/engine.ts';
-import { createAdmission, type Admission, type AdmissionStats } from './admission.ts';
 
-export type LoadModel = (spec: ModelSpec) => Promise<Generator>;
+/** A model ready to serve: what generates, the tasks its folder has templates for, and its engine's gauges. */
+export interface LoadedModel {
+  readonly generator: Generator;
+  readonly tasks: readonly Task[];
+  readonly stats?: () => EngineStats;
+}
+
+export type LoadModel = (spec: ModelSpec) => Promise<LoadedModel>;
 export type ModelState = 'loading' | 'ready' | 'failed';
-
-export const ALL_TASKS: readonly Task[] = ['caption', 'answer', 'generate'];
 
 
 export interface ModelStatus {
   readonly id: string;
   readonly dtype: string;
+  /** None until the model is loaded. */
   readonly tasks: readonly Task[];
   readonly state: ModelState;
-  readonly admission: AdmissionStats;
   readonly engine: EngineStats | undefined;
 }
 
@@ -34,8 +38,6 @@ export interface GenerationOutcome {
 
 export interface ModelRegistryOptions {
   readonly specs: readonly ModelSpec[];
-  readonly maxInFlight: number;
-  readonly maxQueued: number;
   readonly load: LoadModel;
   readonly onOutcome?: (outcome: GenerationOutcome) => void;
 }
@@ -51,28 +53,17 @@ export interface ModelRegistry {
 
 interface Entry {
   readonly spec: ModelSpec;
-  readonly admission: Admission;
-  readonly generator: Promise<Generator>;
+  readonly model: Promise<LoadedModel>;
   state: ModelState;
-  loadedGenerator: Generator | undefined;
-}
-
-function hasStats(g: Generator | undefined): g is Generator & { stats(): EngineStats } {
-  return typeof (g as { stats?: unknown } | undefined)?.stats === 'function';
+  loaded: LoadedModel | undefined;
 }
 
 function createEntry(spec: ModelSpec, options: ModelRegistryOptions): Entry {
-  const entry: Entry = {
-    spec,
-    admission: createAdmission(options),
-    generator: options.load(spec),
-    state: 'loading',
-    loadedGenerator: undefined,
-  };
-  entry.generator.then(
-    (g) => {
+  const entry: Entry = { spec, model: options.load(spec), state: 'loading', loaded: undefined };
+  entry.model.then(
+    (model) => {
       entry.state = 'ready';
-      entry.loadedGenerator = g;
+      entry.loaded = model;
     },
     () => {
       entry.state = 'failed';
@@ -98,20 +89,15 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
 
   const run = async (entry: Entry, request: GenerationRequest, hooks: GenerateHooks | undefined): Promise<GenerationResult> => {
     const queuedAt = performance.now();
-    const generator = await entry.generator;
-    const work = async (): Promise<GenerationResult> => {
-      const waitedMs = performance.now() - queuedAt;
-      const result = await generator.generate(request, hooks);
-      // Time spent waiting here is queueing the Generator cannot see.
-      const timings = { ...result.timings, queueMs: result.timings.queueMs + waitedMs, totalMs: result.timings.totalMs + waitedMs };
-      return { ...result, timings };
-    };
-    // An engine (a Generator reporting stats) bounds its own line and KV budget; a second
-    // queue in front of it would cap its batch at maxInFlight.
-    return hasStats(generator) ? work() : entry.admission.run(work, hooks?.signal);
+    const { generator } = await entry.model;
+    const waitedMs = performance.now() - queuedAt;
+    const result = await generator.generate(request, hooks);
+    // Time spent waiting for the model to load is queueing the Generator cannot see.
+    const timings = { ...result.timings, queueMs: result.timings.queueMs + waitedMs, totalMs: result.timings.totalMs + waitedMs };
+    return { ...result, timings };
   };
 
-  const loaded = Promise.all([...entries.values()].map((e) => e.generator)).then(() => undefined);
+  const loaded = Promise.all([...entries.values()].map((e) => e.model)).then(() => undefined);
   // Marked handled so a server that only polls isReady() does not crash on a failed load.
   loaded.catch(() => undefined);
   return {
@@ -122,10 +108,9 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
       [...entries.values()].map((e) => ({
         id: e.spec.id,
         dtype: e.spec.dtype,
-        tasks: ALL_TASKS,
+        tasks: e.loaded?.tasks ?? [],
         state: e.state,
-        admission: e.admission.stats(),
-        engine: hasStats(e.loadedGenerator) ? e.loadedGenerator.stats() : undefined,
+        engine: e.loaded?.stats?.(),
       })),
     async generate(modelId, request, hooks) {
       const entry = lookup(modelId);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, createConfig, DEFAULTS } from '../../src/config/config.ts';
+import { ConfigError, createConfig, createEngineConfig, DEFAULTS, engineConfigOf } from '../../src/config/config.ts';
 import { loadConfig } from '../../src/config/settings.ts';
 
 describe('config', () => {
@@ -40,6 +40,18 @@ describe('config', () => {
   ])('refuses %j', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
     expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+
+  it('gives the engine its slice under the settings\' own names, defaults from DEFAULTS, validated once', () => {
+    const config = loadConfig(['--max-queued', '3', '--speculative', 'ngram', '--speculative-drafts', '2', '--image-workers', '0', '--image-max-pixels', '4096'], {});
+    const engine = engineConfigOf(config);
+    expect(engine).toMatchObject({ maxQueued: 3, speculative: 'ngram', speculativeDrafts: 2, imageWorkers: 0, maxPixels: 4096, maxBatchSize: DEFAULTS.models.maxBatchSize });
+    expect(Object.isFrozen(engine)).toBe(true);
+    expect(createEngineConfig({ maxQueued: 3, speculative: 'ngram', speculativeDrafts: 2, imageWorkers: 0, maxPixels: 4096 })).toEqual(engine);
+    const { specs: _specs, dtype: _dtype, ...settings } = DEFAULTS.models;
+    expect(createEngineConfig()).toEqual({ ...settings, maxPixels: DEFAULTS.images.maxPixels });
+    expect(() => createEngineConfig({ maxQueued: -1 })).toThrow(/maxQueued must be an integer/);
+    expect(() => loadConfig(['--max-in-flight', '2'], {})).toThrow(ConfigError);
   });
 
   it('takes typed partial input', () => {

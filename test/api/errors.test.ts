@@ -1,9 +1,10 @@
-// Every error code of the API, each produced by sending the bad input.
+// Every error code of the API, each produced by sending the bad input; the line's codes
+// (OVERLOADED, TIMEOUT and CANCELLED while queued) by the engine that serves `npm start`.
 import { crc32, deflateSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
-import type { Generator } from '../../src/contract/types.ts';
+import type { IrisApp } from '../../src/server/app.ts';
 import { createFakeGenerator } from './support/fake-generator.ts';
-import { codes, createTestApp, gql } from './support/app.ts';
+import { captionOnlyFolder, codes, createEngineApp, createTestApp, gql } from './support/app.ts';
 import { scenePng, tinyBmp } from './support/images.ts';
 
 const CAPTION = 'query($i: ImageInput!, $o: GenerationOptions, $m: String) { caption(image: $i, options: $o, model: $m) { text finishReason } }';
@@ -90,44 +91,12 @@ describe('request errors', () => {
     expect(codes(res)).toEqual(['MODEL_NOT_FOUND']);
   });
 
-  it('OVERLOADED beyond the in-flight and queue bounds, without harming the running request', async () => {
-    const generator = createFakeGenerator();
-    const app = createTestApp({ generator, config: { models: { maxInFlight: 1, maxQueued: 1 } } });
-    const image = { base64: await png64() };
-    generator.hold();
-    const first = gql(app, CAPTION, { i: image });
-    await generator.started(1);
-    const second = gql(app, CAPTION, { i: image });
-    await new Promise((r) => setTimeout(r, 20)); // let the second reach the queue
-    const third = await gql(app, CAPTION, { i: image });
-    expect(codes(third)).toEqual(['OVERLOADED']);
-    generator.release();
-    expect((await first).body.data?.caption).toEqual({ text: 'a large blue square', finishReason: 'EOS' });
-    expect((await second).body.data?.caption).toEqual({ text: 'a large blue square', finishReason: 'EOS' });
-  });
-
   it('TIMEOUT when a generation runs past the request timeout, and the generation is stopped', async () => {
     const generator = createFakeGenerator({ stepMs: 40 });
     const app = createTestApp({ generator, config: { limits: { requestTimeoutMs: 60 } } });
     const res = await gql(app, CAPTION, { i: { base64: await png64() } });
     expect(codes(res)).toEqual(['TIMEOUT']);
     expect(generator.aborted).toHaveLength(1);
-  });
-
-  it('TIMEOUT while waiting in the queue, and the queue slot is freed', async () => {
-    // A model that ignores cancellation holds the only slot until the test lets it finish.
-    const canned = await createFakeGenerator().generate({ task: 'caption', image: new Uint8Array() });
-    let finish: (() => void) | undefined;
-    const stubborn: Generator = { modelId: 'fake', generate: () => new Promise((resolve) => (finish = () => resolve(canned))) };
-    const app = createTestApp({ generator: stubborn, config: { models: { maxInFlight: 1, maxQueued: 1 }, limits: { requestTimeoutMs: 80 } } });
-    const image = { base64: await png64() };
-    const first = gql(app, CAPTION, { i: image });
-    await vi.waitFor(() => expect(finish).toBeDefined());
-    const queued = await gql(app, CAPTION, { i: image });
-    expect(codes(queued)).toEqual(['TIMEOUT']);
-    expect(app.registry.list()[0].admission).toEqual({ running: 1, waiting: 0 });
-    finish?.();
-    expect((await first).body.data?.caption).toEqual({ text: 'a large blue square', finishReason: 'EOS' });
   });
 
   it('masks unexpected errors', async () => {
@@ -138,6 +107,84 @@ describe('request errors', () => {
     expect(codes(res)).toEqual(['INTERNAL_SERVER_ERROR']);
     expect(JSON.stringify(res.body)).not.toContain('secret');
     expect(logged).toHaveLength(1);
+  });
+});
+
+// The engine's own line, on the tiny fixture: an image load waits HOLD_MS for company
+// before the encoder runs, and a request whose image is loading is in line, so a test
+// fills the line and lets deadlines pass while nothing leaves it.
+describe('the engine\'s line (tiny-random)', () => {
+  const HOLD_MS = 2_000;
+  const OPTIONS = { maxNewTokens: 4 };
+  const engineStats = (app: IrisApp) => app.registry.list()[0].engine;
+
+  it('OVERLOADED when the line is full, without harming the requests in it, and /metrics shows the line', async () => {
+    const { app, release } = await createEngineApp({ models: { maxQueued: 2, maxBatchSize: 1, imageWindowMs: HOLD_MS } });
+    try {
+      const image = { base64: await png64() };
+      const first = gql(app, CAPTION, { i: image, o: OPTIONS });
+      const second = gql(app, CAPTION, { i: image, o: OPTIONS });
+      await vi.waitFor(() => expect(engineStats(app)?.queueDepth).toBe(2));
+      const third = await gql(app, CAPTION, { i: image, o: OPTIONS });
+      expect(codes(third)).toEqual(['OVERLOADED']);
+      expect(third.body.errors?.[0].message).toMatch(/0 running, 2 waiting/);
+      const metrics = await (await app.yoga.fetch('http://iris.test/metrics')).text();
+      expect(metrics).toContain('iris_engine_queue_depth{model="tiny"} 2');
+      expect(metrics).toContain('iris_generations_total{model="tiny",task="caption",outcome="OVERLOADED"} 1');
+      for (const res of await Promise.all([first, second])) {
+        expect(res.body.errors).toBeUndefined();
+        expect(res.body.data?.caption).toMatchObject({ finishReason: expect.stringMatching(/^(EOS|LENGTH)$/) });
+      }
+    } finally {
+      await release();
+    }
+  });
+
+  it('TIMEOUT while waiting in line, and the place in line is freed', async () => {
+    const { app, release } = await createEngineApp({ models: { maxQueued: 1, imageWindowMs: HOLD_MS }, limits: { requestTimeoutMs: 80 } });
+    try {
+      const image = { base64: await png64() };
+      expect(codes(await gql(app, CAPTION, { i: image }))).toEqual(['TIMEOUT']);
+      await vi.waitFor(() => expect(engineStats(app)).toMatchObject({ queueDepth: 0, batchSize: 0 }));
+      // The line holds one: had the first kept its place, this would be OVERLOADED.
+      expect(codes(await gql(app, CAPTION, { i: image }))).toEqual(['TIMEOUT']);
+    } finally {
+      await release();
+    }
+  });
+
+  it('CANCELLED when the caller gives up while in line, and a failed request leaves the line too', async () => {
+    const { app, release } = await createEngineApp({ models: { maxQueued: 1, imageWindowMs: HOLD_MS } });
+    const quick = await createEngineApp({ models: { maxQueued: 1 } });
+    try {
+      const controller = new AbortController();
+      const pending = app.registry.generate('tiny', { task: 'caption', image: await scenePng() }, { signal: controller.signal });
+      await vi.waitFor(() => expect(engineStats(app)?.queueDepth).toBe(1));
+      controller.abort(new Error('client left'));
+      await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });
+      await vi.waitFor(() => expect(engineStats(app)?.queueDepth).toBe(0));
+      // A PNG whose header is intact (so intake passes) but whose pixels are cut off fails in the engine.
+      const png = await scenePng();
+      const truncated = png.subarray(0, Math.floor(png.length / 2)).toString('base64');
+      expect(codes(await gql(quick.app, CAPTION, { i: { base64: truncated } }))).toEqual(['BAD_IMAGE']);
+      const after = await gql(quick.app, CAPTION, { i: { base64: png.toString('base64') }, o: OPTIONS });
+      expect(after.body.errors).toBeUndefined();
+    } finally {
+      await Promise.all([release(), quick.release()]);
+    }
+  });
+
+  it('INVALID_OPTIONS for a task the model has no template for', async () => {
+    const folder = await captionOnlyFolder();
+    const { app, release } = await createEngineApp({}, folder.dir);
+    try {
+      const res = await gql(app, ANSWER, { i: { base64: await png64() }, q: 'what color is the square?' });
+      expect(codes(res)).toEqual(['INVALID_OPTIONS']);
+      expect(res.body.errors?.[0].message).toMatch(/does not support task 'answer' \(supported: caption, generate\)/);
+    } finally {
+      await release();
+      await folder.remove();
+    }
   });
 });
 

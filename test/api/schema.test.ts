@@ -1,6 +1,9 @@
+import { parse, type EnumTypeDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
+import { TASKS } from '../../src/contract/types.ts';
+import { typeDefs } from '../../schema/index.ts';
 import { createFakeGenerator } from './support/fake-generator.ts';
-import { createTestApp, gql } from './support/app.ts';
+import { captionOnlyFolder, createEngineApp, createTestApp, gql } from './support/app.ts';
 import { sceneAs, scenePng } from './support/images.ts';
 
 const GENERATION = 'text finishReason model tokens { id text logprob } usage { promptTokens imageTokens completionTokens } timings { queueMs imageEncodeMs imageCached prefillMs decodeMs totalMs }';
@@ -51,6 +54,22 @@ describe('schema', () => {
     expect(res.body.data?.models).toEqual([{ id: 'fake', tasks: ['CAPTION', 'ANSWER', 'GENERATE'], state: 'READY', ready: true, dtype: 'fp32', default: true }]);
   });
 
+  it('lists the tasks the loaded model\'s folder has templates for', async () => {
+    const folder = await captionOnlyFolder();
+    const { app, release } = await createEngineApp({}, folder.dir);
+    try {
+      expect((await gql(app, '{ models { id tasks } }')).body.data?.models).toEqual([{ id: 'tiny', tasks: ['CAPTION', 'GENERATE'] }]);
+    } finally {
+      await release();
+      await folder.remove();
+    }
+  });
+
+  it('has the contract\'s TASKS as the SDL\'s Task enum', () => {
+    const task = parse(typeDefs).definitions.find((d): d is EnumTypeDefinitionNode => d.kind === 'EnumTypeDefinition' && d.name.value === 'Task');
+    expect(task?.values?.map((v) => v.name.value.toLowerCase())).toEqual([...TASKS]);
+  });
+
   it('enforces @oneOf on ImageInput', async () => {
     const app = createTestApp();
     const res = await gql(app, '{ caption(image: { base64: "AAAA", url: "http://example.invalid/x.png" }) { text } }');
@@ -65,14 +84,17 @@ describe('schema', () => {
     const { createIrisApp } = await import('../../src/server/app.ts');
     const app = createIrisApp({
       config: createConfig({ models: { specs: [{ id: 'slow', dir: '/x' }] } }),
-      load: () => new Promise((resolve) => (loaded = () => resolve(generator))),
+      load: () => new Promise((resolve) => (loaded = () => resolve({ generator, tasks: ['caption'] }))),
     });
     expect((await app.yoga.fetch('http://iris.test/health')).status).toBe(200);
     const before = await app.yoga.fetch('http://iris.test/ready');
     expect(before.status).toBe(503);
     expect(await before.json()).toEqual({ ready: false, models: [{ id: 'slow', state: 'loading' }] });
+    // A model serves no task until it is loaded; then the ones it reports.
+    expect((await gql(app, '{ models { tasks state } }')).body.data?.models).toEqual([{ tasks: [], state: 'LOADING' }]);
     loaded?.();
     await app.registry.loaded;
+    expect((await gql(app, '{ models { tasks state } }')).body.data?.models).toEqual([{ tasks: ['CAPTION'], state: 'READY' }]);
     expect((await app.yoga.fetch('http://iris.test/ready')).status).toBe(200);
     await gql(app, `query($i: String!) { caption(image: { base64: $i }) { text } }`, { i: (await scenePng()).toString('base64') });
     const metrics = await (await app.yoga.fetch('http://iris.test/metrics')).text();

@@ -65,7 +65,7 @@ for (const [name, dir] of MODELS) {
     });
 
     it('greedy tokens alone equal tokens in continuously batched steps, over two random arrival orders', async () => {
-      const h = await harness({ modelDir: dir, maxBatchSize: 16, maxWaiting: requests.length });
+      const h = await harness({ modelDir: dir, maxBatchSize: 16, maxQueued: requests.length });
       try {
         for (const seed of [11, 12]) {
           const order = shuffled(requests.map((_, i) => i), seed);

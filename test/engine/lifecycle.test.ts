@@ -27,7 +27,7 @@ describe('engine lifecycle', () => {
     alone = [];
     for (const r of requests) alone.push(await pipeline.generate(r));
     cache = new EmbeddingCache(1 << 20);
-    h = await harness({ modelDir: dir, maxBatchSize: 4, maxWaiting: 4, embeddingCache: cache });
+    h = await harness({ modelDir: dir, maxBatchSize: 4, maxQueued: 4, embeddingCache: cache });
   });
   afterAll(async () => {
     await Promise.all([pipeline.release(), h.engine.release()]);

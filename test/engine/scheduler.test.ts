@@ -15,7 +15,7 @@ function fake(numTokens: number, maxTokens = numTokens + 16): Fake {
 
 function scheduler(options: Partial<SchedulerOptions> & { capacity?: number; cross?: number } = {}): Scheduler<Fake> {
   const budget = new KvBudget({ capacityTokens: options.capacity ?? 1000, crossTokensPerRow: options.cross ?? 0 });
-  return new Scheduler<Fake>({ maxBatchSize: 8, maxWaiting: 16, budget, ...options });
+  return new Scheduler<Fake>({ maxBatchSize: 8, maxQueued: 16, budget, ...options });
 }
 
 function ready(s: Scheduler<Fake>, ...entries: Fake[]): Fake[] {
@@ -87,7 +87,7 @@ describe('Scheduler', () => {
   });
 
   it('answers OVERLOADED beyond the waiting bound and leaves running requests alone', () => {
-    const s = scheduler({ maxBatchSize: 1, maxWaiting: 2 });
+    const s = scheduler({ maxBatchSize: 1, maxQueued: 2 });
     const [running] = ready(s, fake(4));
     s.schedule();
     ready(s, fake(4), fake(4));
@@ -192,8 +192,8 @@ describe('Scheduler', () => {
 
   it('validates its options once, with messages that restate the contract', () => {
     const budget = new KvBudget({ capacityTokens: 10, crossTokensPerRow: 0 });
-    expect(() => new Scheduler({ maxBatchSize: 0, maxWaiting: 1, budget })).toThrow(/maxBatchSize must be an integer >= 1/);
-    expect(() => new Scheduler({ maxBatchSize: 1, maxWaiting: -1, budget })).toThrow(/maxWaiting/);
-    expect(() => new Scheduler({ maxBatchSize: 1, maxWaiting: 1, budget, maxPrefillTokens: 0 })).toThrow(/maxPrefillTokens/);
+    expect(() => new Scheduler({ maxBatchSize: 0, maxQueued: 1, budget })).toThrow(/maxBatchSize must be an integer >= 1/);
+    expect(() => new Scheduler({ maxBatchSize: 1, maxQueued: -1, budget })).toThrow(/maxQueued/);
+    expect(() => new Scheduler({ maxBatchSize: 1, maxQueued: 1, budget, maxPrefillTokens: 0 })).toThrow(/maxPrefillTokens/);
   });
 });

@@ -14,7 +14,7 @@ const DRAWS = 1500;
 const POSITIONS = 3;
 
 async function draw(mode: SpeculativeMode, request: GenerationRequest, draftDir?: string): Promise<{ samples: number[][]; drafted: number; accepted: number }> {
-  const engine = await createEngine({ modelDir: SHIPPED_MODEL, threads: 1, maxBatchSize: 32, maxWaiting: DRAWS, draftDir, speculative: { mode, maxBatchSize: 32 } });
+  const engine = await createEngine({ modelDir: SHIPPED_MODEL, threads: 1, maxBatchSize: 32, maxQueued: DRAWS, draftDir, speculative: mode, speculativeMaxBatch: 32 });
   try {
     const results = await Promise.all(Array.from({ length: DRAWS }, (_, seed) => engine.generate({ ...request, options: { ...request.options, seed } })));
     const sum = (pick: (t: { draftedTokens?: number; acceptedTokens?: number }) => number | undefined): number => results.reduce((n, r) => n + (pick(r.timings) ?? 0), 0);

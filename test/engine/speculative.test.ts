@@ -28,7 +28,7 @@ interface Run {
 
 async function runAll(modelDir: string, requests: readonly GenerationRequest[], mode: SpeculativeMode, draft?: string | Drafter): Promise<Run> {
   const drafter = typeof draft === 'string' ? { draftDir: draft } : { drafter: draft };
-  const engine = await createEngine({ modelDir, threads: 1, maxBatchSize: 32, maxWaiting: requests.length, ...drafter, speculative: { mode, maxBatchSize: 32 } });
+  const engine = await createEngine({ modelDir, threads: 1, maxBatchSize: 32, maxQueued: requests.length, ...drafter, speculative: mode, speculativeMaxBatch: 32 });
   try {
     const results: GenerationResult[] = await Promise.all(requests.map((r) => engine.generate(r)));
     return {
@@ -117,14 +117,14 @@ for (const [name, dir] of Object.entries(FIXTURES)) {
 }
 
 describe('createEngine with a draft folder', () => {
-  it('frees the draft model it loaded when the speculative options are invalid', async () => {
+  it('refuses invalid speculative settings before it loads a draft model (so none is left unfreed)', async () => {
     const dir = Object.values(FIXTURES)[0];
-    const release = vi.spyOn(DraftModel.prototype, 'release');
+    const load = vi.spyOn(DraftModel, 'load');
     try {
-      await expect(createEngine({ modelDir: dir, threads: 1, imageWorker: false, draftDir: dir, speculative: { numDrafts: 0 } })).rejects.toThrow(/numDrafts/);
-      expect(release).toHaveBeenCalledTimes(1);
+      await expect(createEngine({ modelDir: dir, threads: 1, imageWorkers: 0, draftDir: dir, speculativeDrafts: 0 })).rejects.toThrow(/speculativeDrafts/);
+      expect(load).not.toHaveBeenCalled();
     } finally {
-      release.mockRestore();
+      load.mockRestore();
     }
   }, 60_000);
 });
@@ -136,7 +136,7 @@ describe('speculation inside the KV budget', () => {
     const plain = await runAll(dir, requests, 'off');
     const capacity = 3 * (64 + 64); // three whole rows of the fixture (64 positions + 64 image patches)
     const steps: StepInfo[] = [];
-    const engine = await createEngine({ modelDir: dir, threads: 1, maxBatchSize: 32, maxWaiting: requests.length, kvCacheTokens: capacity, draftDir: dir, speculative: { mode: 'draft', maxBatchSize: 32 }, onStep: (s) => steps.push(s) });
+    const engine = await createEngine({ modelDir: dir, threads: 1, maxBatchSize: 32, maxQueued: requests.length, kvCacheTokens: capacity, draftDir: dir, speculative: 'draft', speculativeMaxBatch: 32, onStep: (s) => steps.push(s) });
     try {
       const results = await Promise.all(requests.map((r) => engine.generate(r)));
       expect(results.map((r) => r.tokens.map((t) => t.id).join(' '))).toEqual(plain.ids);

@@ -3,7 +3,8 @@
 // at the drafted positions are judged, and how many drafts the runner must drop.
 import { describe, expect, it } from 'vitest';
 import { RowDecoder } from '../../src/engine/row-decoder.ts';
-import { Speculator, type Drafter, type SpeculatingRow, type SpeculationOptions } from '../../src/engine/speculator.ts';
+import { createEngineConfig, type EngineConfigInput } from '../../src/config/config.ts';
+import { Speculator, type Drafter, type SpeculatingRow } from '../../src/engine/speculator.ts';
 import type { SpeculativeMode } from '../../src/contract/types.ts';
 import { resolveOptions } from '../../text/sampling/options.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
@@ -14,7 +15,6 @@ const EOS = 2;
 const tokenizer = { tokenText: (id: number) => `t${id}`, decode: (ids: ArrayLike<number>) => Array.from(ids, (id) => `t${id}`).join(' ') } as unknown as TextTokenizer;
 
 const EMBEDDING = { data: new Float32Array(4), numPatches: 1, hiddenSize: 4 };
-const DEFAULTS: SpeculationOptions = { mode: 'off', numDrafts: 4, maxBatchSize: 1, minAcceptanceAtLoad: 0.8 };
 
 let nextId = 1;
 /** A decode row registered with the speculator in `mode`. */
@@ -31,8 +31,8 @@ function request(speculator: Speculator, mode: SpeculativeMode, prompt: number[]
   };
 }
 
-function speculatorWith(options: Partial<SpeculationOptions>, drafter?: Drafter): Speculator {
-  return new Speculator({ ...DEFAULTS, ...options }, drafter);
+function speculatorWith(settings: EngineConfigInput, drafter?: Drafter): Speculator {
+  return new Speculator(createEngineConfig(settings), drafter);
 }
 
 async function draftIds(speculator: Speculator, rows: SpeculatingRow[], spare = Infinity): Promise<number[][]> {
@@ -47,6 +47,9 @@ function peaks(ids: number[]): Float32Array {
   return out;
 }
 
+/** A speculator on the engine config's defaults, with the given settings over them. */
+const speculatorOf = (settings: EngineConfigInput, drafter?: Drafter): Speculator => new Speculator(createEngineConfig(settings), drafter);
+
 const fixedDrafter = (drafts: number[]): Drafter => ({
   propose: async (entries, counts) => entries.map((_, i): DraftToken[] => drafts.slice(0, counts[i]).map((id) => ({ id }))),
   reset: () => {},
@@ -55,7 +58,7 @@ const fixedDrafter = (drafts: number[]): Drafter => ({
 
 describe('Speculator', () => {
   it('drafts by prompt lookup, capped by the tokens the request may still generate', async () => {
-    const speculator = speculatorWith({ numDrafts: 4, maxBatchSize: 4 });
+    const speculator = speculatorWith({ speculativeDrafts: 4, speculativeMaxBatch: 4 });
     const long = request(speculator, 'ngram', [1, 3, 4, 5, 3]);
     const short = request(speculator, 'ngram', [1, 3, 4, 5, 3], 2);
     const off = request(speculator, 'off', [1, 3, 4, 5, 3]);
@@ -64,14 +67,14 @@ describe('Speculator', () => {
   });
 
   it('drafts only into the KV slots the budget has left, shared among the decode rows', async () => {
-    const speculator = speculatorWith({ numDrafts: 4, maxBatchSize: 4 });
+    const speculator = speculatorWith({ speculativeDrafts: 4, speculativeMaxBatch: 4 });
     const rows = [0, 1].map(() => request(speculator, 'ngram', [1, 3, 4, 5, 3]));
     expect(await draftIds(speculator, rows, 5)).toEqual([[4, 5], [4, 5]]);
     expect(await draftIds(speculator, rows, 1)).toEqual([[], []]);
   });
 
-  it('at load (more rows than maxBatchSize) speculates only in a mode whose recent drafts were mostly accepted', async () => {
-    const speculator = speculatorWith({ maxBatchSize: 1, numDrafts: 2 }, fixedDrafter([3, 4]));
+  it('at load (more rows than speculativeMaxBatch) speculates only in a mode whose recent drafts were mostly accepted', async () => {
+    const speculator = speculatorWith({ speculativeMaxBatch: 1, speculativeDrafts: 2 }, fixedDrafter([3, 4]));
     const [a, b] = [request(speculator, 'draft', [1]), request(speculator, 'draft', [1])];
     expect(await draftIds(speculator, [a, b])).toEqual([[], []]); // no history yet
     await speculator.propose([a], Infinity);
@@ -79,15 +82,15 @@ describe('Speculator', () => {
     expect((await draftIds(speculator, [a, b]))[1]).toEqual([3, 4]);
   });
 
-  it('pauses while more rows than maxBatchSize are running', async () => {
-    const speculator = speculatorWith({ maxBatchSize: 2 });
+  it('pauses while more rows than speculativeMaxBatch are running', async () => {
+    const speculator = speculatorWith({ speculativeMaxBatch: 2 });
     const rows = [0, 1, 2].map(() => request(speculator, 'ngram', [1, 3, 4, 3]));
     expect((await draftIds(speculator, rows)).every((d) => d.length === 0)).toBe(true);
     expect((await draftIds(speculator, rows.slice(0, 2)))[0].length).toBeGreaterThan(0);
   });
 
   it('keeps drafts up to the first rejection, takes the correction, and hands the rejected count to the next step once', async () => {
-    const speculator = speculatorWith({ numDrafts: 3 }, fixedDrafter([3, 4, 5]));
+    const speculator = speculatorWith({ speculativeDrafts: 3 }, fixedDrafter([3, 4, 5]));
     const entry = request(speculator, 'draft', [1]);
     expect(await draftIds(speculator, [entry])).toEqual([[3, 4, 5]]);
     const isLive = speculator.judge(entry.id, entry.row, peaks([3, 1, 4, 4]), VOCAB); // keeps 3, rejects 4 for 1
@@ -102,7 +105,7 @@ describe('Speculator', () => {
   });
 
   it('takes one more token after a step that kept every draft, and drafts more next time', async () => {
-    const speculator = speculatorWith({ numDrafts: 2 }, fixedDrafter([3, 4, 5, 3, 4, 5]));
+    const speculator = speculatorWith({ speculativeDrafts: 2 }, fixedDrafter([3, 4, 5, 3, 4, 5]));
     const entry = request(speculator, 'draft', [1]);
     await speculator.propose([entry], Infinity);
     speculator.judge(entry.id, entry.row, peaks([3, 4, 5]), VOCAB);
@@ -112,7 +115,7 @@ describe('Speculator', () => {
   });
 
   it('stops drafting at end-of-sequence and ends the row when the target agrees', async () => {
-    const speculator = speculatorWith({ numDrafts: 4 }, fixedDrafter([3, EOS, 4, 5]));
+    const speculator = speculatorWith({ speculativeDrafts: 4 }, fixedDrafter([3, EOS, 4, 5]));
     const entry = request(speculator, 'draft', [1]);
     expect(await draftIds(speculator, [entry])).toEqual([[3, EOS]]);
     expect(speculator.judge(entry.id, entry.row, peaks([3, EOS, 0]), VOCAB)).toBe(false);
@@ -120,7 +123,7 @@ describe('Speculator', () => {
   });
 
   it('a restarted row (re-prefilled) has nothing to roll back', async () => {
-    const speculator = speculatorWith({ numDrafts: 3 }, fixedDrafter([3, 4, 5]));
+    const speculator = speculatorWith({ speculativeDrafts: 3 }, fixedDrafter([3, 4, 5]));
     const entry = request(speculator, 'draft', [1]);
     await speculator.propose([entry], Infinity);
     speculator.judge(entry.id, entry.row, peaks([1, 1, 1, 1]), VOCAB); // rejects the first draft
@@ -129,9 +132,11 @@ describe('Speculator', () => {
   });
 
   it("resolves a request's mode, and refuses draft mode without a draft model", () => {
+    expect(() => createEngineConfig({ speculativeDrafts: 0 })).toThrow(/speculativeDrafts/);
+    expect(() => speculatorWith({ speculative: 'draft' })).toThrow(/draft model/);
     expect(() => speculatorWith({}).modeOf('draft')).toThrow(/draft model/);
-    expect(speculatorWith({ mode: 'ngram' }).modeOf(undefined)).toBe('ngram');
-    expect(speculatorWith({ mode: 'ngram' }).modeOf('off')).toBe('off');
+    expect(speculatorWith({ speculative: 'ngram' }).modeOf(undefined)).toBe('ngram');
+    expect(speculatorWith({ speculative: 'ngram' }).modeOf('off')).toBe('off');
     expect(speculatorWith({}, fixedDrafter([3])).modeOf('draft')).toBe('draft');
   });
 });

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createConfig } from '../../src/config/config.ts';
+import { createConfig, createEngineConfig } from '../../src/config/config.ts';
 import { loadConfig } from '../../src/config/settings.ts';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import type { Engine } from '../../src/engine/engine.ts';
@@ -44,7 +44,7 @@ describe('variants served by the engine', () => {
   it('models reports each model\'s dtype, and every variant answers', async () => {
     const config = createConfig({ models: { dtype: 'fp16', specs: [{ id: 'full', dir: copy.dir, dtype: 'fp32' }, { id: 'q8', dir: copy.dir, dtype: 'q8' }, { id: 'half', dir: copy.dir }] } });
     const engines: Engine[] = [];
-    const load = createEngineLoader({ maxImagePixels: 1e7, maxQueued: 8, maxBatchSize: 4, kvCacheTokens: undefined, onEngine: (_, e) => engines.push(e) });
+    const load = createEngineLoader({ engine: createEngineConfig({ maxPixels: 1e7, maxQueued: 8, maxBatchSize: 4 }), onEngine: (_, e) => engines.push(e) });
     const app = createIrisApp({ config, load });
     await app.registry.loaded;
     const res = await gql(app, '{ models { id dtype ready } }');

@@ -1,9 +1,11 @@
-// The real inference pipeline on the tiny random-weights fixture, over a real socket: all
+// The engine that serves `npm start`, on the tiny random-weights fixture, over a real socket: all
 // three image inputs, all three tasks, and streaming over SSE and WebSocket agreeing with
 // the non-streamed (greedy, so deterministic) result.
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { createEngineConfig } from '../../src/config/config.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import { createEngineLoader } from '../../src/server/load-models.ts';
 import { scenePng } from '../api/support/images.ts';
 import { readSse, startImageHost, startIris, type ImageHost, type RunningIris } from './support.ts';
@@ -24,17 +26,19 @@ describe('end to end on assets/models/tiny-random', () => {
   let iris: RunningIris;
   let host: ImageHost;
   let png: Buffer;
+  const engines: Engine[] = [];
 
   beforeAll(async () => {
     png = await scenePng(64);
     host = await startImageHost({ '/scene.png': (_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(png) });
     iris = await startIris({
-      load: createEngineLoader({ maxImagePixels: 4096 * 4096, maxQueued: 64, maxBatchSize: 32, kvCacheTokens: undefined }),
+      load: createEngineLoader({ engine: createEngineConfig(), onEngine: (_, engine) => engines.push(engine) }),
       config: { models: { specs: [{ id: 'tiny', dir: 'assets/models/tiny-random' }] }, images: { url: { allow: ['127.0.0.1'] } } },
     });
   });
   afterAll(async () => {
     await iris.server.close();
+    await Promise.all(engines.map((e) => e.release()));
     await host.close();
   });
 

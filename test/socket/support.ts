@@ -6,7 +6,7 @@ import { createConfig, type ConfigInput } from '../../src/config/config.ts';
 import { createIrisApp, type IrisApp } from '../../src/server/app.ts';
 import { listen, type IrisServer } from '../../src/server/listen.ts';
 import type { LoadModel } from '../../src/server/registry.ts';
-import type { Generator } from '../../src/contract/types.ts';
+import { TASKS, type Generator } from '../../src/contract/types.ts';
 
 export interface RunningIris {
   readonly app: IrisApp;
@@ -16,7 +16,7 @@ export interface RunningIris {
 
 export async function startIris(options: { generator?: Generator; load?: LoadModel; config?: ConfigInput }): Promise<RunningIris> {
   const generator = options.generator;
-  const load: LoadModel = options.load ?? (async () => generator as Generator);
+  const load: LoadModel = options.load ?? (async () => ({ generator: generator as Generator, tasks: TASKS }));
   const config = createConfig({
     ...options.config,
     server: { host: '127.0.0.1', port: 0 },

@@ -69,7 +69,7 @@ describe('training smoke test (tiny preset)', () => {
     const parity = readParity(work);
     const images = await Promise.all(parity.cases.map((c) => pngFromPixels(c.image, parity.imageSize)));
     const run = async (mode: SpeculativeMode): Promise<{ ids: number[][]; drafted: number }> => {
-      const engine = await createEngine({ modelDir: model, threads: 1, speculative: { mode, maxBatchSize: 32 } });
+      const engine = await createEngine({ modelDir: model, threads: 1, speculative: mode, speculativeMaxBatch: 32 });
       try {
         const results = await Promise.all(images.map((image) => engine.generate({ task: 'caption', image, options: { minNewTokens: 8, maxNewTokens: 12 } })));
         return { ids: results.map((r) => r.tokens.map((t) => t.id)), drafted: results.reduce((n, r) => n + (r.timings.draftedTokens ?? 0), 0) };

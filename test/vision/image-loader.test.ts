@@ -24,7 +24,7 @@ describe('image loader', () => {
     const calls: number[] = [];
     const cuts: (() => void)[] = [];
     const cache = new EmbeddingCache(1 << 20);
-    const loader = createImageLoader({ encoder: fakeEncoder(calls), preprocessor, cache, limits: LIMITS, batchScheduleFn: (cb) => cuts.push(cb) });
+    const loader = createImageLoader({ encoder: fakeEncoder(calls), preprocessor, cache, limits: LIMITS, windowMs: 0, batchScheduleFn: (cb) => cuts.push(cb) });
     const [a, b] = await Promise.all([syntheticImage(32, 32, 1), syntheticImage(32, 32, 2)]);
     const pending = Promise.all([loader.load(a), loader.load(b), loader.load(a), loader.load(new Uint8Array([1, 2, 3]))].map((p) => p.catch((e: Error) => e)));
     expect(cuts).toHaveLength(1);
@@ -45,6 +45,6 @@ describe('image loader', () => {
 
   it('validates its options once, with messages that restate the contract', () => {
     const cache = new EmbeddingCache(0);
-    expect(() => createImageLoader({ encoder: fakeEncoder([]), preprocessor, cache, limits: LIMITS, maxBatchSize: 0 })).toThrow(/maxBatchSize must be an integer >= 1/);
+    expect(() => createImageLoader({ encoder: fakeEncoder([]), preprocessor, cache, limits: LIMITS, windowMs: 0, maxBatchSize: 0 })).toThrow(/maxBatchSize must be an integer >= 1/);
   });
 });

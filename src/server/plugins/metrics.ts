@@ -1,7 +1,7 @@
 // GET /metrics in the Prometheus text format. Each server owns its own prom-client
 // Registry (no process-wide default), so two servers in one test process do not mix.
-// Generation outcomes are pushed in by the model registry; queue and engine gauges are
-// read when scraped, so they are never stale.
+// Generation outcomes are pushed in by the model registry; the engine gauges are read
+// when scraped, so they are never stale.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Plugin } from 'graphql-yoga';
 import type { GenerationOutcome, ModelStatus } from '../registry.ts';
@@ -36,9 +36,7 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
     });
   };
   gauge('iris_model_ready', '1 when the model is loaded and serving', (m) => (m.state === 'ready' ? 1 : 0));
-  gauge('iris_generations_running', 'Generations admitted and running', (m) => m.admission.running);
-  gauge('iris_generations_waiting', 'Generations waiting for admission', (m) => m.admission.waiting);
-  gauge('iris_engine_queue_depth', 'Requests waiting in the batching engine', (m) => m.engine?.queueDepth);
+  gauge('iris_engine_queue_depth', 'Requests in the engine\'s line (image loading, waiting or preempted)', (m) => m.engine?.queueDepth);
   gauge('iris_engine_batch_size', 'Sequences in the running decode batch', (m) => m.engine?.batchSize);
   gauge('iris_engine_kv_used_tokens', 'Tokens held in the KV cache', (m) => m.engine?.kvUsedTokens);
   gauge('iris_engine_kv_capacity_tokens', 'KV cache budget in tokens', (m) => m.engine?.kvCapacityTokens);

@@ -1,6 +1,6 @@
 // A test double for the Generator contract: emits a fixed text one word at a time,
 // honours the abort signal between steps like the real decode loop, and records what it
-// was asked. `gate` holds every step until released, for overload and cancel tests.
+// was asked. The line's errors (OVERLOADED, queue timeouts) are the engine's, tested on it.
 import type { GenerateHooks, GenerationRequest, GenerationResult, Generator } from '../../../src/contract/types.ts';
 import { IrisError } from '../../../src/contract/types.ts';
 
@@ -18,9 +18,6 @@ export interface FakeGenerator extends Generator {
   readonly aborted: AbortSignal[];
   /** Resolves when the n-th generate call (1-based) has started. */
   started(n: number): Promise<void>;
-  /** Holds steps until release() is called. */
-  hold(): void;
-  release(): void;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -30,11 +27,8 @@ export function createFakeGenerator(options: FakeGeneratorOptions = {}): FakeGen
   const requests: GenerationRequest[] = [];
   const aborted: AbortSignal[] = [];
   const waiters: Array<{ n: number; resolve: () => void }> = [];
-  let gate: Promise<void> | undefined;
-  let open: (() => void) | undefined;
 
   const step = async (hooks: GenerateHooks, i: number): Promise<boolean> => {
-    if (gate) await Promise.race([gate, new Promise((r) => hooks.signal?.addEventListener('abort', r, { once: true }))]);
     if (options.stepMs) await sleep(options.stepMs);
     if (hooks.signal?.aborted) return false;
     const text = (i === 0 ? '' : ' ') + words[i];
@@ -67,12 +61,5 @@ export function createFakeGenerator(options: FakeGeneratorOptions = {}): FakeGen
     aborted,
     generate,
     started: (n) => (requests.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
-    hold() {
-      gate = new Promise((r) => (open = r));
-    },
-    release() {
-      open?.();
-      gate = undefined;
-    },
   };
 }
