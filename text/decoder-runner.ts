@@ -1,6 +1,6 @@
 // The decoder session behind a typed step: tokens + cache in, last-position logits +
-// advanced cache out. No loop and no policy here: the pipeline (one request) and the
-// engine (many) decide what runs; this only builds feeds and reads outputs.
+// advanced cache out. No loop and no policy here: the engine's decoder batch decides what
+// runs; this only builds feeds and reads outputs.
 import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/contract/types.ts';
 import type { StepTokens } from './batch-inputs.ts';

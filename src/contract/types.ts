@@ -90,7 +90,7 @@ export interface GenerateHooks {
   signal?: AbortSignal;
 }
 
-/** What the API layers call: the engine (or a single-request pipeline) implements it. */
+/** What the API layers call: the engine implements it (and the reference decoder tests compare it with). */
 export interface Generator {
   readonly modelId: string;
   generate(request: GenerationRequest, hooks?: GenerateHooks): Promise<GenerationResult>;
