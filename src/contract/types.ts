@@ -26,6 +26,8 @@ export interface GenerationOptions {
   topLogprobs?: number;
   /** Speculative decoding for this request (engine only); default: the server's setting. */
   speculative?: SpeculativeMode;
+  /** Return, with each token, where in the image the model looked (needs the model's attentions variant). */
+  attention?: boolean;
 }
 
 export interface GenerationRequest {
@@ -43,11 +45,30 @@ export interface TokenLogprob {
   logprob: number;
 }
 
+/**
+ * Where the decoder looked when it produced a token: its attention over the image
+ * patches, a grid over the preprocessed (resized, square) image. Attention weights, not
+ * attributions.
+ */
+export interface TokenAttention {
+  rows: number;
+  cols: number;
+  /** rows × cols, row-major, summing to 1: the default aggregation of `layers`. */
+  weights: number[];
+  /** How `weights` was made from the layers and heads. */
+  aggregation: string;
+  /** Per decoder layer, the mean over heads; each sums to 1. */
+  layers: number[][];
+  /** Share of the attention that went to the image at all; null where the layout attends only to it (cross-attention). */
+  imageShare: number | null;
+}
+
 export interface GeneratedToken {
   id: number;
   text: string;
   logprob?: number;
   top?: TokenLogprob[];
+  attention?: TokenAttention;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'cancelled';
@@ -108,7 +129,8 @@ export type IrisErrorCode =
   | 'MODEL_NOT_FOUND'
   | 'OVERLOADED'
   | 'TIMEOUT'
-  | 'CANCELLED';
+  | 'CANCELLED'
+  | 'ATTENTION_UNAVAILABLE';
 
 export class IrisError extends Error {
   constructor(

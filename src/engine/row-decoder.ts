@@ -6,7 +6,7 @@ import { createSampler, type SampledToken, type Sampler } from '../../text/sampl
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { StopStringMatcher } from '../../text/sampling/stop-strings.ts';
 import type { TextTokenizer } from '../../text/tokenizer.ts';
-import type { FinishReason, GeneratedToken, GenerationDelta } from '../contract/types.ts';
+import type { FinishReason, GeneratedToken, GenerationDelta, TokenAttention } from '../contract/types.ts';
 
 export interface RowSpec {
   readonly promptIds: Int32Array;
@@ -56,9 +56,9 @@ export class RowDecoder {
     return this.history[this.history.length - 1];
   }
 
-  /** Take this step's logits ([vocab]); returns false once the row has finished. */
-  accept(logits: Float32Array): boolean {
-    return this.push(this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length }));
+  /** Take this step's logits ([vocab]), and where the model looked if it was asked; returns false once the row has finished. */
+  accept(logits: Float32Array, attention?: TokenAttention): boolean {
+    return this.push(this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length }), attention);
   }
 
   /**
@@ -76,10 +76,11 @@ export class RowDecoder {
     return this.sampler.propose(draftLogits, { history, numGenerated: this.tokens.length + drafted.length });
   }
 
-  private push(sampled: SampledToken): boolean {
+  private push(sampled: SampledToken, attention?: TokenAttention): boolean {
     if (this.eosIds.includes(sampled.id)) return this.finish('eos');
     this.history.push(sampled.id);
     const token: GeneratedToken = { id: sampled.id, text: this.tokenizer.tokenText(sampled.id) };
+    if (attention) token.attention = attention;
     if (sampled.logprob !== undefined) token.logprob = sampled.logprob;
     if (sampled.top) token.top = sampled.top.map((t) => ({ ...t, text: this.tokenizer.tokenText(t.id) }));
     this.tokens.push(token);
