@@ -48,6 +48,22 @@ describe('iris CLI', () => {
     expect(lines[0].split('\t')[1]).toBe(result.text);
   });
 
+  it('warns on stderr about words the vocabulary lacks; --json carries the warnings and the confidence', async () => {
+    const args = ['ask', images[0], 'what is in this photo?', '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '3'];
+    const plain = await iris(args);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout.trim().split('\n')).toHaveLength(1);
+    expect(plain.stderr).toContain(`${images[0]}: warning [UNKNOWN_WORDS]: 3 words of the question not in the model's vocabulary, read as <unk>: "in", "this", "photo"`);
+    const json = await iris([...args, '--json']);
+    const result = JSON.parse(json.stdout) as { text: string; tokens: { logprob?: number }[]; warnings: unknown[]; confidence: Record<string, number | null> };
+    expect(result.warnings).toEqual([{ code: 'UNKNOWN_WORDS', message: expect.stringContaining('"photo"'), words: ['in', 'this', 'photo'] }]);
+    expect(result.confidence.tokens).toBe(result.tokens.length);
+    expect(result.tokens.every((t) => t.logprob === undefined)).toBe(true);
+    if (result.tokens.length > 0) for (const key of ['meanLogprob', 'minLogprob', 'perplexity']) expect(Number.isFinite(result.confidence[key])).toBe(true);
+    const known = await iris(['ask', images[0], 'how many shapes are there?', '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '3']);
+    expect(known.stderr).not.toContain('warning');
+  });
+
   it('reports invalid options and bad images with their codes and a failing exit status', async () => {
     const bad = await iris(['ask', images[0], 'how many shapes are there?', '--model', FIXTURES.gpt2, '--top-p', '3']);
     expect(bad.code).toBe(1);
@@ -78,6 +94,7 @@ describe('iris CLI', () => {
       expect(r.timings).toHaveProperty('totalMs');
     }
     expect(rows[0].tokens).toHaveLength(3);
+    expect(rows[0]).toMatchObject({ warnings: [], confidence: { tokens: 3 } });
   });
 
   it('eval: prints the quality table, writes eval.json and fills the model card markers', async () => {
