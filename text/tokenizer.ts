@@ -48,7 +48,7 @@ export class TextTokenizer {
    */
   unknownWords(text: string): string[] {
     const unkId = this.unkId;
-    if (unkId === undefined || !text.trim()) return [];
+    if (unkId === undefined || !text.trim() || !this.encode(text).includes(unkId)) return []; // the usual case: one encode
     const pieces = this.tokenizer.pre_tokenizer?.pre_tokenize_text(text) ?? text.split(/\s+/);
     const unknown = new Set<string>();
     for (const piece of pieces) {
