@@ -91,6 +91,31 @@ export interface Usage {
   completionTokens: number;
 }
 
+/** Something about the request the caller should know; the result is still produced. */
+export type WarningCode = 'UNKNOWN_WORDS';
+
+export interface GenerationWarning {
+  code: WarningCode;
+  message: string;
+  /** UNKNOWN_WORDS: the words of the question or prompt missing from the model's vocabulary, as written, once each. */
+  words: string[];
+}
+
+/**
+ * How sure the model was of the tokens it generated: log-probabilities (natural log) of
+ * the chosen tokens under the model's own next-token distribution (before repetition
+ * penalties, bans, temperature, top-k/p or min-p), over the tokens in `tokens` (the end
+ * of sequence is not one of them). Null figures when no token was generated.
+ */
+export interface Confidence {
+  /** Tokens it is computed over (= tokens.length). */
+  tokens: number;
+  meanLogprob: number | null;
+  minLogprob: number | null;
+  /** exp(−meanLogprob). */
+  perplexity: number | null;
+}
+
 export interface GenerationResult {
   text: string;
   tokens: GeneratedToken[];
@@ -98,6 +123,9 @@ export interface GenerationResult {
   usage: Usage;
   timings: Timings;
   model: string;
+  /** Empty when there is nothing to report. */
+  warnings: GenerationWarning[];
+  confidence: Confidence;
 }
 
 /** A piece of text as it is decoded (never half a character). */

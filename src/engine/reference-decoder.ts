@@ -138,6 +138,8 @@ export class ReferenceDecoder implements Generator {
         totalMs: performance.now() - started,
       },
       model: this.modelId,
+      warnings: [...(row.spec.warnings ?? [])],
+      confidence: row.confidence,
     };
   }
 }

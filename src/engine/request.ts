@@ -116,6 +116,8 @@ export class EngineRequest implements SchedulerEntry {
         ...(speculation ? { draftedTokens: speculation.drafted, acceptedTokens: speculation.accepted } : {}),
       },
       model: modelId,
+      warnings: [...(this.row.spec.warnings ?? [])],
+      confidence: this.row.confidence,
     };
   }
 
