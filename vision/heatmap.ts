@@ -69,11 +69,13 @@ async function upsampled(grid: Grid, width: number, height: number): Promise<Uin
   if (values.length !== grid.rows * grid.cols) throw new RangeError(`a ${grid.rows}×${grid.cols} grid needs ${grid.rows * grid.cols} weights, got ${values.length}`);
   const [lo, hi] = [Math.min(...values), Math.max(...values)];
   const scaled = Uint8Array.from(values, (v) => (hi > lo ? Math.round((255 * (v - lo)) / (hi - lo)) : 0));
-  const out = await sharp(scaled, { raw: { width: grid.cols, height: grid.rows, channels: 1 } })
+  const { data, info } = await sharp(scaled, { raw: { width: grid.cols, height: grid.rows, channels: 1 } })
     .resize(width, height, { fit: 'fill', kernel: 'cubic' })
     .raw()
-    .toBuffer();
-  return new Uint8Array(out.buffer, out.byteOffset, width * height);
+    .toBuffer({ resolveWithObject: true });
+  const out = new Uint8Array(width * height); // sharp may hand a one-channel image back as sRGB: take one channel
+  for (let p = 0; p < out.length; p++) out[p] = data[p * info.channels];
+  return out;
 }
 
 /** Viridis (perceptually uniform), from its published polynomial fit, as 256 RGB triples. */

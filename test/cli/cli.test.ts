@@ -1,29 +1,11 @@
 // The `iris` command run as a subprocess, the way users and scripts run it.
-import { execFile } from 'node:child_process';
 import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvalReport } from '../../src/cli/eval-report.ts';
-import { FIXTURES, ROOT, syntheticImage, writeHeldOut } from '../helpers.ts';
-
-const run = promisify(execFile);
-const BIN = join(ROOT, 'bin/iris.js');
-
-async function iris(args: string[], stdin?: string): Promise<{ stdout: string; stderr: string; code: number }> {
-  const child = run(process.execPath, [BIN, ...args], { cwd: tmpdir(), env: { ...process.env, NODE_NO_WARNINGS: '1' } });
-  if (stdin !== undefined) {
-    child.child.stdin!.end(stdin);
-  }
-  try {
-    const { stdout, stderr } = await child;
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+import { FIXTURES, syntheticImage, writeHeldOut } from '../helpers.ts';
+import { iris } from './support.ts';
 
 describe('iris CLI', () => {
   let dir: string;
