@@ -62,7 +62,7 @@ const server = createServer((req, res) => {
       const body = await readBody(req);
       const bytes = Buffer.from(body.image, 'base64');
       const { pixel_values } = await processor(await RawImage.fromBlob(new Blob([bytes])));
-      const ids = buildPromptIds(promptText(body, folder.templates, []), tokenizer, folder.ids.decoderStart);
+      const ids = buildPromptIds(promptText(body, folder.templates, []), tokenizer, { decoderStartId: folder.ids.decoderStart });
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       const streamer = new TokenCounter(ids.length, () => res.write('{"t":1}\n'));
       await model.generate({ pixel_values, decoder_input_ids: [Array.from(ids)] as never, max_new_tokens: body.maxNewTokens, do_sample: false, streamer: streamer as never });

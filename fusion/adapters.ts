@@ -15,6 +15,10 @@ const ENC_DEC: DecoderAdapter = { cacheNaming: 'encoder-decoder', positionLimitK
 const ADAPTERS: Readonly<Record<string, DecoderAdapter>> = Object.freeze({
   gpt2: GPT2,
   gpt_neo: { ...GPT2, positionLimitKeys: ['max_position_embeddings'] },
+  // LLaVA-family text decoders (joint embedding: image tokens in the decoder's own sequence)
+  llama: { ...GPT2, positionLimitKeys: ['max_position_embeddings'] },
+  mistral: { ...GPT2, positionLimitKeys: ['max_position_embeddings'] },
+  qwen2: { ...GPT2, positionLimitKeys: ['max_position_embeddings'] },
   trocr: ENC_DEC,
   bart: ENC_DEC,
   mbart: ENC_DEC,

@@ -48,11 +48,29 @@ export function promptText(request: Pick<GenerationRequest, 'task' | 'question' 
   return template.replaceAll('{question}', userText.trim()).replaceAll('{prompt}', userText.trim());
 }
 
-/** [decoder start] + tokens of the filled template. */
-export function buildPromptIds(text: string, tokenizer: PromptTokenizer, decoderStartId: number): Int32Array {
+/** Where the prompt's ids come from: a decoder start token first (cross-attention), or image tokens expanded in place (joint). */
+export type PromptLayout = { readonly decoderStartId: number } | { readonly imageTokenId: number; readonly numImageTokens: number };
+
+/**
+ * Cross-attention: [decoder start] + tokens of the filled template. Joint embedding: the
+ * template's tokens (it spells its own `<s>`), each image token repeated numImageTokens
+ * times, where the image's projected features will be placed. Throws when a joint prompt
+ * has no image token: its features would have nowhere to go.
+ */
+export function buildPromptIds(text: string, tokenizer: PromptTokenizer, layout: PromptLayout): Int32Array {
   const body = tokenizer.encode(text);
-  const ids = new Int32Array(body.length + 1);
-  ids[0] = decoderStartId;
-  ids.set(body, 1);
-  return ids;
+  if ('decoderStartId' in layout) {
+    const ids = new Int32Array(body.length + 1);
+    ids[0] = layout.decoderStartId;
+    ids.set(body, 1);
+    return ids;
+  }
+  const numImages = body.filter((id) => id === layout.imageTokenId).length;
+  if (numImages !== 1) throw new IrisError('INVALID_OPTIONS', `a joint-embedding prompt needs exactly one image token, the template gives ${numImages}`);
+  const ids: number[] = [];
+  for (const id of body) {
+    if (id === layout.imageTokenId) for (let k = 0; k < layout.numImageTokens; k++) ids.push(id);
+    else ids.push(id);
+  }
+  return Int32Array.from(ids);
 }

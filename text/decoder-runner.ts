@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/contract/types.ts';
 import type { StepTokens } from './batch-inputs.ts';
 import { floatToHalf, tensorFloats } from '../src/contract/float16.ts';
+import type { TokenEmbedder } from './embedder.ts';
 import { KvCache, detectCacheLayout, type CacheLayout } from './kv-cache.ts';
 
 /** Image features per row, already gathered for the rows of this step. */
@@ -50,6 +51,8 @@ export class DecoderRunner {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly layout: CacheLayout,
+    /** For graphs fed inputs_embeds (joint embedding): ids to vectors, image features in place of image tokens. */
+    private readonly embedder: TokenEmbedder | undefined,
   ) {
     this.inputNames = new Set(session.inputNames);
     this.attentionOutputs = session.outputNames.filter((n) => ATTENTION_OUTPUT.test(n)).sort((a, b) => layerOf(a) - layerOf(b));
@@ -57,8 +60,9 @@ export class DecoderRunner {
     this.isHalfHidden = hidden?.isTensor === true && hidden.type === 'float16';
   }
 
-  static async load(path: string, options: ort.InferenceSession.SessionOptions): Promise<DecoderRunner> {
+  static async load(path: string, options: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder): Promise<DecoderRunner> {
     const session = await ort.InferenceSession.create(path, options);
+    if (session.inputNames.includes('inputs_embeds') && !embedder) throw new IrisError('MODEL_NOT_FOUND', `${path} is fed inputs_embeds, and the folder has no onnx/embed_tokens.onnx`);
     const metadata = session.inputMetadata.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape : undefined, type: m.isTensor ? m.type : undefined }));
     let layout: CacheLayout;
     try {
@@ -66,7 +70,12 @@ export class DecoderRunner {
     } catch (err) {
       throw new IrisError('MODEL_NOT_FOUND', `${path}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    return new DecoderRunner(session, layout);
+    return new DecoderRunner(session, layout, embedder);
+  }
+
+  /** After the first step, does the graph still read the image? (A cached cross-attention K/V or image tokens in the cache make it not.) */
+  get readsImageEveryStep(): boolean {
+    return this.inputNames.has('encoder_hidden_states') && this.layout.naming === 'self-only';
   }
 
   emptyCache(batchSize: number): KvCache {
@@ -75,7 +84,7 @@ export class DecoderRunner {
 
   async step(input: DecoderStepInput): Promise<DecoderStepOutput> {
     const { tokens, cache } = input;
-    const outputs = await this.session.run(this.feeds(input), cache.outputsToFetch(this.session.outputNames));
+    const outputs = await this.session.run(await this.feeds(input), cache.outputsToFetch(this.session.outputNames));
     const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
     const result: DecoderStepOutput = { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
     if (this.attentionOutputs.length > 0) {
@@ -87,7 +96,7 @@ export class DecoderRunner {
   }
 
   /** Exactly the inputs the graph declares; a declared input Iris cannot supply is an error. */
-  private feeds(input: DecoderStepInput): Record<string, ort.Tensor> {
+  private async feeds(input: DecoderStepInput): Promise<Record<string, ort.Tensor>> {
     const { tokens, encoderStates, cache } = input;
     const batch = cache.batchSize;
     const total = tokens.attentionMask.length / batch;
@@ -99,8 +108,12 @@ export class DecoderRunner {
       input_ids: int64(tokens.inputIds, [batch, tokens.seqLength]),
       attention_mask: int64(tokens.attentionMask, [batch, total]),
       position_ids: int64(tokens.positionIds, [batch, tokens.seqLength]),
-      encoder_hidden_states: this.hiddenTensor(encoderStates),
     };
+    if (this.inputNames.has('encoder_hidden_states')) available.encoder_hidden_states = this.hiddenTensor(encoderStates.data, [batch, encoderStates.numPatches, encoderStates.hiddenSize]);
+    if (this.embedder) {
+      const embeds = await this.embedder.embed(tokens.inputIds, batch, tokens.seqLength, encoderStates);
+      available.inputs_embeds = this.hiddenTensor(embeds, [batch, tokens.seqLength, embeds.length / (batch * tokens.seqLength)], 'inputs_embeds');
+    }
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       if (!(name in available)) throw new IrisError('MODEL_NOT_FOUND', `decoder declares input '${name}', which Iris does not know how to supply`);
@@ -109,13 +122,14 @@ export class DecoderRunner {
     return feeds;
   }
 
-  private hiddenTensor(states: EncoderStates): ort.Tensor {
-    const dims = [states.data.length / (states.numPatches * states.hiddenSize), states.numPatches, states.hiddenSize];
-    return this.isHalfHidden ? new ort.Tensor('float16', floatToHalf(states.data), dims) : new ort.Tensor('float32', states.data, dims);
+  /** A float input in the type the graph declares (fp16 exports take float16; Iris computes in float32). */
+  private hiddenTensor(data: Float32Array, dims: number[], name = 'encoder_hidden_states'): ort.Tensor {
+    const isHalf = name === 'encoder_hidden_states' ? this.isHalfHidden : this.session.inputMetadata.some((m) => m.name === name && m.isTensor && m.type === 'float16');
+    return isHalf ? new ort.Tensor('float16', floatToHalf(data), dims) : new ort.Tensor('float32', data, dims);
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await this.session.release(); // the embedder, shared with the attentions variant, is released by its owner
   }
 }
 

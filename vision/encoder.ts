@@ -10,6 +10,8 @@ export interface ImageEmbedding {
   hiddenSize: number;
 }
 
+const FEATURE_OUTPUTS = ['last_hidden_state', 'image_features'];
+
 export class VisionEncoder {
   /** fp16 exports may take float16 pixel_values; Iris preprocesses in float32 and converts here. */
   private readonly isHalfInput: boolean;
@@ -18,6 +20,8 @@ export class VisionEncoder {
     private readonly session: ort.InferenceSession,
     readonly height: number,
     readonly width: number,
+    /** `last_hidden_state` (a vision encoder-decoder's encoder) or `image_features` (a LLaVA vision encoder with its projector). */
+    private readonly outputName: string,
   ) {
     const input = session.inputMetadata.find((m) => m.name === 'pixel_values');
     this.isHalfInput = input?.isTensor === true && input.type === 'float16';
@@ -25,10 +29,11 @@ export class VisionEncoder {
 
   static async load(path: string, size: { height: number; width: number }, options: ort.InferenceSession.SessionOptions): Promise<VisionEncoder> {
     const session = await ort.InferenceSession.create(path, options);
-    if (!session.inputNames.includes('pixel_values') || !session.outputNames.includes('last_hidden_state')) {
-      throw new IrisError('MODEL_NOT_FOUND', `${path}: expected input pixel_values and output last_hidden_state`);
+    const outputName = FEATURE_OUTPUTS.find((n) => session.outputNames.includes(n));
+    if (!session.inputNames.includes('pixel_values') || !outputName) {
+      throw new IrisError('MODEL_NOT_FOUND', `${path}: expected input pixel_values and output ${FEATURE_OUTPUTS.join(' or ')}`);
     }
-    return new VisionEncoder(session, size.height, size.width);
+    return new VisionEncoder(session, size.height, size.width, outputName);
   }
 
   /** Encode a batch of preprocessed images ([3, H, W] each) in a single session run. */
@@ -43,7 +48,7 @@ export class VisionEncoder {
     const dims = [images.length, 3, this.height, this.width];
     const input = this.isHalfInput ? new ort.Tensor('float16', floatToHalf(batch), dims) : new ort.Tensor('float32', batch, dims);
     const outputs = await this.session.run({ pixel_values: input });
-    const hidden = outputs.last_hidden_state;
+    const hidden = outputs[this.outputName];
     const [, numPatches, hiddenSize] = hidden.dims;
     const all = tensorFloats(hidden); // [n, patches, d]
     const per = numPatches * hiddenSize;

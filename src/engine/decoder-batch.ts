@@ -82,7 +82,7 @@ export class BatchDecoder {
     const first = prefillStep(rows.map((r) => r.tokenIds), this.padId);
     const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
     const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
-    const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: stepStates(encoder, out.cache) };
+    const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: this.runner.readsImageEveryStep ? encoder : placeholderStates(encoder) };
     return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions) };
   }
 
@@ -162,15 +162,14 @@ export function cachedTokens(batches: readonly DecoderBatch[]): number {
 }
 
 /**
- * The encoder states later steps feed. Once the cross K/V are cached, the merged
- * decoder's cached branch never reads encoder_hidden_states (logits are bit-identical
- * with a one-patch placeholder on shapes-base and tiny-random; the engine invariance
- * tests hold it to that), but the input is declared: a zero patch per row keeps the feed
+ * The image states later steps feed, when the first step has put the image in the cache:
+ * an encoder-decoder's cached cross K/V (the merged decoder's cached branch never reads
+ * encoder_hidden_states: logits are bit-identical with a one-patch placeholder on
+ * shapes-base and tiny-random; the engine invariance tests hold it to that, but the input
+ * is declared), or a joint model's image tokens. A zero patch per row keeps the feed
  * valid without carrying [rows, patches, d] along and copying it at every join and leave.
- * Self-only models recompute cross attention every step and keep the real states.
  */
-function stepStates(states: EncoderStates, cache: KvCache): EncoderStates {
-  if (!cache.hasCrossAttentionCache) return states;
+function placeholderStates(states: EncoderStates): EncoderStates {
   const rows = states.data.length / (states.numPatches * states.hiddenSize);
   return { data: new Float32Array(rows * states.hiddenSize), numPatches: 1, hiddenSize: states.hiddenSize };
 }

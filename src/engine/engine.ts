@@ -71,7 +71,7 @@ export class Engine implements Generator {
     try {
       const spec = rowSpecOf(model, request);
       const mode = spec.options.attention ? attentionMode(model, spec.options.speculative) : (this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off');
-      entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, onDelta: hooks.onDelta, arrivedAt: performance.now() });
+      entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, suppressedIds: model.folder.suppressIds, onDelta: hooks.onDelta, arrivedAt: performance.now() });
       scheduler.add(entry);
       this.parts.speculator?.add(entry.id, mode);
     } catch (error) {

@@ -95,7 +95,7 @@ export class ReferenceDecoder implements Generator {
 
   private rowOf(request: GenerationRequest, onDelta?: GenerateHooks['onDelta']): RowDecoder {
     const { tokenizer, folder } = this.model;
-    return new RowDecoder(rowSpecOf(this.model, request), tokenizer, folder.ids.eos, onDelta);
+    return new RowDecoder(rowSpecOf(this.model, request), tokenizer, folder.ids.eos, onDelta, folder.suppressIds);
   }
 
   /** Prefill every row, then one token per live row per step until all have finished. */

@@ -41,6 +41,8 @@ export interface RequestInit {
   spec: RowSpec;
   tokenizer: TextTokenizer;
   eosIds: readonly number[];
+  /** Never generated (the model's suppress_tokens). */
+  suppressedIds?: readonly number[];
   onDelta?: (delta: GenerationDelta) => void;
   arrivedAt: number;
 }
@@ -70,7 +72,7 @@ export class EngineRequest implements SchedulerEntry {
     this.id = init.id;
     this.onDelta = init.onDelta;
     this.arrivedAt = init.arrivedAt;
-    this.row = new RowDecoder(init.spec, init.tokenizer, init.eosIds, (d) => this.outbox.push(d));
+    this.row = new RowDecoder(init.spec, init.tokenizer, init.eosIds, (d) => this.outbox.push(d), init.suppressedIds);
     this.maxTokens = init.spec.promptIds.length + init.spec.options.maxNewTokens;
     this.wantsAttention = init.spec.options.attention;
   }

@@ -32,9 +32,11 @@ export class RowDecoder {
     private readonly tokenizer: TextTokenizer,
     private readonly eosIds: readonly number[],
     private readonly onDelta: ((delta: GenerationDelta) => void) | undefined,
+    /** Never generated (e.g. a joint model's image token). */
+    suppressedIds: readonly number[] = [],
   ) {
     this.history = Array.from(spec.promptIds);
-    this.sampler = createSampler(spec.options, eosIds);
+    this.sampler = createSampler(spec.options, eosIds, suppressedIds);
     this.detokenizer = new IncrementalDetokenizer({ decode: (ids) => tokenizer.decode(ids) });
     this.stops = new StopStringMatcher(spec.options.stop);
   }

@@ -13,7 +13,8 @@ export function rowSpecOf(model: IrisModel, request: GenerationRequest): RowSpec
   if (!(request.image instanceof Uint8Array)) throw new IrisError('BAD_IMAGE', 'image must be bytes (Uint8Array)');
   const resolved = resolveOptions(request.options);
   const text = promptText(request, model.folder.templates, model.specialTokens);
-  const promptIds = buildPromptIds(text, model.tokenizer, model.folder.ids.decoderStart);
+  const { family, ids } = model.folder;
+  const promptIds = buildPromptIds(text, model.tokenizer, family.kind === 'joint' ? family : { decoderStartId: ids.decoderStart });
   return { promptIds, options: capToPositions(resolved, promptIds.length, model.folder.maxPositions), warnings: requestWarnings(model.tokenizer, request) };
 }
 

@@ -12,8 +12,18 @@ export interface SpecialIds {
   pad: number;
 }
 
+/**
+ * How the image reaches the decoder: cross-attention to the patch embeddings (a vision
+ * encoder-decoder), or image tokens placed in the decoder's own sequence (joint embedding,
+ * the LLaVA layout: `numTokens` copies of `tokenId` stand for the projected features).
+ */
+export type ModelFamily =
+  | { readonly kind: 'cross-attention' }
+  | { readonly kind: 'joint'; readonly imageTokenId: number; readonly numImageTokens: number };
+
 export interface ModelFolder {
   dir: string;
+  family: ModelFamily;
   /** Folder name, reported as the result's `model`. */
   id: string;
   decoderType: string;
@@ -21,6 +31,8 @@ export interface ModelFolder {
   /** Longest decoder sequence (prompt + generated); undefined if the config does not say. */
   maxPositions: number | undefined;
   ids: SpecialIds;
+  /** Never generated (generation_config.json suppress_tokens, e.g. the image token). */
+  suppressIds: readonly number[];
   templates: TaskTemplates;
   preprocessor: PreprocessorConfig;
 }
@@ -43,12 +55,16 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
     readJson(join(root, 'generation_config.json'), false),
     readJson(join(root, 'preprocessor_config.json'), true),
   ]);
-  const decoder = (config.decoder ?? {}) as Json;
+  const family = familyOf(config, root);
+  const decoder = ((family.kind === 'joint' ? config.text_config : config.decoder) ?? {}) as Json;
   const decoderType = typeof decoder.model_type === 'string' ? decoder.model_type : 'unknown';
   const adapter = adapterFor(decoderType);
+  const suppress = generation.suppress_tokens;
   return Object.freeze({
     dir: root,
     id: basename(root),
+    family,
+    suppressIds: Object.freeze(Array.isArray(suppress) ? suppress.filter((t): t is number => Number.isInteger(t)) : []),
     decoderType,
     adapter,
     maxPositions: positionLimit(decoder, adapter),
@@ -56,6 +72,17 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
     templates: parseTaskTemplates(config.task_specific_params),
     preprocessor: parsePreprocessorConfig(preprocessor),
   });
+}
+
+/** `model_type: llava` (and the families that share its layout) → joint embedding; anything else → cross-attention. */
+function familyOf(config: Json, root: string): ModelFamily {
+  if (config.model_type !== 'llava') return { kind: 'cross-attention' };
+  const imageTokenId = config.image_token_index ?? config.image_token_id;
+  const numImageTokens = config.image_seq_length;
+  if (!Number.isInteger(imageTokenId) || !Number.isInteger(numImageTokens) || (numImageTokens as number) < 1) {
+    throw new IrisError('MODEL_NOT_FOUND', `${join(root, 'config.json')}: a llava model needs image_token_index and image_seq_length`);
+  }
+  return { kind: 'joint', imageTokenId: imageTokenId as number, numImageTokens: numImageTokens as number };
 }
 
 /** Top level, then decoder, then generation_config.json: later sources win (as in transformers.js). */

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type * as ort from 'onnxruntime-node';
 import { readModelFolder, type ModelFolder } from './folder.ts';
 import { DecoderRunner } from '../../text/decoder-runner.ts';
+import { TokenEmbedder } from '../../text/embedder.ts';
 import { TextTokenizer } from '../../text/tokenizer.ts';
 import { VisionEncoder } from '../../vision/encoder.ts';
 import { IrisError } from '../contract/types.ts';
@@ -38,16 +39,18 @@ export interface IrisModel {
 export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: ModelLoadOptions = {}): Promise<IrisModel> {
   const folder = await readModelFolder(dir);
   const encoderPath = encoderPathOf(folder, options);
+  const embedPath = folder.family.kind === 'joint' ? join(folder.dir, 'onnx', familyFile(folder, options.decoderFile ?? 'decoder_model_merged.onnx', 'embed_tokens')) : undefined;
   const decoderPath = join(folder.dir, 'onnx', options.decoderFile ?? 'decoder_model_merged.onnx');
-  await Promise.all([encoderPath, decoderPath].map(mustExist));
+  await Promise.all([encoderPath, decoderPath, ...(embedPath ? [embedPath] : [])].map(mustExist));
   const session = sessionOptionsOf(options);
+  const embedder = embedPath && folder.family.kind === 'joint' ? await TokenEmbedder.load(embedPath, folder.family.imageTokenId, session) : undefined;
   const attentionPath = join(dirname(decoderPath), basename(decoderPath).replace(/^decoder_model_merged/, 'decoder_with_attentions_model_merged'));
   const hasAttention = attentionPath !== decoderPath && (await exists(attentionPath));
   const [tokenizer, encoder, runner, attentionRunner] = await Promise.all([
     TextTokenizer.load(folder.dir),
     VisionEncoder.load(encoderPath, folder.preprocessor, session),
-    DecoderRunner.load(decoderPath, session),
-    hasAttention ? DecoderRunner.load(attentionPath, session) : undefined,
+    DecoderRunner.load(decoderPath, session, embedder),
+    hasAttention ? DecoderRunner.load(attentionPath, session, embedder) : undefined,
   ]);
   if (folder.adapter && folder.adapter.cacheNaming !== runner.layout.naming) {
     throw new IrisError('MODEL_NOT_FOUND', `${decoderPath}: a '${folder.decoderType}' decoder should use ${folder.adapter.cacheNaming} cache names, the graph uses ${runner.layout.naming}`);
@@ -56,14 +59,24 @@ export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: Mo
   return {
     folder, tokenizer, encoder, runner, attentionRunner, specialTokens,
     release: async () => {
-      await Promise.all([encoder.release(), runner.release(), attentionRunner?.release()]);
+      await Promise.all([encoder.release(), runner.release(), attentionRunner?.release(), embedder?.release()]);
     },
   };
 }
 
 /** Where the vision encoder's graph is (the engine's image worker loads it again). */
 export function encoderPathOf(folder: ModelFolder, options: ModelLoadOptions): string {
-  return join(folder.dir, 'onnx', options.encoderFile ?? 'encoder_model.onnx');
+  return join(folder.dir, 'onnx', familyFile(folder, options.encoderFile ?? 'encoder_model.onnx', 'vision_encoder'));
+}
+
+/**
+ * A joint (LLaVA) folder names its files vision_encoder / embed_tokens / decoder_model_merged;
+ * the dtype's suffix (encoder_model_quantized.onnx → vision_encoder_quantized.onnx) carries over.
+ */
+function familyFile(folder: ModelFolder, file: string, jointStem: 'vision_encoder' | 'embed_tokens'): string {
+  if (folder.family.kind !== 'joint') return file;
+  const suffix = /^(?:encoder_model|decoder_model_merged)(.*)$/.exec(file)?.[1];
+  return suffix === undefined ? file : `${jointStem}${suffix}`;
 }
 
 export function sessionOptionsOf(options: ModelLoadOptions): ort.InferenceSession.SessionOptions {

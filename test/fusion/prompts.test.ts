@@ -11,8 +11,15 @@ describe('task prompts', () => {
     const tokenizer = await TextTokenizer.load(FIXTURES.encoderDecoder);
     const text = promptText({ task: 'answer', question: ' What color is the circle? ' }, templates, ['<answer>']);
     expect(text).toBe('<question> What color is the circle? <answer>');
-    expect(Array.from(buildPromptIds(text, tokenizer, 1))).toEqual([1, 4, 26, 27, 28, 8, 23, 14, 5]);
-    expect(Array.from(buildPromptIds(promptText({ task: 'caption' }, templates, []), tokenizer, 1))).toEqual([1]);
+    expect(Array.from(buildPromptIds(text, tokenizer, { decoderStartId: 1 }))).toEqual([1, 4, 26, 27, 28, 8, 23, 14, 5]);
+    expect(Array.from(buildPromptIds(promptText({ task: 'caption' }, templates, []), tokenizer, { decoderStartId: 1 }))).toEqual([1]);
+  });
+
+  it('expands the image token of a joint-embedding prompt in place, and needs exactly one', () => {
+    const tokenizer = { encode: (text: string) => Int32Array.from(text.split(' ').map(Number)) };
+    expect(Array.from(buildPromptIds('9 1 4', tokenizer, { imageTokenId: 9, numImageTokens: 3 }))).toEqual([9, 9, 9, 1, 4]);
+    expect(() => buildPromptIds('1 4', tokenizer, { imageTokenId: 9, numImageTokens: 3 })).toThrow(/exactly one image token/);
+    expect(() => buildPromptIds('9 1 9', tokenizer, { imageTokenId: 9, numImageTokens: 3 })).toThrow(/exactly one image token/);
   });
 
   it('rejects missing questions, forged special tokens, and tasks the folder lacks', () => {

@@ -41,22 +41,23 @@ export interface Sampler {
   verify(logits: Float32Array, context: SamplerContext, draft: DraftToken): VerifiedToken;
 }
 
-export function createSampler(options: ResolvedOptions, eosIds: readonly number[]): Sampler {
+/** `suppressedIds`: never generated (the model's generation_config suppress_tokens, e.g. its image token). */
+export function createSampler(options: ResolvedOptions, eosIds: readonly number[], suppressedIds: readonly number[] = []): Sampler {
   const rng = createRng(options.seed);
   return {
     next(logits, context) {
-      const processed = applyProcessors(logits, context, options, eosIds);
+      const processed = applyProcessors(logits, context, options, eosIds, suppressedIds);
       const id = options.isSampling ? drawToken(applyWarpers(processed, options), rng) : argmax(processed);
       return withLogprobs(logits, id, options.topLogprobs);
     },
     propose(draftLogits, context) {
-      const processed = applyProcessors(draftLogits, context, options, eosIds);
+      const processed = applyProcessors(draftLogits, context, options, eosIds, suppressedIds);
       if (!options.isSampling) return { id: argmax(processed) };
       const q = softmax(applyWarpers(processed, options));
       return { id: drawFrom(q, rng), q };
     },
     verify(logits, context, draft) {
-      const processed = applyProcessors(logits, context, options, eosIds);
+      const processed = applyProcessors(logits, context, options, eosIds, suppressedIds);
       const verdict = options.isSampling ? judgeDraft(softmax(applyWarpers(processed, options)), draft, rng) : greedyVerdict(processed, draft);
       return { ...withLogprobs(logits, verdict.id, options.topLogprobs), isAccepted: verdict.isAccepted };
     },
@@ -68,8 +69,8 @@ function greedyVerdict(processed: Float32Array, draft: DraftToken): { id: number
   return { id, isAccepted: id === draft.id };
 }
 
-export function applyProcessors(logits: Float32Array, context: SamplerContext, options: ResolvedOptions, eosIds: readonly number[]): Float32Array {
-  let out = logits;
+export function applyProcessors(logits: Float32Array, context: SamplerContext, options: ResolvedOptions, eosIds: readonly number[], suppressedIds: readonly number[] = []): Float32Array {
+  let out = suppressedIds.length > 0 ? suppressIds(logits, suppressedIds) : logits;
   if (options.repetitionPenalty !== 1) out = penalizeRepetition(out, context.history, options.repetitionPenalty);
   if (options.noRepeatNgramSize > 0) out = suppressIds(out, repeatedNgramIds(context.history, options.noRepeatNgramSize));
   if (context.numGenerated < options.minNewTokens) out = suppressIds(out, eosIds);
