@@ -43,8 +43,10 @@ import base64
 import json
 import os
 
+import numpy as np
 import onnx
 import torch
+from PIL import Image
 
 import data
 import vocab
@@ -213,9 +215,21 @@ def write_configs(cfg: JointConfig, out: str) -> None:
             f.write("\n")
 
 
+def service_pixels(path: str, size: int) -> np.ndarray:
+    """The size x size HWC uint8 pixels transformers.js (and Iris, bit-exact with it) feed the
+    model for an RGB image k times the input size: sharp's affine bilinear resize at scale 1/k
+    samples pixel (k*y, k*x), no averaging and no half-pixel shift (test/parity/
+    transformers-js-llava.test.ts checks it bit for bit). data.to_input_size averages instead,
+    so it is not used for these references."""
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    k = arr.shape[0] // size
+    assert arr.shape[0] == arr.shape[1] == k * size, f"{path}: {arr.shape} is not a multiple of {size}"
+    return np.ascontiguousarray(arr[::k, ::k])
+
+
 def parity_cases(model: JointVLM) -> dict:
     """PyTorch references on the sample images (assets/samples), batch 1: the pixels the
-    model saw (the 128 px PNG resized to the input size as Iris/transformers.js do), the
+    model saw (the 128 px PNG resized to the input size as Iris/transformers.js do it), the
     prompt text for transformers.js's processor, the full input_ids, the greedy ids (the EOS
     included when it stopped) and the logits of every greedy step."""
     cfg = model.cfg
@@ -223,7 +237,7 @@ def parity_cases(model: JointVLM) -> dict:
         rows = [json.loads(line) for line in f]
     cases = []
     for i, row in enumerate(rows):
-        arr = data.load_folder_image(os.path.join(SAMPLES, row["image"]), cfg.image_size)
+        arr = service_pixels(os.path.join(SAMPLES, row["image"]), cfg.image_size)
         task = ("caption", "answer", "generate")[i % 3]
         if task == "caption":
             prompt_ids, text = vocab.caption_prompt(), PROMPTS["caption"]
