@@ -1,6 +1,6 @@
 """The spec's quality table, measured in PyTorch on a labelled folder.
 
-usage: evaluate.py --checkpoint model.pt --folder DIR [--out eval.json]
+usage: evaluate.py --checkpoint model.pt --folder DIR [--out eval.json] [--joint]
 For each image variant (png128, jpeg64, jpeg256): caption exact match, answer exact
 match over all questions and per question kind, and caption-continuation exact match.
 """
@@ -59,8 +59,14 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--folder", required=True)
     ap.add_argument("--out")
+    ap.add_argument("--joint", action="store_true", help="a train_joint.py checkpoint (shapes-joint)")
     args = ap.parse_args()
-    result = table(load(args.checkpoint), args.folder)
+    if args.joint:
+        import model_joint
+        model = model_joint.load(args.checkpoint)
+    else:
+        model = load(args.checkpoint)
+    result = table(model, args.folder)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
