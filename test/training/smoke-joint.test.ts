@@ -1,6 +1,7 @@
 // The joint-embedding (LLaVA layout) training pipeline end to end on its tiny preset: a
 // few teacher-forced steps in PyTorch, the export, onnxruntime vs PyTorch (exact greedy ids
-// and logits on every step, in onnx_parity.mjs), and stock transformers.js generating
+// and logits on every step, at batch 1 and as one left-padded batch, in onnx_parity.mjs),
+// and stock transformers.js generating
 // PyTorch's greedy tokens from the exported folder.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -45,11 +46,14 @@ describe('joint model training smoke test (tiny preset, LLaVA layout)', () => {
     // onnxruntime vs PyTorch, every greedy step (exits non-zero on a token mismatch)
     const ort = JSON.parse(run(process.execPath, ['onnx_parity.mjs', model, parityPath]).trim()) as {
       greedy_ids_equal: boolean; max_abs_logits_diff: number; attentions_variant: { greedy_ids_equal: boolean; max_abs_logits_diff_vs_plain: number };
+      left_padded_batch: { rows: number; greedy_ids_equal: boolean; max_abs_logits_diff: number };
     };
     expect(ort.greedy_ids_equal).toBe(true);
     expect(ort.max_abs_logits_diff).toBeLessThan(1e-4);
     expect(ort.attentions_variant.greedy_ids_equal).toBe(true);
     expect(ort.attentions_variant.max_abs_logits_diff_vs_plain).toBe(0);
+    expect(ort.left_padded_batch.greedy_ids_equal).toBe(true); // all cases in one batch, own loop with the real mask
+    expect(ort.left_padded_batch.max_abs_logits_diff).toBeLessThan(1e-4);
 
     // stock transformers.js on the exported folder, batch 1
     const parity = JSON.parse(readFileSync(parityPath, 'utf8')) as {
