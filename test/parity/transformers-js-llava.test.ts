@@ -1,8 +1,9 @@
-// The joint-embedding (LLaVA layout) fixture against stock transformers.js, offline, at
-// batch 1: AutoProcessor + LlavaForConditionalGeneration on the sample images must see
-// the pixels and input_ids PyTorch saw, give PyTorch's first-step logits, and generate
-// PyTorch's greedy tokens (the references export_joint.py stored in parity.json).
-import { readFileSync } from 'node:fs';
+// The joint-embedding (LLaVA layout) fixture, and shapes-joint once trained, against stock
+// transformers.js, offline, at batch 1: AutoProcessor + LlavaForConditionalGeneration on
+// the sample images must see the pixels and input_ids PyTorch saw, give PyTorch's
+// first-step logits, and generate PyTorch's greedy tokens (the references export_joint.py
+// stored in parity.json).
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AutoProcessor, LlavaForConditionalGeneration, RawImage, type Tensor, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +12,9 @@ import { ROOT } from '../helpers.ts';
 env.allowRemoteModels = false;
 env.useFSCache = false;
 
-const DIR = join(ROOT, 'assets/models/tiny-random-llava');
 const SAMPLES = join(ROOT, 'assets/samples');
+const FOLDERS = ['tiny-random-llava', 'shapes-joint'].map((name) => join(ROOT, 'assets/models', name))
+  .filter((dir) => existsSync(join(dir, 'onnx/decoder_model_merged.onnx')));
 
 interface Case {
   image_file: string;
@@ -23,23 +25,22 @@ interface Case {
   greedy_ids: number[];
   first_logits: number[];
 }
-const parity = JSON.parse(readFileSync(join(DIR, 'parity.json'), 'utf8')) as {
+interface Parity {
   image_size: number;
   num_image_tokens: number;
   image_token_id: number;
   max_new_tokens: number;
   cases: Case[];
   pytorch_vs_onnxruntime: { greedy_ids_equal: boolean; max_abs_logits_diff: number };
-};
+}
 
 type Processor = Awaited<ReturnType<typeof AutoProcessor.from_pretrained>>;
 type Model = Awaited<ReturnType<typeof LlavaForConditionalGeneration.from_pretrained>>;
 type Inputs = { input_ids: Tensor; attention_mask: Tensor; pixel_values: Tensor };
 
 /** PyTorch's input: HWC uint8 at the input size, rescaled and normalized as data.preprocess does. */
-function expectedPixels(b64: string): Float32Array {
+function expectedPixels(b64: string, s: number): Float32Array {
   const hwc = Buffer.from(b64, 'base64');
-  const s = parity.image_size;
   const out = new Float32Array(3 * s * s);
   for (let c = 0; c < 3; c++) {
     for (let p = 0; p < s * s; p++) out[c * s * s + p] = Math.fround(Math.fround(Math.fround(hwc[p * 3 + c] / 255) - 0.5) / 0.5);
@@ -47,7 +48,8 @@ function expectedPixels(b64: string): Float32Array {
   return out;
 }
 
-describe('transformers.js LlavaForConditionalGeneration vs PyTorch: tiny-random-llava', () => {
+for (const DIR of FOLDERS) describe(`transformers.js LlavaForConditionalGeneration vs PyTorch: ${DIR.split('/').at(-1)}`, () => {
+  const parity = JSON.parse(readFileSync(join(DIR, 'parity.json'), 'utf8')) as Parity;
   let processor: Processor;
   let model: Model;
   const inputs: Inputs[] = [];
@@ -77,7 +79,7 @@ describe('transformers.js LlavaForConditionalGeneration vs PyTorch: tiny-random-
       expect(c.input_ids.filter((id) => id === parity.image_token_id)).toHaveLength(parity.num_image_tokens);
       expect(Array.from(attention_mask.data as BigInt64Array, Number).every((v) => v === 1)).toBe(true);
       expect(pixel_values.dims).toEqual([1, 3, parity.image_size, parity.image_size]);
-      const want = expectedPixels(c.image_uint8_hwc);
+      const want = expectedPixels(c.image_uint8_hwc, parity.image_size);
       expect(Buffer.from((pixel_values.data as Float32Array).buffer).equals(Buffer.from(want.buffer)), c.image_file).toBe(true);
     }
   });
