@@ -1,6 +1,6 @@
 """The spec's quality table, measured in PyTorch on a labelled folder.
 
-usage: evaluate.py --checkpoint model.pt --folder DIR [--out eval.json] [--ood-out eval_ood.json]
+usage: evaluate.py --checkpoint model.pt --folder DIR [--out eval.json] [--ood-out eval_ood.json] [--joint]
 For each image variant (png128, jpeg64, jpeg256), on the scenes ("domain": "in"): caption
 exact match, answer exact match over all questions and per question kind, and
 caption-continuation exact match (--out; the format iris eval's table has).
@@ -155,8 +155,13 @@ def main() -> None:
     ap.add_argument("--folder", required=True)
     ap.add_argument("--out")
     ap.add_argument("--ood-out", help="also measure the out-of-domain part of the folder and write it here")
+    ap.add_argument("--joint", action="store_true", help="a train_joint.py checkpoint (shapes-joint)")
     args = ap.parse_args()
-    model = load(args.checkpoint)
+    if args.joint:
+        import model_joint
+        model = model_joint.load(args.checkpoint)
+    else:
+        model = load(args.checkpoint)
     result = table(model, args.folder)
     text = json.dumps(result, indent=2)
     print(text)

@@ -14,3 +14,4 @@ torch.save({'config': cfg.to_dict(), 'state_dict': VisionLanguageModel(cfg).stat
 "
 /usr/bin/python3 export.py --checkpoint "$tmp/tiny.pt" --out "$out/tiny-random" --parity "$out/tiny-random/parity.json"
 /usr/bin/python3 export.py --checkpoint "$tmp/tiny.pt" --out "$out/tiny-random-gpt2" --naming gpt2 --parity "$out/tiny-random-gpt2/parity.json"
+bash make_fixture_llava.sh "$out"
