@@ -81,7 +81,6 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
     ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes; 0: off)")
-    ap.add_argument("--data-profile", default="default", choices=data.PROFILES, help="augmentation mix")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -89,7 +88,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     cfg = make_config(args.preset)
     t0 = time.time()
-    train_x, train_s = data.generate("train", args.train_size, cfg.image_size, profile=args.data_profile)
+    train_x, train_s = data.generate("train", args.train_size, cfg.image_size)
     val_x, val_s = data.generate("val", args.val_size, cfg.image_size)
     print(f"generated {len(train_s)} train / {len(val_s)} val scenes in {time.time() - t0:.0f}s", file=sys.stderr)
 
