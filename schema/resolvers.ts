@@ -30,6 +30,7 @@ interface ModelView {
   readonly dtype: string;
   readonly default: boolean;
   readonly attention: boolean;
+  readonly family: 'cross-attention' | 'joint' | undefined;
 }
 
 export const resolvers = {
@@ -46,6 +47,7 @@ export const resolvers = {
         dtype: m.dtype,
         default: m.id === ctx.iris.registry.defaultModel,
         attention: m.attention,
+        family: m.family,
       }))) as Resolver<Record<string, never>, ModelView[]>,
   },
   Subscription: {
@@ -63,6 +65,7 @@ export const resolvers = {
     acceptanceRate: (t: Timings) => (t.draftedTokens ? (t.acceptedTokens ?? 0) / t.draftedTokens : null),
   },
   ModelState: { LOADING: 'loading', READY: 'ready', FAILED: 'failed' },
+  ModelFamily: { CROSS_ATTENTION: 'cross-attention', JOINT_EMBEDDING: 'joint' },
   Generation: {
     attentionOverlay: (result: GenerationResult, args: { token?: number | null; width?: number | null }) => attentionOverlay(result, args),
   },

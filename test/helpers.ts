@@ -11,6 +11,9 @@ export const FIXTURES = {
   gpt2: join(ROOT, 'assets/models/tiny-random-gpt2'),
 } as const;
 
+/** The joint-embedding (LLaVA layout) fixture: image tokens in the decoder's own sequence. */
+export const LLAVA_FIXTURE = join(ROOT, 'assets/models/tiny-random-llava');
+
 /** The shipped model, once its training run has exported it. */
 export const SHIPPED_MODEL = join(ROOT, 'assets/models/shapes-base');
 export const isShippedModelPresent = existsSync(join(SHIPPED_MODEL, 'onnx/decoder_model_merged.onnx'));

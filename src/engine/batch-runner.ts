@@ -98,7 +98,7 @@ export class BatchRunner implements ModelRunner {
 
 /** The decode rows' attention, then the prefill rows'. */
 function concatAttention(parts: readonly StepAttention[]): StepAttention {
-  return { ...parts[0], data: concatFloats(parts.map((p) => p.data)) };
+  return { ...parts[0], data: concatFloats(parts.map((p) => p.data)), firstKey: concatInts(parts.map((p) => p.firstKey)) };
 }
 
 /** Drafts the sampler rejected last step, per batch row (the plan lists the rows in batch order). */

@@ -34,6 +34,8 @@ export interface StepAttention {
   readonly numLayers: number;
   readonly numHeads: number;
   readonly numKeys: number;
+  /** Self-attention: each row's first attended key column (its left padding ends there; a joint prompt's image tokens start there). */
+  readonly firstKey: Int32Array; // [rows]
 }
 
 export interface PrefillRow {
@@ -43,7 +45,7 @@ export interface PrefillRow {
 }
 
 /** [batch, heads, seq, keys] per layer → [rows, layers, heads, keys] at each row's last position (left padding: the last column). */
-function lastPositions(attentions: LayerAttentions | undefined): StepAttention | undefined {
+function lastPositions(attentions: LayerAttentions | undefined, state: RowsState): StepAttention | undefined {
   if (!attentions) return undefined;
   const { layers, numHeads, seqLength, numKeys } = attentions;
   const numRows = layers[0].length / (numHeads * seqLength * numKeys);
@@ -56,7 +58,8 @@ function lastPositions(attentions: LayerAttentions | undefined): StepAttention |
       }
     });
   }
-  return { data, numLayers: layers.length, numHeads, numKeys };
+  const firstKey = Int32Array.from({ length: numRows }, (_, r) => Math.max(0, state.attentionMask.subarray(r * state.width, (r + 1) * state.width).indexOf(1)));
+  return { data, numLayers: layers.length, numHeads, numKeys, firstKey };
 }
 
 /** Rows of one batch taken into `assemble`. */
@@ -83,7 +86,7 @@ export class BatchDecoder {
     const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
     const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
     const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: this.runner.readsImageEveryStep ? encoder : placeholderStates(encoder) };
-    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions) };
+    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state) };
   }
 
   /** One new token per row. */
@@ -92,7 +95,7 @@ export class BatchDecoder {
     const next = decodeStep(batch.state, tokenIds);
     const out = await this.runnerFor(withAttention).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
     const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started };
-    return { ...step, attention: lastPositions(out.attentions) };
+    return { ...step, attention: lastPositions(out.attentions, next.state) };
   }
 
   private runnerFor(withAttention: boolean): DecoderRunner {
@@ -114,7 +117,7 @@ export class BatchDecoder {
     const logits = realPositions(out.logits, numPositions, next.step.seqLength, out.vocabSize);
     // Attention is only for rows without drafts (the engine does not speculate for them): their token is the last column.
     const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits, vocabSize: out.vocabSize, ms: performance.now() - started, numPositions };
-    return { ...step, attention: lastPositions(out.attentions) };
+    return { ...step, attention: lastPositions(out.attentions, next.state) };
   }
 }
 

@@ -224,12 +224,16 @@ export class Engine implements Generator {
     return finished;
   }
 
-  /** Row i's attention over the image patches (cross-attention: every key is a patch). */
+  /**
+   * Row i's attention over the image: cross-attention's keys are the patches; a joint
+   * model's self-attention keys are the row's sequence, whose image tokens come first.
+   */
   private attentionOf(result: RunnerResult, i: number, entry: EngineRequest): TokenAttention {
-    const { data, numLayers, numHeads, numKeys } = result.attention!;
+    const { data, numLayers, numHeads, numKeys, firstKey } = result.attention!;
     const per = numLayers * numHeads * numKeys;
     const numPatches = entry.lease!.embedding.numPatches;
-    return tokenAttention({ data: data.subarray(i * per, (i + 1) * per), numLayers, numHeads, numKeys, imageStart: 0, numPatches, hasTextKeys: numKeys !== numPatches });
+    const isJoint = this.parts.model.folder.family.kind === 'joint';
+    return tokenAttention({ data: data.subarray(i * per, (i + 1) * per), numLayers, numHeads, numKeys, imageStart: isJoint ? firstKey[i] : 0, numPatches, hasTextKeys: isJoint });
   }
 
   /** Hand out deltas, then settle finished requests. A consumer that throws is treated as gone. */

@@ -11,6 +11,8 @@ export interface LoadedModel {
   readonly tasks: readonly Task[];
   /** The model can give attention maps. */
   readonly attention: boolean;
+  /** How the image reaches the decoder. */
+  readonly family?: 'cross-attention' | 'joint';
   readonly stats?: () => EngineStats;
 }
 
@@ -24,6 +26,7 @@ export interface ModelStatus {
   /** None until the model is loaded. */
   readonly tasks: readonly Task[];
   readonly attention: boolean;
+  readonly family: 'cross-attention' | 'joint' | undefined;
   readonly state: ModelState;
   readonly engine: EngineStats | undefined;
 }
@@ -113,6 +116,7 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
         dtype: e.spec.dtype,
         tasks: e.loaded?.tasks ?? [],
         attention: e.loaded?.attention ?? false,
+        family: e.loaded?.family,
         state: e.state,
         engine: e.loaded?.stats?.(),
       })),

@@ -8,7 +8,7 @@ import { createConfig, createEngineConfig } from '../../src/config/config.ts';
 import { createIrisApp, type IrisApp } from '../../src/server/app.ts';
 import { createEngineLoader } from '../../src/server/load-models.ts';
 import type { Engine } from '../../src/engine/engine.ts';
-import { FIXTURES } from '../helpers.ts';
+import { FIXTURES, LLAVA_FIXTURE } from '../helpers.ts';
 import { gql } from './support/app.ts';
 
 describe('attention through GraphQL', () => {
@@ -16,7 +16,7 @@ describe('attention through GraphQL', () => {
   const engines: Engine[] = [];
   let image: string;
   beforeAll(async () => {
-    const config = createConfig({ models: { specs: [{ id: 'tiny', dir: FIXTURES.encoderDecoder }, { id: 'gpt2', dir: FIXTURES.gpt2 }] } });
+    const config = createConfig({ models: { specs: [{ id: 'tiny', dir: FIXTURES.encoderDecoder }, { id: 'gpt2', dir: FIXTURES.gpt2 }, { id: 'llava', dir: LLAVA_FIXTURE }] } });
     app = createIrisApp({ config, load: createEngineLoader({ engine: createEngineConfig({ imageWorkers: 0 }), onEngine: (_, e) => engines.push(e) }), logUnexpected: () => undefined });
     await app.registry.loaded;
     image = (await sharp({ create: { width: 96, height: 48, channels: 3, background: '#808080' } }).composite([{ input: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><circle cx="10" cy="10" r="9" fill="red"/></svg>'), left: 60, top: 14 }]).png().toBuffer()).toString('base64');
@@ -25,9 +25,13 @@ describe('attention through GraphQL', () => {
     await Promise.all(engines.map((e) => e.release()));
   });
 
-  it('lists which models give maps', async () => {
-    const res = await gql(app, '{ models { id attention } }');
-    expect(res.body.data).toEqual({ models: [{ id: 'tiny', attention: true }, { id: 'gpt2', attention: false }] });
+  it('lists which models give maps, and each model family', async () => {
+    const res = await gql(app, '{ models { id attention family } }');
+    expect(res.body.data).toEqual({ models: [
+      { id: 'tiny', attention: true, family: 'CROSS_ATTENTION' },
+      { id: 'gpt2', attention: false, family: 'CROSS_ATTENTION' },
+      { id: 'llava', attention: true, family: 'JOINT_EMBEDDING' },
+    ] });
   });
 
   it('gives each token its map and an overlay PNG at the image aspect ratio', async () => {
