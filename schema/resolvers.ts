@@ -60,6 +60,7 @@ export const resolvers = {
   SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram' },
   WarningCode: { UNKNOWN_WORDS: 'UNKNOWN_WORDS' },
   Timings: {
+    prefixCached: (t: Timings) => t.prefixCached ?? false,
     draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
     acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,
     acceptanceRate: (t: Timings) => (t.draftedTokens ? (t.acceptedTokens ?? 0) / t.draftedTokens : null),

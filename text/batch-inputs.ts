@@ -39,6 +39,25 @@ export function prefillStep(prompts: readonly Int32Array[], padId: number): { st
   return { step: { inputIds, seqLength: width, attentionMask, positionIds }, state: { batchSize, width, attentionMask, nextPosition } };
 }
 
+/**
+ * A prefill after a past every row shares the length of (a cached image prefix): the
+ * rows' remaining tokens, left-padded among themselves after the past columns, positions
+ * continuing from the past. The padding leaves a masked hole between past and tokens.
+ */
+export function prefillAfterPast(prompts: readonly Int32Array[], pastLength: number, padId: number): { step: StepTokens; state: RowsState } {
+  const { step, state } = prefillStep(prompts, padId);
+  const { batchSize, width } = state;
+  const total = pastLength + width;
+  const attentionMask = new Int32Array(batchSize * total); // [batch, past + width]
+  for (let row = 0; row < batchSize; row++) {
+    attentionMask.fill(1, row * total, row * total + pastLength);
+    attentionMask.set(state.attentionMask.subarray(row * width, (row + 1) * width), row * total + pastLength);
+  }
+  const positionIds = step.positionIds.map((p, i) => (step.attentionMask[i] ? p + pastLength : 0));
+  const nextPosition = state.nextPosition.map((p) => p + pastLength);
+  return { step: { ...step, attentionMask, positionIds }, state: { batchSize, width: total, attentionMask, nextPosition } };
+}
+
 /** One new token per row, appended as a new column. */
 export function decodeStep(state: RowsState, tokens: Int32Array): { step: StepTokens; state: RowsState } {
   const { batchSize, width } = state;

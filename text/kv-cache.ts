@@ -139,6 +139,34 @@ export class KvCache {
     return new KvCache(layout, batchSize, pastLength, self, crossKv);
   }
 
+  /** One row's self-attention K/V at columns [fromColumn, fromColumn + count), per layer, as plain arrays ([heads, count, headDim] each). */
+  rowColumns(row: number, fromColumn: number, count: number): RowKv {
+    if (this.cross !== null) throw new Error('rowColumns: only self-attention caches hold a reusable prefix');
+    const take = (tensor: ort.Tensor): FloatData => {
+      const [, heads, len, d] = tensor.dims;
+      const data = tensor.data as FloatData;
+      const out = new (data.constructor as new (n: number) => FloatData)(heads * count * d);
+      for (let h = 0; h < heads; h++) out.set(data.subarray(((row * heads + h) * len + fromColumn) * d, ((row * heads + h) * len + fromColumn + count) * d), h * count * d);
+      return out;
+    };
+    return { length: count, layers: this.self.map((kv) => ({ key: take(kv.key), value: take(kv.value) })) };
+  }
+
+  /** A cache whose rows hold these prefixes (all of one length) as their past: the start of a prefill that skips them. */
+  static fromRows(layout: CacheLayout, rows: readonly RowKv[]): KvCache {
+    const length = rows[0].length;
+    if (layout.naming !== 'self-only') throw new Error('fromRows: only self-attention caches start from a prefix');
+    if (rows.some((r) => r.length !== length)) throw new Error('fromRows: prefixes of different lengths');
+    const stack = (pick: (r: RowKv) => FloatData): ort.Tensor => {
+      const parts = rows.map(pick);
+      const out = new (parts[0].constructor as new (n: number) => FloatData)(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
+      return tensorOf(layout.dtype, out, [rows.length, layout.numHeads, length, layout.headDim]);
+    };
+    const self = Array.from({ length: layout.numLayers }, (_, i) => ({ key: stack((r) => r.layers[i].key), value: stack((r) => r.layers[i].value) }));
+    return new KvCache(layout, rows.length, length, self, null);
+  }
+
   /**
    * Rebuild the self-attention pasts from chosen columns: row r gets columns[r] (source
    * positions, in order) right-aligned in `width`, zeros in front. Speculative decoding
@@ -150,6 +178,12 @@ export class KvCache {
     const gather = (kv: KV): KV => ({ key: gatherColumnsOf(kv.key, columns, width), value: gatherColumnsOf(kv.value, columns, width) });
     return new KvCache(this.layout, this.batchSize, width, this.self.map(gather), this.cross);
   }
+}
+
+/** One row's self-attention K/V over some columns, detached from any batch (a cached image prefix). */
+export interface RowKv {
+  readonly length: number;
+  readonly layers: readonly { readonly key: FloatData; readonly value: FloatData }[]; // each [heads, length, headDim]
 }
 
 /** Rows of one cache taken into KvCache.assemble. */
@@ -167,7 +201,7 @@ function emptyKv(layout: CacheLayout, batchSize: number): KV {
   return { key: make(), value: make() };
 }
 
-type FloatData = Float32Array | Uint16Array;
+export type FloatData = Float32Array | Uint16Array;
 
 function tensorOf(type: ort.Tensor.Type, data: FloatData, dims: number[]): ort.Tensor {
   return type === 'float16' ? new ort.Tensor('float16', data as Uint16Array, dims) : new ort.Tensor('float32', data as Float32Array, dims);

@@ -61,6 +61,8 @@ export interface EngineSettings {
    * image in batches, so a timer only added its 1 ms to every request.
    */
   readonly imageWindowMs: number;
+  /** Joint-embedding models: image-prefix K/V kept for later questions about the same image, in tokens (0: off). */
+  readonly prefixCacheTokens: number;
 }
 
 export interface ModelsConfig extends EngineSettings {
@@ -134,6 +136,7 @@ export const DEFAULTS: IrisConfig = {
     threads: 1,
     imageWorkers: 1,
     imageWindowMs: 0,
+    prefixCacheTokens: 4096,
   },
   images: {
     maxBytes: 8 * MB,
@@ -220,6 +223,7 @@ function createEngineSettings(input: Input<EngineSettings>, prefix: string): Eng
     threads: int(`${prefix}threads`, input.threads ?? d.threads, 1, 256),
     imageWorkers: int(`${prefix}imageWorkers`, input.imageWorkers ?? d.imageWorkers, 0, 64),
     imageWindowMs: int(`${prefix}imageWindowMs`, input.imageWindowMs ?? d.imageWindowMs, 0, 60_000),
+    prefixCacheTokens: int(`${prefix}prefixCacheTokens`, input.prefixCacheTokens ?? d.prefixCacheTokens, 0),
   };
 }
 

@@ -29,6 +29,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'embedding-cache-bytes', env: 'IRIS_EMBEDDING_CACHE_BYTES', kind: 'int', path: ['models', 'embeddingCacheBytes'], help: 'bytes of image embeddings cached per model' },
   { flag: 'threads', env: 'IRIS_THREADS', kind: 'int', path: ['models', 'threads'], help: 'onnxruntime intra-op threads of each model\'s decoder' },
   { flag: 'image-workers', env: 'IRIS_IMAGE_WORKERS', kind: 'int', path: ['models', 'imageWorkers'], help: 'worker threads encoding images per model (0: in the decoder\'s thread)' },
+  { flag: 'prefix-cache-tokens', env: 'IRIS_PREFIX_CACHE_TOKENS', kind: 'int', path: ['models', 'prefixCacheTokens'], help: 'joint (LLaVA-layout) models: image-prefix K/V kept for later questions about the same image, in tokens (0: off)' },
   { flag: 'image-window-ms', env: 'IRIS_IMAGE_WINDOW_MS', kind: 'int', path: ['models', 'imageWindowMs'], help: 'time an image load waits for others to encode with (0: the same event-loop turn)' },
   { flag: 'image-max-bytes', env: 'IRIS_IMAGE_MAX_BYTES', kind: 'int', path: ['images', 'maxBytes'], help: 'encoded bytes of one image' },
   { flag: 'image-max-pixels', env: 'IRIS_IMAGE_MAX_PIXELS', kind: 'int', path: ['images', 'maxPixels'], help: 'width × height of one image' },

@@ -77,6 +77,8 @@ export interface Timings {
   queueMs: number;
   imageEncodeMs: number;
   imageCached: boolean;
+  /** Joint models: the image's prefix K/V came from the prefix cache (its prefill was skipped). */
+  prefixCached?: boolean;
   prefillMs: number;
   decodeMs: number;
   totalMs: number;

@@ -10,7 +10,8 @@ import { CrossKvSlab } from '../../text/cross-kv-slab.ts';
 import type { KV } from '../../text/kv-cache.ts';
 import { concatFloats, concatInts } from './arrays.ts';
 import { assemble, cachedTokens, isWholeBatch, keepRows, rollBack, type BatchDecoder, type BatchRows, type BatchStep, type DecoderBatch } from './decoder-batch.ts';
-import type { DecodeRow, ModelRunner, RunnerPlan, RunnerResult, StepAttention } from './plan.ts';
+import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult, StepAttention } from './plan.ts';
+import type { PrefixCache } from './prefix-cache.ts';
 
 const NO_DRAFTS = new Int32Array(0);
 
@@ -24,7 +25,11 @@ export class BatchRunner implements ModelRunner {
   /** The cross K/V of `batch`'s rows, in its order (encoder-decoder models). */
   private readonly cross = new CrossKvSlab();
 
-  constructor(private readonly decoder: BatchDecoder) {}
+  constructor(
+    private readonly decoder: BatchDecoder,
+    /** Joint models: cached image prefixes, and how many image tokens open every prompt. */
+    private readonly prefixes?: { readonly cache: PrefixCache; readonly numTokens: number },
+  ) {}
 
   reset(): void {
     this.batch = undefined;
@@ -39,7 +44,7 @@ export class BatchRunner implements ModelRunner {
     this.joined = undefined;
     this.isVerified = false;
     const decoded = plan.decode.length > 0 ? await this.decode(plan.decode, plan.withAttention) : undefined;
-    const prefilled = plan.prefill.length > 0 ? await this.decoder.prefill(plan.prefill, plan.withAttention) : undefined;
+    const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill, plan.withAttention) : undefined;
     this.isVerified = decoded?.numPositions !== undefined;
     this.batch = decoded?.batch;
     this.joined = prefilled?.batch;
@@ -53,6 +58,7 @@ export class BatchRunner implements ModelRunner {
       prefillMs: prefilled?.ms ?? 0,
       numCachedTokens: cachedTokens(parts.map((p) => p.batch)),
       attention: plan.withAttention ? concatAttention(parts.map((p) => p.attention!)) : undefined,
+      prefixCached: prefilled?.prefixCached,
     };
   }
 
@@ -84,6 +90,29 @@ export class BatchRunner implements ModelRunner {
     return this.cross.tensors();
   }
 
+  /**
+   * New rows, in the plan's order. With a prefix cache, rows whose image prefix is cached
+   * feed only what follows it; the others prefill in full and leave their prefix behind.
+   */
+  private async prefill(rows: readonly PrefillRow[], withAttention: boolean): Promise<BatchStep & { prefixCached?: readonly number[] }> {
+    const { prefixes } = this;
+    if (!prefixes) return this.decoder.prefill(rows, withAttention);
+    const cached = rows.map((r) => (r.imageKey ? prefixes.cache.lookup(r.imageKey) : undefined));
+    const hit = rows.filter((_, i) => cached[i]);
+    const miss = rows.filter((_, i) => !cached[i]);
+    const parts: BatchStep[] = [];
+    if (miss.length > 0) {
+      const step = await this.decoder.prefill(miss, withAttention);
+      miss.forEach((row, i) => {
+        const start = step.batch.state.attentionMask.subarray(i * step.batch.state.width, (i + 1) * step.batch.state.width).indexOf(1);
+        if (row.imageKey) prefixes.cache.store(row.imageKey, step.batch.cache.rowColumns(i, start, prefixes.numTokens));
+      });
+      parts.push(step);
+    }
+    if (hit.length > 0) parts.push(await this.decoder.prefillAfter(hit, cached.filter((c) => c !== undefined), withAttention));
+    return { ...inPlanOrder(parts, rows.map((r) => r.id)), prefixCached: hit.map((r) => r.id) };
+  }
+
   private async decode(rows: readonly DecodeRow[], withAttention: boolean): Promise<BatchStep & { numPositions?: Int32Array }> {
     const batch = this.batch;
     if (!batch || batch.ids.length !== rows.length || rows.some((r, i) => r.id !== batch.ids[i])) {
@@ -94,6 +123,37 @@ export class BatchRunner implements ModelRunner {
     }
     return this.decoder.decode(batch, Int32Array.from(rows, (r) => r.tokenId), withAttention);
   }
+}
+
+/** Several prefill parts as one, rows in the given id order: the batch, logits and attention rows alike. */
+function inPlanOrder(parts: readonly BatchStep[], ids: readonly number[]): BatchStep {
+  if (parts.length === 1) return parts[0];
+  const where = new Map(parts.flatMap((p, k) => p.batch.ids.map((id, row): [number, [number, number]] => [id, [k, row]])));
+  const picks = ids.map((id) => where.get(id)!);
+  const vocab = parts[0].vocabSize;
+  const sources: BatchRows[] = [];
+  for (const [k, row] of picks) {
+    const last = sources.at(-1);
+    if (last && last.batch === parts[k].batch) (last.rows as number[]).push(row);
+    else sources.push({ batch: parts[k].batch, rows: [row], fromColumn: 0 });
+  }
+  const attention = parts[0].attention && {
+    ...parts[0].attention,
+    data: concatFloats(picks.map(([k, row]) => rowSlice(parts[k].attention!.data, row, parts[k].batch.ids.length))),
+    firstKey: Int32Array.from(picks, ([k, row]) => parts[k].attention!.firstKey[row]),
+  };
+  return {
+    batch: assemble(sources),
+    logits: concatFloats(picks.map(([k, row]) => parts[k].logits.subarray(row * vocab, (row + 1) * vocab))),
+    vocabSize: vocab,
+    ms: parts.reduce((t, p) => t + p.ms, 0),
+    attention,
+  };
+}
+
+function rowSlice(data: Float32Array, row: number, numRows: number): Float32Array {
+  const per = data.length / numRows;
+  return data.subarray(row * per, (row + 1) * per);
 }
 
 /** The decode rows' attention, then the prefill rows'. */

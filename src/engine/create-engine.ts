@@ -9,6 +9,7 @@ import { createEngineConfig, type EngineConfig, type EngineConfigInput } from '.
 import { DEFAULT_MODEL_DIR, encoderPathOf, loadIrisModel, sessionOptionsOf, type IrisModel } from '../model/load.ts';
 import { BatchRunner } from './batch-runner.ts';
 import { BatchDecoder } from './decoder-batch.ts';
+import { PrefixCache } from './prefix-cache.ts';
 import { DraftModel, findDraftDecoder } from './draft-model.ts';
 import { Engine, type StepInfo } from './engine.ts';
 import { KvBudget } from './kv-budget.ts';
@@ -87,11 +88,13 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
     maxBatchSize: Math.min(maxBatchSize, MAX_IMAGES_PER_CALL),
     windowMs: config.imageWindowMs,
   });
-  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner));
+  const { family } = model.folder;
+  const prefixCache = family.kind === 'joint' && config.prefixCacheTokens > 0 ? new PrefixCache(config.prefixCacheTokens) : undefined;
+  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner), prefixCache && family.kind === 'joint' ? { cache: prefixCache, numTokens: family.numImageTokens } : undefined);
   const loaded = options.drafter ? undefined : await loadDrafter(model, config, options);
   try {
     const speculator = new Speculator(config, options.drafter ?? loaded);
-    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, onStep: options.onStep });
+    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, onStep: options.onStep });
   } catch (error) {
     await loaded?.release(); // the draft session loaded here is ours to free when the engine cannot be built
     throw error;

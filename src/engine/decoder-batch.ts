@@ -6,9 +6,9 @@
 // Rows are left-padded so every row's next token lands in the same column (RowsState);
 // the KV cache, the attention mask and the encoder rows stay aligned row for row.
 import { assembleEncoderRows, gatherEncoderStates } from '../../fusion/conditioning.ts';
-import { assembleStates, decodeStep, numLeadingPadColumns, prefillStep, type RowsState } from '../../text/batch-inputs.ts';
+import { assembleStates, decodeStep, numLeadingPadColumns, prefillAfterPast, prefillStep, type RowsState } from '../../text/batch-inputs.ts';
 import type { DecoderRunner, EncoderStates, LayerAttentions } from '../../text/decoder-runner.ts';
-import { KvCache, type KV } from '../../text/kv-cache.ts';
+import { KvCache, type KV, type RowKv } from '../../text/kv-cache.ts';
 import { rollbackColumns, verifyStep, type VerifyRow } from '../../text/speculative/verify-inputs.ts';
 import type { ImageEmbedding } from '../../vision/encoder.ts';
 
@@ -42,6 +42,8 @@ export interface PrefillRow {
   readonly id: number;
   readonly tokenIds: Int32Array; // [seq]
   readonly embedding: ImageEmbedding;
+  /** The image's content hash: the key of its cached prefix (joint models). */
+  readonly imageKey?: string;
 }
 
 /** [batch, heads, seq, keys] per layer → [rows, layers, heads, keys] at each row's last position (left padding: the last column). */
@@ -86,6 +88,21 @@ export class BatchDecoder {
     const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
     const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
     const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: this.runner.readsImageEveryStep ? encoder : placeholderStates(encoder) };
+    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state) };
+  }
+
+  /**
+   * New rows whose first tokens' K/V are already known (a cached image prefix, the same
+   * length for every row): only the tokens after it are fed, after the prefixes as past.
+   */
+  async prefillAfter(rows: readonly PrefillRow[], prefixes: readonly RowKv[], withAttention = false): Promise<BatchStep> {
+    const started = performance.now();
+    const pastLength = prefixes[0].length;
+    const first = prefillAfterPast(rows.map((r) => r.tokenIds.subarray(pastLength)), pastLength, this.padId);
+    const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
+    const images = placeholderStates(encoder); // the image is in the past already: no image token is fed
+    const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: images, cache: KvCache.fromRows(this.runner.layout, prefixes) });
+    const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: images };
     return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state) };
   }
 

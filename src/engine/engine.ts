@@ -11,6 +11,7 @@ import type { ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
 import { EngineRequest, RequestStatus } from './request.ts';
 import { rowSpecOf } from './row-spec.ts';
 import type { Scheduler, SchedulerOutput } from './scheduler.ts';
+import type { PrefixCache, PrefixCacheStats } from './prefix-cache.ts';
 import type { Proposal, Speculator } from './speculator.ts';
 
 /** What an engine reports to /metrics and the models query, read at scrape time. */
@@ -19,6 +20,8 @@ export interface EngineStats {
   readonly batchSize: number;
   readonly kvUsedTokens: number;
   readonly kvCapacityTokens: number;
+  /** Joint models with a prefix cache. */
+  readonly prefixCache?: PrefixCacheStats;
 }
 
 /** One step, as seen from outside (tests, benchmarks). */
@@ -43,6 +46,8 @@ export interface EngineParts {
   readonly modelId?: string;
   /** Speculative decoding; absent: never. */
   readonly speculator?: Speculator;
+  /** Image prefixes of joint models (the runner reads and fills it; the engine reports it). */
+  readonly prefixCache?: PrefixCache;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -89,8 +94,8 @@ export class Engine implements Generator {
   }
 
   stats(): EngineStats {
-    const { scheduler, kvCapacityTokens } = this.parts;
-    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens };
+    const { scheduler, kvCapacityTokens, prefixCache } = this.parts;
+    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats() };
   }
 
   /** Resolves once no step is running or due (finished rows retired, their KV freed). */
@@ -200,6 +205,7 @@ export class Engine implements Generator {
     const { speculator } = this.parts;
     const now = performance.now();
     const finished: EngineRequest[] = [];
+    for (const id of result.prefixCached ?? []) this.requests.get(id)!.isPrefixCached = true;
     let position = 0;
     rowIds.forEach((id, i) => {
       const entry = this.requests.get(id)!;
@@ -295,7 +301,7 @@ export class Engine implements Generator {
 function planOf(scheduled: SchedulerOutput<EngineRequest>, proposals: ReadonlyMap<number, Proposal>): RunnerPlan {
   const prefill = scheduled.prefill.map((entry) => {
     if (!entry.lease) throw new Error(`request ${entry.id} was admitted without its image`);
-    return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding };
+    return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding, imageKey: entry.lease.key };
   });
   const decode = scheduled.decode.map((entry) => {
     const proposal = proposals.get(entry.id);

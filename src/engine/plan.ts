@@ -35,6 +35,8 @@ export interface RunnerResult {
   readonly vocabSize: number;
   readonly decodeMs: number;
   readonly prefillMs: number;
+  /** Prefill rows whose image prefix came from the prefix cache. */
+  readonly prefixCached?: readonly number[];
   /** With `withAttention`: each row's attention at the position that produced its token, rows as in rowIds. */
   readonly attention?: StepAttention;
   /** Slots the batched cache holds now (rows × width, plus cross-attention rows), padding included. */

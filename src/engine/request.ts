@@ -67,6 +67,8 @@ export class EngineRequest implements SchedulerEntry {
   firstTokenAt = 0;
   prefillMs = 0;
   numPreemptions = 0;
+  /** Its (last) prefill read the image prefix from the prefix cache. */
+  isPrefixCached = false;
 
   constructor(init: RequestInit) {
     this.id = init.id;
@@ -112,6 +114,7 @@ export class EngineRequest implements SchedulerEntry {
         queueMs: Math.max(0, started - this.readyAt),
         imageEncodeMs: Math.max(0, this.readyAt - this.arrivedAt),
         imageCached: lease?.cached ?? false,
+        prefixCached: this.isPrefixCached,
         prefillMs: this.prefillMs,
         decodeMs: Math.max(0, now - firstToken),
         totalMs: now - this.arrivedAt,

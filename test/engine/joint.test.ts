@@ -71,6 +71,31 @@ describe('joint embedding (tiny-random-llava) on the engine', () => {
     });
   });
 
+  it('image-prefix caching: later questions about the same image skip its prefill, with the same tokens', async () => {
+    const cold = await createEngine({ modelDir: LLAVA_FIXTURE, threads: 1, prefixCacheTokens: 0 });
+    const warm = await createEngine({ modelDir: LLAVA_FIXTURE, threads: 1 });
+    try {
+      // every case twice, in two waves: the second wave's images are all cached
+      const waves = [requests, [...requests].reverse()];
+      for (const [w, wave] of waves.entries()) {
+        const [plain, cached] = await Promise.all([Promise.all(wave.map((r) => cold.generate(r))), Promise.all(wave.map((r) => warm.generate(r)))]);
+        cached.forEach((r, i) => {
+          expect(r.tokens.map((t) => t.id)).toEqual(plain[i].tokens.map((t) => t.id));
+          if (w === 1) expect(r.timings.prefixCached).toBe(true);
+          expect(plain[i].timings.prefixCached).toBe(false);
+        });
+      }
+      const stats = warm.stats().prefixCache!;
+      const distinct = new Set(parity.cases.map((c) => c.image_uint8_hwc)).size;
+      expect(stats.misses).toBeLessThanOrEqual(distinct + requests.length); // a wave's first sight of an image may race its twins
+      expect(stats.hits).toBeGreaterThanOrEqual(requests.length);
+      expect(stats.cachedTokens).toBe(distinct * parity.cases[0].input_ids.filter((id) => id === parity.image_token_id).length);
+      expect(cold.stats().prefixCache).toBeUndefined();
+    } finally {
+      await Promise.all([cold.release(), warm.release()]);
+    }
+  });
+
   it('matches the reference decoder, with the KV cache and recomputing', async () => {
     for (const useKvCache of [true, false]) {
       const reference = await ReferenceDecoder.load({ modelDir: LLAVA_FIXTURE, threads: 1, useKvCache });

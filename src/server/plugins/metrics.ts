@@ -40,6 +40,9 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
   gauge('iris_engine_batch_size', 'Sequences in the running decode batch', (m) => m.engine?.batchSize);
   gauge('iris_engine_kv_used_tokens', 'Tokens held in the KV cache', (m) => m.engine?.kvUsedTokens);
   gauge('iris_engine_kv_capacity_tokens', 'KV cache budget in tokens', (m) => m.engine?.kvCapacityTokens);
+  gauge('iris_prefix_cache_hits', 'Joint models: prefills whose image prefix came from the prefix cache (since start)', (m) => m.engine?.prefixCache?.hits);
+  gauge('iris_prefix_cache_misses', 'Joint models: prefills that computed their image prefix (since start)', (m) => m.engine?.prefixCache?.misses);
+  gauge('iris_prefix_cache_tokens', 'Joint models: image-prefix tokens held in the prefix cache', (m) => m.engine?.prefixCache?.cachedTokens);
 }
 
 export function createMetrics(options: MetricsOptions): IrisMetrics {
