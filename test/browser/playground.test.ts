@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/settings.ts';
 import type { IrisServer } from '../../src/server/listen.ts';
 import { startServer } from '../../src/server.ts';
 import { ROOT, isShippedModelPresent, waitForReady } from '../helpers.ts';
+import { startImageHost, type ImageHost } from '../socket/support.ts';
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => Boolean(p && existsSync(p)));
 const SAMPLES = join(ROOT, 'assets/samples');
@@ -69,6 +70,7 @@ async function brightestPoint(page: Page): Promise<{ x: number; y: number; width
 
 describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`, () => {
   let server: IrisServer;
+  let host: ImageHost;
   let browser: Browser;
   let base: string;
   let attention = false;
@@ -83,7 +85,8 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
   const base64Of = (file: string) => readFileSync(join(SAMPLES, file)).toString('base64');
 
   beforeAll(async () => {
-    server = await startServer(loadConfig(['--port', '0'], {}));
+    host = await startImageHost({ '/scene-3.png': (_, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(readFileSync(join(SAMPLES, 'scene-3.png'))) });
+    server = await startServer(loadConfig(['--port', '0', '--url-allow', '127.0.0.1'], {}));
     await waitForReady(server.url);
     base = server.url.replace(/\/graphql$/, '');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
@@ -94,17 +97,18 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    await host?.close();
   });
 
   async function open(viewport = { width: 1100, height: 760 }): Promise<Page> {
     const page = await browser.newPage({ viewport });
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     const offsite: string[] = [];
     page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) offsite.push(r.url()); });
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${base}/`);
     await page.waitForSelector('#model option', { state: 'attached' });
-    expect(offsite).toEqual([]);
+    expect(offsite.filter((u) => !u.startsWith(host.base))).toEqual([]);
     return page;
   }
 
@@ -163,6 +167,36 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     await page.close();
   });
 
+  it('takes the image by drop, by paste and by URL', async () => {
+    const page = await open();
+    const send = async (kind: 'drop' | 'paste', file: string) => {
+      await page.evaluate(([kind, name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], name, { type: 'image/png' }));
+        const target = document.getElementById('drop')!;
+        if (kind === 'drop') target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        else target.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      }, [kind, file, base64Of(file)] as const);
+      await page.waitForFunction(() => (document.getElementById('preview') as HTMLImageElement).naturalWidth > 0 && !(document.getElementById('run') as HTMLButtonElement).disabled);
+      await page.click('#run');
+      await page.waitForFunction(() => (document.getElementById('stop') as HTMLButtonElement).disabled && document.getElementById('status')!.textContent !== 'Generating…');
+    };
+    for (const [kind, file] of [['drop', 'scene-4.png'], ['paste', 'scene-5.png']] as const) {
+      await send(kind, file);
+      expect(await page.textContent('#error'), kind).toBe('');
+      expect(await page.textContent('#tokens'), kind).toBe((await api('query($i: String!) { caption(image: { base64: $i }) { text } }', { i: base64Of(file) })).data!.caption!.text);
+    }
+    const url = `${host.base}/scene-3.png`;
+    await page.fill('#url', url);
+    await page.press('#url', 'Enter');
+    await page.waitForFunction(() => (document.getElementById('preview') as HTMLImageElement).naturalWidth > 0);
+    await page.click('#run');
+    await page.waitForFunction(() => (document.getElementById('stop') as HTMLButtonElement).disabled && document.getElementById('status')!.textContent !== 'Generating…');
+    expect(await page.textContent('#tokens')).toBe((await api('query($u: String!) { caption(image: { url: $u }) { text } }', { u: url })).data!.caption!.text);
+    await page.close();
+  });
+
   it('works on a phone-sized screen without sideways scrolling', async () => {
     const page = await open({ width: 375, height: 740 });
     await run(page, 'scene-0.png');
@@ -203,7 +237,7 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     // Independent of the engine: /graphql answers with the agreed schema's fields, one map
     // per token whose peak is a known cell, so the page's drawing is checked on its own.
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     const [rows, cols] = [8, 8];
     const peaks = [[1, 6], [5, 2], [6, 6]];
     const words = ['a', ' red', ' circle'];
