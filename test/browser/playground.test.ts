@@ -209,26 +209,30 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     await page.close();
   });
 
-  it('lights up the object a color word names (pointing check on the page’s pixels)', async (ctx) => {
+  it('lights up the object each size, color and shape word describes (pointing check on the page’s pixels)', async (ctx) => {
     if (!attention) ctx.skip('the server reports no model with attention maps yet (models { attention } is absent or false)');
     const page = await open();
-    const s = sample('scene-2.png'); // "a small red circle above a small blue circle"
-    await run(page, s.image);
-    expect(await page.textContent('#error')).toBe('');
-    const words = await page.locator('#tokens .tok').allTextContents();
-    for (const color of ['red', 'blue']) {
-      const i = words.findIndex((w) => w.trim() === color);
-      expect(i, `"${color}" in ${JSON.stringify(words)}`).toBeGreaterThanOrEqual(0);
-      await page.locator('#tokens .tok').nth(i).hover();
-      const point = await brightestPoint(page);
-      expect(point.visible).toBe(true);
-      const grid = await page.evaluate(() => (document.getElementById('heatmap') as HTMLCanvasElement).dataset.cols);
-      const half = 0.5 / Number(grid ?? 8); // the pointing game's tolerance: half a patch
-      const box = await colorBox(s.image, color);
-      expect(point.x, `${color}: brightest x`).toBeGreaterThanOrEqual(box.x0 - half);
-      expect(point.x, `${color}: brightest x`).toBeLessThanOrEqual(box.x1 + half);
-      expect(point.y, `${color}: brightest y`).toBeGreaterThanOrEqual(box.y0 - half);
-      expect(point.y, `${color}: brightest y`).toBeLessThanOrEqual(box.y1 + half);
+    // Scenes whose objects have different colors, so each phrase's color finds its object's box.
+    for (const s of [sample('scene-1.png'), sample('scene-2.png')]) {
+      await run(page, s.image);
+      expect(await page.textContent('#error')).toBe('');
+      const words = (await page.locator('#tokens .tok').allTextContents()).map((w) => w.trim());
+      let checked = 0;
+      for (const [i, word] of words.entries()) {
+        const kind = word in PALETTE ? 'color' : ['small', 'large'].includes(word) ? 'size' : ['circle', 'square', 'triangle'].includes(word) ? 'shape' : null;
+        if (!kind) continue;
+        const color = kind === 'color' ? word : kind === 'size' ? words[i + 1] : words[i - 1]; // "<size> <color> <shape>"
+        await page.locator('#tokens .tok').nth(i).hover();
+        const point = await brightestPoint(page);
+        expect(point.visible).toBe(true);
+        const cols = Number(await page.evaluate(() => (document.getElementById('heatmap') as HTMLCanvasElement).dataset.cols));
+        const half = 0.5 / cols; // the pointing game's tolerance: half a patch
+        const box = await colorBox(s.image, color);
+        const where = `${s.image} "${word}" (${kind} of the ${color} object): brightest at (${point.x.toFixed(3)}, ${point.y.toFixed(3)}), box ${JSON.stringify(box)}`;
+        expect(point.x >= box.x0 - half && point.x <= box.x1 + half && point.y >= box.y0 - half && point.y <= box.y1 + half, where).toBe(true);
+        checked++;
+      }
+      expect(checked, s.caption).toBe(s.caption.split(/[ ,]+/).filter((w) => w in PALETTE).length * 3);
     }
     await page.close();
   });

@@ -127,6 +127,8 @@ function setImage(image, src) {
 
 function readFile(file) {
   if (!file) return;
+  state.image = null; // no run on the previous image while this one loads
+  el.run.disabled = true;
   const reader = new FileReader();
   reader.onload = () => setImage({ base64: reader.result }, reader.result);
   reader.onerror = () => showError(`Could not read ${file.name}: ${reader.error?.message ?? 'unknown error'}`);
