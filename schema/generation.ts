@@ -4,7 +4,8 @@ import type { ImageIntake, ImageInput } from '../src/server/intake/intake.ts';
 import type { ModelRegistry } from '../src/server/registry.ts';
 import type { Deadline } from '../src/server/plugins/deadline.ts';
 import { resolveOptions } from '../text/sampling/options.ts';
-import { IrisError, type GenerateHooks, type GenerationOptions, type GenerationRequest, type GenerationResult, type Task } from '../src/contract/types.ts';
+import { IrisError, type GenerateHooks, type GenerationOptions, type GenerationRequest, type GenerationResult, type Task, type TokenAttention } from '../src/contract/types.ts';
+import { renderOverlay } from '../vision/heatmap.ts';
 
 /** What resolvers need besides the request's own deadline; built once per server. */
 export interface IrisServices {
@@ -52,6 +53,29 @@ function timeoutError(deadline: Deadline): IrisError {
   return new IrisError('TIMEOUT', `the request took longer than ${deadline.timeoutMs} ms`);
 }
 
+/** The request's image, for the overlay field of the result it produced. */
+const imageOf = new WeakMap<GenerationResult, Uint8Array>();
+
+/** `Generation.attentionOverlay`: one token's map (or the mean of all) over the request's image, as a PNG data URL. */
+export async function attentionOverlay(result: GenerationResult, args: { token?: number | null; width?: number | null }): Promise<string | null> {
+  const image = imageOf.get(result);
+  const maps = result.tokens.map((t) => t.attention);
+  if (!image || maps.length === 0 || maps.some((m) => m === undefined)) return null;
+  const { token, width } = args;
+  if (token !== undefined && token !== null && (!Number.isInteger(token) || token < 0 || token >= maps.length)) {
+    throw new IrisError('INVALID_OPTIONS', `token must be an index from 0 to ${maps.length - 1}, got ${token}`);
+  }
+  if (width !== undefined && width !== null && (!Number.isInteger(width) || width < 8 || width > 2048)) throw new IrisError('INVALID_OPTIONS', `width must be an integer from 8 to 2048, got ${width}`);
+  const grid = token === undefined || token === null ? meanGrid(maps as TokenAttention[]) : maps[token]!;
+  const png = await renderOverlay(image, grid, { width: width ?? undefined });
+  return `data:image/png;base64,${png.toString('base64')}`;
+}
+
+function meanGrid(maps: readonly TokenAttention[]): TokenAttention {
+  const weights = maps[0].weights.map((_, i) => maps.reduce((sum, m) => sum + m.weights[i], 0) / maps.length);
+  return { ...maps[0], weights };
+}
+
 /**
  * Runs one generation. `signal` (default: the deadline's) lets a stream add its own
  * cancellation; a run cut short by the deadline is reported as TIMEOUT, not as a partial
@@ -69,6 +93,7 @@ export async function runGeneration(
     const signal = hooks.signal ?? deadline.signal;
     const result = await ctx.iris.registry.generate(args.model, request, { ...hooks, signal });
     if (result.finishReason === 'cancelled' && deadline.isExpired()) throw timeoutError(deadline);
+    imageOf.set(result, request.image);
     return result;
   } catch (error) {
     if (deadline.isExpired() && !(error instanceof IrisError && error.code !== 'CANCELLED')) throw timeoutError(deadline);

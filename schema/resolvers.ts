@@ -1,8 +1,8 @@
 // Resolvers for iris.graphql. Enums map to the core's lower-case values, so results pass
 // through as the Generator returned them.
 import type { ModelStatus } from '../src/server/registry.ts';
-import type { Task, Timings } from '../src/contract/types.ts';
-import { runGeneration, type GenerationArgs, type IrisContext } from './generation.ts';
+import type { GenerationResult, Task, Timings } from '../src/contract/types.ts';
+import { attentionOverlay, runGeneration, type GenerationArgs, type IrisContext } from './generation.ts';
 import { streamGeneration, type GenerationEvent } from './stream.ts';
 
 type Resolver<TArgs, TResult> = (root: unknown, args: TArgs, ctx: IrisContext) => TResult;
@@ -29,6 +29,7 @@ interface ModelView {
   readonly ready: boolean;
   readonly dtype: string;
   readonly default: boolean;
+  readonly attention: boolean;
 }
 
 export const resolvers = {
@@ -44,6 +45,7 @@ export const resolvers = {
         ready: m.state === 'ready',
         dtype: m.dtype,
         default: m.id === ctx.iris.registry.defaultModel,
+        attention: m.attention,
       }))) as Resolver<Record<string, never>, ModelView[]>,
   },
   Subscription: {
@@ -54,10 +56,14 @@ export const resolvers = {
   Task: { CAPTION: 'caption', ANSWER: 'answer', GENERATE: 'generate' },
   FinishReason: { EOS: 'eos', LENGTH: 'length', STOP: 'stop', CANCELLED: 'cancelled' },
   SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram' },
+  WarningCode: { UNKNOWN_WORDS: 'UNKNOWN_WORDS' },
   Timings: {
     draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
     acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,
     acceptanceRate: (t: Timings) => (t.draftedTokens ? (t.acceptedTokens ?? 0) / t.draftedTokens : null),
   },
   ModelState: { LOADING: 'loading', READY: 'ready', FAILED: 'failed' },
+  Generation: {
+    attentionOverlay: (result: GenerationResult, args: { token?: number | null; width?: number | null }) => attentionOverlay(result, args),
+  },
 };

@@ -1,6 +1,7 @@
 // The `iris` command line: caption / ask / generate / batch / eval over one model folder.
 import { readImageFile, runBatch } from './cli/batch.ts';
 import { USAGE, parseCli, type CliSettings } from './cli/args.ts';
+import { runPointingGame, writeAttention } from './cli/attention.ts';
 import { runEval } from './cli/eval.ts';
 import { runDtype, runQuantize } from './cli/quantize.ts';
 import { onnxFiles } from './model/files.ts';
@@ -38,6 +39,7 @@ async function runSingle(generator: Generator, settings: CliSettings): Promise<n
       const onDelta = settings.isStreaming && !settings.isJson ? (d: { text: string }) => process.stdout.write(d.text) : undefined;
       const result = await generator.generate({ ...request, image }, { onDelta });
       printResult(path, result, settings, jobs.length > 1);
+      if (settings.attention !== undefined) for (const written of await writeAttention(settings.attention, path, image, result)) console.error(`wrote ${written}`);
     } catch (err) {
       if (!(err instanceof IrisError)) throw err;
       failures++;
@@ -48,10 +50,12 @@ async function runSingle(generator: Generator, settings: CliSettings): Promise<n
   return failures > 0 ? 1 : 0;
 }
 
+/** The text on stdout (JSON: the whole result, warnings and confidence included); in text mode, each warning on stderr. */
 function printResult(path: string, result: GenerationResult, settings: CliSettings, isMany: boolean): void {
-  if (settings.isJson) console.log(JSON.stringify({ image: path, ...result }));
-  else if (settings.isStreaming) process.stdout.write('\n');
+  if (settings.isJson) return console.log(JSON.stringify({ image: path, ...result }));
+  if (settings.isStreaming) process.stdout.write('\n');
   else console.log(isMany ? `${path}\t${result.text}` : result.text);
+  for (const warning of result.warnings) console.error(`${path}: warning [${warning.code}]: ${warning.message}`);
 }
 
 /** Every command that generates runs on the continuous-batching engine, as the server does. */
@@ -71,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
   const engine = await loadEngine(settings);
   try {
     if (settings.command === 'batch') return await runBatch(engine, process.stdin, (line) => console.log(line));
+    if (settings.command === 'eval' && settings.attention !== undefined) return await runPointingGame(engine, settings.positionals[0], settings.isJson);
     if (settings.command === 'eval') return await runEval(engine, settings.positionals[0], settings);
     return await runSingle(engine, settings);
   } finally {

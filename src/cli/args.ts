@@ -13,6 +13,8 @@ export interface CliSettings {
   /** Raw --dtype: fp32|q8|fp16 for running, q8|fp16|all for `quantize`; checked by the command. */
   dtype: string | undefined;
   options: GenerationOptions;
+  /** --attention: caption/ask/generate write overlays into this folder; eval plays the pointing game ('' when given bare). */
+  attention: string | undefined;
   isHelp: boolean;
 }
 
@@ -35,6 +37,7 @@ const FLAGS = {
   logprobs: { type: 'boolean' },
   'top-logprobs': { type: 'string' },
   speculative: { type: 'string' },
+  attention: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -45,7 +48,8 @@ commands:
   ask <image> "<question>"    answer a question about the image
   generate <image> "<prompt>" continue a prompt grounded in the image
   batch                       JSON lines on stdin → JSON lines on stdout
-  eval <dir>                  quality table on a labelled folder (writes eval.json to the model;
+  eval <dir>                  quality table on a labelled folder's scenes, and its out-of-domain table
+                              (per kind of OOD image) when it has OOD lines (writes eval.json to the model;
                               eval.<dtype>.json for --dtype q8/fp16, leaving the model card alone)
   quantize [<model-dir>]      write onnx/*_quantized.onnx (int8) and *_fp16.onnx next to each model file
 
@@ -58,11 +62,16 @@ flags:
   --max-new-tokens N  --min-new-tokens N  --temperature T  --top-k K  --top-p P  --min-p P
   --repetition-penalty R  --no-repeat-ngram-size N  --seed S  --stop STR (repeatable)
   --logprobs  --top-logprobs N  --threads N
+  --attention OUTDIR           caption/ask/generate: one overlay PNG per token (where the model looked)
+                              and a contact sheet of them all, in OUTDIR; eval --attention: the
+                              pointing game (do the maps point at the object each word describes?)
   --speculative off|draft|ngram  speculative decoding (draft: the model's draft/ folder; ngram: prompt
                               lookup); same greedy output, same sampling distribution`;
 
 export function parseCli(argv: string[]): CliSettings {
-  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: true });
+  // `--attention` takes a folder for caption/ask/generate and none for eval: a bare one gets an empty value.
+  const args = argv.map((a, i) => (a === '--attention' && (i === argv.length - 1 || argv[i + 1].startsWith('--')) ? '--attention=' : a));
+  const { values, positionals } = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
   const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
   const options: GenerationOptions = {
     maxNewTokens: num(values['max-new-tokens']),
@@ -88,7 +97,8 @@ export function parseCli(argv: string[]): CliSettings {
     isStreaming: values.stream ?? false,
     threads: num(values.threads),
     dtype: values.dtype,
-    options: defined,
+    options: values.attention === undefined ? defined : { ...defined, attention: true },
+    attention: values.attention,
     isHelp: values.help ?? false,
   };
 }

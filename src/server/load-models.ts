@@ -20,6 +20,6 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
     await checkModelFolder(spec);
     const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype) });
     options.onEngine?.(spec.id, engine);
-    return { generator: engine, tasks: tasksOf(engine.model.folder.templates), stats: () => engine.stats() };
+    return { generator: engine, tasks: tasksOf(engine.model.folder.templates), attention: engine.model.attentionRunner !== undefined, stats: () => engine.stats() };
   };
 }

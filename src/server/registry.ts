@@ -9,6 +9,8 @@ import type { EngineStats } from '../engine/engine.ts';
 export interface LoadedModel {
   readonly generator: Generator;
   readonly tasks: readonly Task[];
+  /** The model can give attention maps. */
+  readonly attention: boolean;
   readonly stats?: () => EngineStats;
 }
 
@@ -21,6 +23,7 @@ export interface ModelStatus {
   readonly dtype: string;
   /** None until the model is loaded. */
   readonly tasks: readonly Task[];
+  readonly attention: boolean;
   readonly state: ModelState;
   readonly engine: EngineStats | undefined;
 }
@@ -109,6 +112,7 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
         id: e.spec.id,
         dtype: e.spec.dtype,
         tasks: e.loaded?.tasks ?? [],
+        attention: e.loaded?.attention ?? false,
         state: e.state,
         engine: e.loaded?.stats?.(),
       })),

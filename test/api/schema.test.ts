@@ -84,7 +84,7 @@ describe('schema', () => {
     const { createIrisApp } = await import('../../src/server/app.ts');
     const app = createIrisApp({
       config: createConfig({ models: { specs: [{ id: 'slow', dir: '/x' }] } }),
-      load: () => new Promise((resolve) => (loaded = () => resolve({ generator, tasks: ['caption'] }))),
+      load: () => new Promise((resolve) => (loaded = () => resolve({ generator, tasks: ['caption'], attention: false }))),
     });
     expect((await app.yoga.fetch('http://iris.test/health')).status).toBe(200);
     const before = await app.yoga.fetch('http://iris.test/ready');

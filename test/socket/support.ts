@@ -16,7 +16,7 @@ export interface RunningIris {
 
 export async function startIris(options: { generator?: Generator; load?: LoadModel; config?: ConfigInput }): Promise<RunningIris> {
   const generator = options.generator;
-  const load: LoadModel = options.load ?? (async () => ({ generator: generator as Generator, tasks: TASKS }));
+  const load: LoadModel = options.load ?? (async () => ({ generator: generator as Generator, tasks: TASKS, attention: false }));
   const config = createConfig({
     ...options.config,
     server: { host: '127.0.0.1', port: 0 },

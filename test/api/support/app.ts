@@ -23,7 +23,7 @@ export function createTestApp(options: TestAppOptions = {}): IrisApp {
     ...options.config,
     models: { specs: [{ id: 'fake', dir: '/nonexistent' }], ...options.config?.models },
   });
-  return createIrisApp({ config, load: async () => ({ generator, tasks: TASKS }), logUnexpected: options.logUnexpected ?? (() => undefined) });
+  return createIrisApp({ config, load: async () => ({ generator, tasks: TASKS, attention: false }), logUnexpected: options.logUnexpected ?? (() => undefined) });
 }
 
 export interface EngineApp {
