@@ -152,6 +152,15 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     const expected = (await api('query($i: String!, $q: String!) { answer(image: { base64: $i }, question: $q) { text } }', { i: base64Of(s.image), q })).data!.answer!.text;
     await run(page, s.image, 'answer', q);
     expect(await page.textContent('#tokens')).toBe(expected);
+    expect(await page.isVisible('#warnings')).toBe(false);
+    // Words the model cannot read: the API's warning is shown with the answer.
+    const odd = 'what is in this photo?';
+    const { data } = await api('query($i: String!, $q: String!) { answer(image: { base64: $i }, question: $q) { text warnings { code message } } }', { i: base64Of(s.image), q: odd });
+    const { text, warnings } = data!.answer as unknown as { text: string; warnings: Array<{ code: string; message: string }> };
+    expect(warnings.length).toBeGreaterThan(0);
+    await run(page, s.image, 'answer', odd);
+    expect(await page.textContent('#tokens')).toBe(text);
+    expect(await page.textContent('#warnings')).toBe(warnings.map((w) => `${w.message} (${w.code})`).join('\n'));
     await page.close();
   });
 
@@ -292,8 +301,22 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     near(await brightestPoint(page), peaks[1]);
     await page.keyboard.press('Enter');
     expect(await page.textContent('#token-info')).toContain('80 % of attention on the image');
-    await page.keyboard.press('Tab'); // focus leaves the tokens: the pinned token's map stays
+    await page.keyboard.press('Shift+Tab'); // focus leaves the tokens (one tab stop): the pinned token's map stays
+    expect(await page.evaluate(() => document.activeElement?.closest('#tokens'))).toBeNull();
     near(await brightestPoint(page), peaks[1]);
+    // The whole answer's map, the mean of the tokens' maps: bright at each token's peak.
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('all-map');
+    await page.keyboard.press('Enter');
+    expect(await page.getAttribute('#all-map', 'aria-pressed')).toBe('true');
+    const levels = await page.evaluate((cells) => {
+      const canvas = document.getElementById('heatmap') as HTMLCanvasElement;
+      const ctx = canvas.getContext('2d')!;
+      return cells.map(([r, c]) => ctx.getImageData(Math.floor(((c + 0.5) / 8) * canvas.width), Math.floor(((r + 0.5) / 8) * canvas.height), 1, 1).data[1]);
+    }, [...peaks, [0, 0]]);
+    expect(levels.slice(0, 3).every((g) => g > 200)).toBe(true); // viridis' top is yellow, green ≈ 231
+    expect(levels[3]).toBeLessThan(60);
     await page.close();
   });
 

@@ -11,8 +11,9 @@ const el = {
   file: $('file'), urlForm: $('url-form'), url: $('url'), opacity: $('opacity'), note: $('attention-note'),
   form: $('run-form'), promptRow: $('prompt-row'), promptLabel: $('prompt-label'), prompt: $('prompt'),
   model: $('model'), attention: $('attention'), run: $('run'), stop: $('stop'), status: $('status'),
-  error: $('error'), tokens: $('tokens'), info: $('token-info'), stats: $('stats'),
+  error: $('error'), tokens: $('tokens'), info: $('token-info'), stats: $('stats'), allMap: $('all-map'), warnings: $('warnings'),
 };
+const ALL = -2; // hovered / selected value for the map of the whole answer
 
 const TASKS = {
   caption: { field: 'captionStream', arg: null },
@@ -24,8 +25,8 @@ const state = {
   image: null, // { base64: dataUrl } | { url }
   models: [], // [{ id, ready, default, dtype, attention? }]
   tokens: [], // [{ delta, token }]
-  selected: -1, // token pinned by click / tap / Enter
-  hovered: -1, // token under the pointer or keyboard focus
+  selected: -1, // token pinned by click / tap / Enter (ALL: the whole answer's map)
+  hovered: -1, // token under the pointer or keyboard focus (ALL: the whole-answer button)
   abort: null,
 };
 
@@ -216,7 +217,7 @@ function subscriptionFor(t, withAttention) {
     delta
     done
     token { id text logprob top { id text logprob }${attention} }
-    generation { text finishReason model usage { promptTokens imageTokens completionTokens } timings { queueMs imageEncodeMs imageCached prefillMs decodeMs totalMs draftedTokens acceptedTokens acceptanceRate } }
+    generation { text finishReason model usage { promptTokens imageTokens completionTokens } warnings { code message } confidence { tokens meanLogprob minLogprob perplexity } timings { queueMs imageEncodeMs imageCached prefillMs decodeMs totalMs draftedTokens acceptedTokens acceptanceRate } }
   }
 }`;
 }
@@ -266,6 +267,10 @@ function clearOutput() {
   el.info.hidden = true;
   el.info.replaceChildren();
   el.stats.replaceChildren();
+  el.allMap.hidden = true;
+  el.allMap.setAttribute('aria-pressed', 'false');
+  el.warnings.hidden = true;
+  el.warnings.textContent = '';
   el.error.hidden = true;
   el.error.textContent = '';
   drawActiveMap();
@@ -326,6 +331,12 @@ el.tokens.addEventListener('keydown', (e) => {
   tokenButton(next).focus();
 });
 
+el.allMap.addEventListener('pointerenter', () => setHovered(ALL));
+el.allMap.addEventListener('pointerleave', () => setHovered(-1));
+el.allMap.addEventListener('focus', () => setHovered(ALL));
+el.allMap.addEventListener('blur', () => setHovered(-1));
+el.allMap.addEventListener('click', () => select(state.selected === ALL ? -1 : ALL));
+
 function setHovered(i) {
   state.hovered = i;
   for (const b of el.tokens.querySelectorAll('.tok.hover')) b.classList.remove('hover');
@@ -337,6 +348,7 @@ function select(i) {
   if (state.selected >= 0) tokenButton(state.selected)?.setAttribute('aria-pressed', 'false');
   state.selected = i;
   if (i >= 0) tokenButton(i)?.setAttribute('aria-pressed', 'true');
+  el.allMap.setAttribute('aria-pressed', String(i === ALL));
   showTokenInfo(i);
   drawActiveMap();
 }
@@ -391,6 +403,11 @@ function showTokenInfo(i) {
 
 function showGeneration(g) {
   if (!g) return;
+  el.allMap.hidden = !state.tokens.some((t) => t.token?.attention);
+  if (g.warnings?.length) {
+    el.warnings.textContent = g.warnings.map((w) => `${w.message} (${w.code})`).join('\n');
+    el.warnings.hidden = false;
+  }
   const t = g.timings;
   const ms = (v) => `${v.toFixed(1)} ms`;
   const rows = [
@@ -403,6 +420,8 @@ function showGeneration(g) {
     ['decode', `${ms(t.decodeMs)}${t.decodeMs > 0 && g.usage.completionTokens > 1 ? ` (${Math.round((g.usage.completionTokens - 1) / (t.decodeMs / 1000))} tok/s)` : ''}`],
     ['total', ms(t.totalMs)],
   ];
+  const c = g.confidence;
+  if (c?.tokens > 0 && c.perplexity != null) rows.push(['confidence', `perplexity ${c.perplexity.toFixed(2)} · least likely token ${pct(c.minLogprob)}`]);
   if (t.draftedTokens > 0) rows.push(['speculative', `${t.acceptedTokens} of ${t.draftedTokens} drafts accepted (${Math.round((t.acceptanceRate ?? 0) * 100)} %)`]);
   el.stats.replaceChildren(...rows.flatMap(([k, v]) => {
     const dd = cell('dd', v);
@@ -424,8 +443,18 @@ const VIRIDIS = Array.from({ length: 256 }, (_, i) => {
 });
 
 function activeMap() {
-  const i = state.hovered >= 0 ? state.hovered : state.selected;
-  return state.tokens[i]?.token?.attention ?? null;
+  const i = state.hovered !== -1 ? state.hovered : state.selected;
+  return i === ALL ? meanMap() : state.tokens[i]?.token?.attention ?? null;
+}
+
+/** The mean of the tokens' maps: where the model looked over the whole answer. */
+function meanMap() {
+  const maps = state.tokens.map((t) => t.token?.attention).filter(Boolean);
+  if (!maps.length) return null;
+  const { rows, cols } = maps[0];
+  const weights = new Array(rows * cols).fill(0);
+  for (const m of maps) if (m.rows === rows && m.cols === cols) m.weights.forEach((v, k) => { weights[k] += v / maps.length; });
+  return { rows, cols, weights };
 }
 
 function drawActiveMap() {
@@ -476,9 +505,11 @@ function drawHeatmap(canvas, { rows, cols, weights }, cssWidth, cssHeight) {
       const c = weights[r1 + X.i0[x]]; const d = weights[r1 + X.i1[x]];
       const fx = X.f[x];
       const v = (a + (b - a) * fx) * (1 - fy) + (c + (d - c) * fx) * fy;
-      const rgb = VIRIDIS[Math.round(((v - lo) / span) * 255)];
+      const t = (v - lo) / span;
+      const rgb = VIRIDIS[Math.round(t * 255)];
       const o = (y * w + x) * 4;
-      px[o] = rgb[0]; px[o + 1] = rgb[1]; px[o + 2] = rgb[2]; px[o + 3] = 255;
+      // Low attention is fainter, so the picture shows through where the model did not look.
+      px[o] = rgb[0]; px[o + 1] = rgb[1]; px[o + 2] = rgb[2]; px[o + 3] = Math.round(255 * (0.2 + 0.8 * t));
     }
   }
   ctx.putImageData(image, 0, 0);
