@@ -142,6 +142,15 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
       expect((await brightestPoint(page)).visible).toBe(false);
       expect(await page.textContent('#attention-note')).toMatch(/does not offer attention maps|no attention maps/);
     }
+    // A speculative mode gives no maps: the page then asks for none (the API would refuse the pair).
+    await page.selectOption('#speculative', 'DRAFT');
+    expect(await page.isEnabled('#attention')).toBe(false);
+    const { data } = await api('query($i: String!) { caption(image: { base64: $i }, options: { speculative: DRAFT }) { text } }', { i: base64Of(file) });
+    await page.click('#run');
+    await page.waitForFunction(() => (document.getElementById('stop') as HTMLButtonElement).disabled && document.getElementById('status')!.textContent !== 'Generating…');
+    expect(await page.textContent('#error')).toBe('');
+    expect(await page.textContent('#tokens')).toBe(data!.caption!.text);
+    expect(await page.textContent('#stats dd[data-key=speculative]')).toMatch(/^\d+ of \d+ drafts accepted/);
     await page.close();
   });
 

@@ -106,11 +106,17 @@ function attentionOffered() {
   return currentModel()?.attention === true;
 }
 
+/** Attention maps come from plain decoder steps: the API refuses them with a speculative mode. */
+function speculating() {
+  return $('speculative').value === 'DRAFT' || $('speculative').value === 'NGRAM';
+}
+
 function updateAttentionAvailability() {
   const offered = attentionOffered();
-  el.attention.disabled = !offered;
+  el.attention.disabled = !offered || speculating();
   const model = currentModel();
   el.note.textContent = !model ? ''
+    : offered && speculating() ? 'No attention maps with speculative decoding: set Speculative to off or the server default to see them.'
     : offered ? 'Hover, tap or focus a word to see where the model looked.'
     : model.attention === false ? `Model ${model.id} has no attention maps (its folder has no attentions variant).`
     : 'This server does not offer attention maps: words show probabilities only.';
@@ -195,7 +201,7 @@ function updateTask() {
 }
 el.form.addEventListener('change', (e) => {
   if (e.target.name === 'task') updateTask();
-  if (e.target === el.model) updateAttentionAvailability();
+  if (e.target === el.model || e.target.id === 'speculative') updateAttentionAvailability();
 });
 
 function options() {
@@ -205,7 +211,7 @@ function options() {
     if (raw !== '') o[id] = parse(raw, 10);
   }
   if ($('speculative').value) o.speculative = $('speculative').value;
-  if (attentionOffered() && el.attention.checked) o.attention = true;
+  if (attentionOffered() && el.attention.checked && !speculating()) o.attention = true;
   return o;
 }
 
