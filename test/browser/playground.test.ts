@@ -89,7 +89,7 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     server = await startServer(loadConfig(['--port', '0', '--url-allow', '127.0.0.1'], {}));
     await waitForReady(server.url);
     base = server.url.replace(/\/graphql$/, '');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     // The agreed API: `models { attention }` says which models have maps; servers before it have no such field.
     const probe = await api('{ models { id attention } }', {});
     attention = probe.data !== undefined && (probe.data.models as unknown as Array<{ attention?: boolean }>).some((m) => m.attention === true);
@@ -100,8 +100,8 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     await host?.close();
   });
 
-  async function open(viewport = { width: 1100, height: 760 }): Promise<Page> {
-    const page = await browser.newPage({ viewport });
+  async function open(viewport = { width: 1100, height: 760 }, touch = false): Promise<Page> {
+    const page = await browser.newPage({ viewport, hasTouch: touch, isMobile: touch });
     page.setDefaultTimeout(20_000);
     const offsite: string[] = [];
     page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) offsite.push(r.url()); });
@@ -216,9 +216,13 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
   });
 
   it('works on a phone-sized screen without sideways scrolling', async () => {
-    const page = await open({ width: 375, height: 740 });
+    const page = await open({ width: 375, height: 740 }, true);
     await run(page, 'scene-0.png');
     expect(await page.textContent('#tokens')).toBe(sample('scene-0.png').caption);
+    // A tap pins a token: its details, and its map when the server has maps.
+    await page.locator('#tokens .tok').nth(3).tap();
+    expect(await page.isVisible('#token-info')).toBe(true);
+    expect((await brightestPoint(page)).visible).toBe(attention);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     const box = (await page.locator('#preview').boundingBox())!;
