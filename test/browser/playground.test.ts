@@ -268,10 +268,13 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     const peaks = [[1, 6], [5, 2], [6, 6]];
     const words = ['a', ' red', ' circle'];
     let sentOptions: Record<string, unknown> | undefined;
+    let modelQueries = 0;
     await page.route(`${base}/graphql`, async (route) => {
       const body = JSON.parse(route.request().postData() ?? '{}') as { query: string; variables: { options?: Record<string, unknown> } };
       if (!body.query.startsWith('subscription')) {
-        return route.fulfill({ json: { data: { models: [{ id: 'stub', ready: true, default: true, dtype: 'fp32', state: 'READY', attention: true }] } } });
+        // Loading at first (as right after `npm start`): the page looks again until it is in.
+        const loading = modelQueries++ === 0;
+        return route.fulfill({ json: { data: { models: [{ id: 'stub', ready: !loading, default: true, dtype: 'fp32', state: loading ? 'LOADING' : 'READY', attention: !loading }] } } });
       }
       sentOptions = body.variables.options;
       const events: unknown[] = words.map((delta, i) => {
@@ -287,7 +290,9 @@ describe.skipIf(skipReason !== '')(`the web playground in chromium${skipReason}`
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${base}/`);
     await page.waitForSelector('#model option', { state: 'attached' });
-    expect(await page.isEnabled('#attention')).toBe(true);
+    expect(await page.textContent('#model option')).toBe('stub — loading');
+    await expect.poll(() => page.isEnabled('#attention'), { timeout: 5_000 }).toBe(true);
+    expect(await page.textContent('#model option')).toBe('stub');
     await run(page, 'scene-1.png');
     expect(sentOptions).toMatchObject({ attention: true, logprobs: true, topLogprobs: 5 });
     expect(await page.textContent('#tokens')).toBe('a red circle');

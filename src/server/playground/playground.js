@@ -91,11 +91,15 @@ async function loadModels() {
     models = (await query(`{ models { ${MODEL_FIELDS} } }`)).models;
   }
   state.models = models;
+  const chosen = el.model.value;
   el.model.replaceChildren(...models.map((m) => {
     const option = new Option(`${m.id}${m.dtype && m.dtype !== 'fp32' ? ` (${m.dtype})` : ''}${m.ready ? '' : ` — ${m.state.toLowerCase()}`}`, m.id, m.default, m.default);
     return option;
   }));
+  if (chosen && models.some((m) => m.id === chosen)) el.model.value = chosen;
   updateAttentionAvailability();
+  // A server that has just started is still loading its models: look again until they are in.
+  if (models.some((m) => m.state === 'LOADING')) setTimeout(() => loadModels().catch(() => undefined), 1000);
 }
 
 function currentModel() {
