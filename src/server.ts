@@ -34,6 +34,7 @@ async function main(): Promise<void> {
   await Promise.all(config.models.specs.map(checkModelFolder));
   const server = await startServer(config);
   console.log(`iris: serving ${server.url} (GraphiQL in a browser; /health /ready /metrics)`);
+  console.log(`iris: playground ${server.url.replace(/graphql$/, '')}`);
   const stop = (): void => void server.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -11,6 +11,7 @@ import { useBodyLimit } from './plugins/body-limit.ts';
 import { useRequestDeadline } from './plugins/deadline.ts';
 import { createMaskError } from './plugins/errors.ts';
 import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
+import { usePlayground } from './playground/serve.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
 
@@ -68,6 +69,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useBodyLimit(config.limits),
       metrics.plugin,
       useModelReadiness(registry),
+      usePlayground(),
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
       useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
       useExecutionCancellation(),
