@@ -101,6 +101,23 @@ a continuation from nothing on an OOD image reads `an image i cannot describe`.
 """
 
 
+# Measured through Iris (`iris eval DIR --attention`), not by this script: re-measure after a retrain.
+ATTENTION_SECTION = """
+## Attention maps: what they mean and what they don't
+`onnx/decoder_with_attentions_model_merged.onnx` gives, per generated token, the decoder's
+cross-attention over the 8 × 8 patch grid; Iris combines the layers as the mean of the
+first and the last (the default map, chosen by the pointing game: `iris eval DIR
+--attention`). On 1,000 held-out scenes (png128), the default map's highest patch lies on
+the described object for 99.8 % of color words, 95.3 % of shape words and 95.9 % of size
+words of correct two- and three-object captions; the first layer alone looks at the
+object whose shape is written (96.4 %), the last at the one whose color and size are
+(99.6 %, 95.8 %). These are attention weights, not attributions: they show where the
+decoder's queries went, not what caused the word; the maps of function words ("a",
+"above", "and") carry little meaning; and a different training run may spread the roles
+over the layers differently, which the pointing game measures again.
+"""
+
+
 def draft_section(run: str, model: str) -> str:
     """The draft decoder for speculative decoding, when the run trained one."""
     path = f"{run}/draft/history.json"
@@ -211,7 +228,7 @@ CPU than fp32); weights, optimizer state and losses stay fp32, and the export is
 {chr(10).join(hist)}
 
 Last run: {args.minutes} minutes end to end on a 2-core machine.
-{draft_section(args.run, args.model)}{refusal_section(ood)}
+{draft_section(args.run, args.model)}{refusal_section(ood)}{ATTENTION_SECTION}
 ## Quality (held-out scenes rendered with a seed the training never saw)
 Measured in PyTorch by `training/evaluate.py` (exact match, %):
 
