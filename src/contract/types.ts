@@ -107,15 +107,26 @@ export type IrisErrorCode =
   | 'PROMPT_TOO_LONG'
   | 'MODEL_NOT_FOUND'
   | 'OVERLOADED'
+  | 'RATE_LIMITED'
+  | 'UNAUTHENTICATED'
   | 'TIMEOUT'
   | 'CANCELLED';
 
+export interface IrisErrorDetails {
+  /** When retrying makes sense (OVERLOADED, RATE_LIMITED): seconds to wait first. */
+  readonly retryAfterSeconds?: number;
+}
+
 export class IrisError extends Error {
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
     readonly code: IrisErrorCode,
     message: string,
+    details: IrisErrorDetails = {},
   ) {
     super(message);
     this.name = 'IrisError';
+    this.retryAfterSeconds = details.retryAfterSeconds;
   }
 }

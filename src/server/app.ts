@@ -13,6 +13,7 @@ import { createMaskError } from './plugins/errors.ts';
 import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
+import { useOpenAIRoutes } from './openai/routes.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;
@@ -49,6 +50,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     intake: createImageIntake(config.images),
     promptChars: config.limits.promptChars,
   };
+  const logUnexpected = options.logUnexpected ?? ((e: unknown) => console.error('iris: unexpected error', e));
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
@@ -62,9 +64,11 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     // from Content-Length before reading.
     maxRequestBodySize: Math.max(config.limits.bodyBytes, config.limits.uploadBytes),
     context: () => ({ iris: services }),
-    maskedErrors: { maskError: createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) }) },
+    maskedErrors: { maskError: createMaskError({ logUnexpected }) },
     logging: false,
     plugins: [
+      // Before the body limit: /v1 answers its own refusals in OpenAI's error shape.
+      useOpenAIRoutes({ services: () => services, timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected }),
       useBodyLimit(config.limits),
       metrics.plugin,
       useModelReadiness(registry),

@@ -4,11 +4,14 @@
 import type { ModelSpec } from '../config/config.ts';
 import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 import type { EngineStats } from '../engine/engine.ts';
+import type { TaskTemplates } from '../../fusion/prompts.ts';
 
 /** A model ready to serve: what generates, the tasks its folder has templates for, and its engine's gauges. */
 export interface LoadedModel {
   readonly generator: Generator;
   readonly tasks: readonly Task[];
+  /** The folder's prompt templates, when known (the OpenAI routes match questions against them). */
+  readonly templates?: TaskTemplates;
   readonly stats?: () => EngineStats;
 }
 
@@ -21,6 +24,7 @@ export interface ModelStatus {
   readonly dtype: string;
   /** None until the model is loaded. */
   readonly tasks: readonly Task[];
+  readonly templates: TaskTemplates | undefined;
   readonly state: ModelState;
   readonly engine: EngineStats | undefined;
 }
@@ -109,6 +113,7 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
         id: e.spec.id,
         dtype: e.spec.dtype,
         tasks: e.loaded?.tasks ?? [],
+        templates: e.loaded?.templates,
         state: e.state,
         engine: e.loaded?.stats?.(),
       })),
