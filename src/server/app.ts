@@ -13,7 +13,10 @@ import { createMaskError } from './plugins/errors.ts';
 import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
-import { useOpenAIRoutes } from './openai/routes.ts';
+import { OPENAI_PREFIX, useOpenAIRoutes } from './openai/routes.ts';
+import { createAccessControl, type AccessControl, type Client } from './access.ts';
+import { useAccessControl } from './plugins/auth.ts';
+import { corsOptionsOf } from './plugins/cors.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;
@@ -29,9 +32,17 @@ export interface IrisApp {
   readonly yoga: IrisYoga;
   readonly registry: ModelRegistry;
   readonly metrics: IrisMetrics;
+  readonly access: AccessControl;
+}
+
+/** What the WebSocket transport puts in an operation's initial context. */
+export interface TransportContext {
+  readonly request?: Request;
+  readonly irisClient?: Client;
 }
 
 export const GRAPHQL_PATH = '/graphql';
+export const METRICS_PATH = '/metrics';
 
 export function createIrisApp(options: IrisAppOptions): IrisApp {
   const { config } = options;
@@ -45,6 +56,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     onOutcome: metrics.record,
   });
   registryRef = registry;
+  const access = createAccessControl(config.access);
   const services: IrisServices = {
     registry,
     intake: createImageIntake(config.images),
@@ -63,12 +75,14 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     // Counts chunked bodies as they are read; body-limit.ts applies the per-kind caps
     // from Content-Length before reading.
     maxRequestBodySize: Math.max(config.limits.bodyBytes, config.limits.uploadBytes),
-    context: () => ({ iris: services }),
+    context: (initial: TransportContext) => ({ iris: access.servicesFor(services, initial.irisClient ?? access.clientOf(initial.request)) }),
+    cors: corsOptionsOf(config.server),
     maskedErrors: { maskError: createMaskError({ logUnexpected }) },
     logging: false,
     plugins: [
+      useAccessControl({ access, graphqlPath: GRAPHQL_PATH, metricsPath: METRICS_PATH, openaiPrefix: OPENAI_PREFIX }),
       // Before the body limit: /v1 answers its own refusals in OpenAI's error shape.
-      useOpenAIRoutes({ services: () => services, timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected }),
+      useOpenAIRoutes({ services: (request) => access.servicesFor(services, access.clientOf(request)), timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected }),
       useBodyLimit(config.limits),
       metrics.plugin,
       useModelReadiness(registry),
@@ -77,5 +91,5 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useExecutionCancellation(),
     ],
   });
-  return { config, yoga, registry, metrics };
+  return { config, yoga, registry, metrics, access };
 }
