@@ -7,7 +7,7 @@ import { onnxFiles } from './model/files.ts';
 import { createEngine } from './engine/create-engine.ts';
 import type { Engine } from './engine/engine.ts';
 import { resolveOptions } from '../text/sampling/options.ts';
-import { IrisError, type GenerationRequest, type GenerationResult, type Generator } from './contract/types.ts';
+import { IrisError, finishReasonName, type GenerationRequest, type GenerationResult, type Generator } from './contract/types.ts';
 
 function singleRequests(settings: CliSettings): { path: string; request: Omit<GenerationRequest, 'image'> }[] {
   const [first, second] = settings.positionals;
@@ -49,7 +49,7 @@ async function runSingle(generator: Generator, settings: CliSettings): Promise<n
 }
 
 function printResult(path: string, result: GenerationResult, settings: CliSettings, isMany: boolean): void {
-  if (settings.isJson) console.log(JSON.stringify({ image: path, ...result }));
+  if (settings.isJson) console.log(JSON.stringify({ image: path, ...result, finishReason: finishReasonName(result.finishReason) }));
   else if (settings.isStreaming) process.stdout.write('\n');
   else console.log(isMany ? `${path}\t${result.text}` : result.text);
 }

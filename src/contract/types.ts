@@ -52,6 +52,16 @@ export interface GeneratedToken {
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'cancelled';
 
+/**
+ * How a finish reason is spelled wherever it leaves the process: the GraphQL enum, the
+ * CLI's JSON and the OpenAI routes' iris_finish_reason. One casing, GraphQL's (enum
+ * values are upper case there); the lower-case values are internal.
+ */
+export type FinishReasonName = Uppercase<FinishReason>;
+export function finishReasonName(reason: FinishReason): FinishReasonName {
+  return reason.toUpperCase() as FinishReasonName;
+}
+
 export interface Timings {
   queueMs: number;
   imageEncodeMs: number;

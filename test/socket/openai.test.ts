@@ -59,6 +59,8 @@ describe('OpenAI API on assets/models/tiny-random, through the openai client', (
     expect(choice.message.role).toBe('assistant');
     expect(typeof choice.message.content).toBe('string');
     expect(['stop', 'length']).toContain(choice.finish_reason);
+    // Iris's own reason, spelled as GraphQL and the CLI spell it.
+    expect((choice as unknown as { iris_finish_reason: string }).iris_finish_reason).toBe(choice.finish_reason === 'length' ? 'LENGTH' : 'EOS');
     expect(completion.usage!.completion_tokens).toBeGreaterThan(0);
     expect(completion.usage!.completion_tokens).toBeLessThanOrEqual(6);
     expect(completion.usage!.prompt_tokens).toBeGreaterThan(1); // the image's tokens count

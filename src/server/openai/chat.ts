@@ -5,9 +5,11 @@
 // before it (bad image, OVERLOADED, ...) still gets its HTTP status. A client that goes
 // away aborts the generation between decode steps.
 import { randomUUID } from 'node:crypto';
+import { finishReasonName } from '../../contract/types.ts';
 import { runGeneration, type GenerationArgs, type IrisContext, type IrisServices } from '../../../schema/generation.ts';
 import { streamGeneration, type GenerationEvent } from '../../../schema/stream.ts';
 import { createDeadline } from '../plugins/deadline.ts';
+import type { RequestNotes } from '../plugins/access-log.ts';
 import type { ModelStatus } from '../registry.ts';
 import { readJsonBody } from './body.ts';
 import { errorResponse, OpenAIRequestError, toOpenAIError } from './errors.ts';
@@ -20,6 +22,8 @@ export interface ChatRouteOptions {
   readonly bodyBytes: number;
   /** Where unexpected errors are reported (their details never reach the client). */
   readonly logUnexpected: (error: unknown) => void;
+  /** For the access log. */
+  readonly notes?: RequestNotes;
 }
 
 async function modelFor(services: IrisServices, id: string | undefined): Promise<ModelStatus> {
@@ -51,7 +55,7 @@ function streamResponse(events: AsyncIterableIterator<GenerationEvent>, first: G
       return [sse(chunkOf(ids, { delta: { content: event.delta }, logprobs }, chat.includeUsage))];
     }
     const result = event.generation!;
-    const reason = { finish_reason: finishReasonOf(result.finishReason), iris_finish_reason: result.finishReason };
+    const reason = { finish_reason: finishReasonOf(result.finishReason), iris_finish_reason: finishReasonName(result.finishReason) };
     const out = [sse(chunkOf(ids, { delta: {}, ...reason }, chat.includeUsage))];
     if (chat.includeUsage) out.push(sse(chunkOf(ids, null, true, result.usage)));
     out.push(sse('[DONE]'));
@@ -87,6 +91,7 @@ function streamResponse(events: AsyncIterableIterator<GenerationEvent>, first: G
 export async function handleChatCompletion(request: Request, services: IrisServices, options: ChatRouteOptions): Promise<Response> {
   try {
     const chat = readChatRequest(await readJsonBody(request, options.bodyBytes));
+    options.notes?.note(request, { model: chat.model ?? services.registry.defaultModel });
     const model = await modelFor(services, chat.model);
     const { task, args } = argsOf(chat, model);
     const ctx: IrisContext = { iris: services, deadline: createDeadline(options.timeoutMs, request.signal) };
@@ -102,6 +107,7 @@ export async function handleChatCompletion(request: Request, services: IrisServi
   } catch (error) {
     const answer = toOpenAIError(error);
     if (answer.body.error.code === 'INTERNAL') options.logUnexpected(error);
+    options.notes?.note(request, { errors: [answer.body.error.code] });
     return errorResponse(answer);
   }
 }

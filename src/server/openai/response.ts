@@ -1,6 +1,6 @@
 // Iris results in the shapes of OpenAI's chat completion objects: the whole completion,
 // the stream's chunks, usage and logprobs.
-import type { FinishReason, GeneratedToken, GenerationResult, TokenLogprob, Usage } from '../../contract/types.ts';
+import { finishReasonName, type FinishReason, type FinishReasonName, type GeneratedToken, type GenerationResult, type TokenLogprob, type Usage } from '../../contract/types.ts';
 
 export type OpenAIFinishReason = 'stop' | 'length';
 
@@ -62,7 +62,7 @@ export function completionOf(ids: CompletionIds, result: GenerationResult, withL
         message: { role: 'assistant' as const, content: result.text, refusal: null },
         logprobs: withLogprobs ? logprobsOf(result.tokens) : null,
         finish_reason: finishReasonOf(result.finishReason),
-        iris_finish_reason: result.finishReason,
+        iris_finish_reason: finishReasonName(result.finishReason),
       },
     ],
     usage: usageOf(result.usage),
@@ -73,7 +73,7 @@ interface ChunkChoice {
   readonly delta: { role?: 'assistant'; content?: string };
   readonly logprobs?: ReturnType<typeof logprobsOf> | null;
   readonly finish_reason?: OpenAIFinishReason | null;
-  readonly iris_finish_reason?: FinishReason;
+  readonly iris_finish_reason?: FinishReasonName;
 }
 
 /** One `chat.completion.chunk`; with include_usage every chunk has `usage: null` but the last (choices: [], usage set). */

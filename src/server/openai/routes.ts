@@ -34,6 +34,7 @@ function notFound(message: string, code: 'NOT_FOUND' | 'MODEL_NOT_FOUND' = 'NOT_
 
 async function route(request: Request, path: string, options: OpenAIRoutesOptions, created: number): Promise<Response> {
   const services = options.services(request);
+  options.notes?.note(request, { operation: `${request.method} ${path}`.replace(/^POST \/chat\/completions$/, 'chat.completions').replace(/^GET \/models.*$/, 'models') });
   if (path === '/chat/completions' && request.method === 'POST') return handleChatCompletion(request, services, options);
   if (path === '/models' && request.method === 'GET') {
     return Response.json({ object: 'list', data: services.registry.list().map((m) => modelObject(m, created)) });
