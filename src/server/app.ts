@@ -16,6 +16,7 @@ import { useModelReadiness } from './plugins/readiness.ts';
 import { OPENAI_PREFIX, useOpenAIRoutes } from './openai/routes.ts';
 import { createAccessControl, type AccessControl, type Client } from './access.ts';
 import { useAccessControl } from './plugins/auth.ts';
+import { createRequestNotes, useAccessLog } from './plugins/access-log.ts';
 import { corsOptionsOf } from './plugins/cors.ts';
 
 export interface IrisAppOptions {
@@ -23,6 +24,8 @@ export interface IrisAppOptions {
   readonly load: LoadModel;
   /** Where unexpected (masked) errors are reported; console.error by default. */
   readonly logUnexpected?: (error: unknown) => void;
+  /** Where access log lines go (config.server.accessLog picks the format); none: no access log. */
+  readonly logAccess?: (line: string) => void;
 }
 
 export type IrisYoga = YogaServerInstance<Record<string, unknown>, Partial<IrisContext>>;
@@ -62,6 +65,12 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     intake: createImageIntake(config.images),
     promptChars: config.limits.promptChars,
   };
+  const notes = createRequestNotes();
+  const { accessLog } = config.server;
+  const accessLogPlugins =
+    accessLog !== 'off' && options.logAccess
+      ? [useAccessLog({ format: accessLog, write: options.logAccess, notes, defaultModel: registry.defaultModel, clientOf: (r) => access.clientOf(r) })]
+      : [];
   const logUnexpected = options.logUnexpected ?? ((e: unknown) => console.error('iris: unexpected error', e));
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
@@ -80,9 +89,10 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     maskedErrors: { maskError: createMaskError({ logUnexpected }) },
     logging: false,
     plugins: [
+      ...accessLogPlugins,
       useAccessControl({ access, graphqlPath: GRAPHQL_PATH, metricsPath: METRICS_PATH, openaiPrefix: OPENAI_PREFIX }),
       // Before the body limit: /v1 answers its own refusals in OpenAI's error shape.
-      useOpenAIRoutes({ services: (request) => access.servicesFor(services, access.clientOf(request)), timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected }),
+      useOpenAIRoutes({ services: (request) => access.servicesFor(services, access.clientOf(request)), timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected, notes }),
       useBodyLimit(config.limits),
       metrics.plugin,
       useModelReadiness(registry),
