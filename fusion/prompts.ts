@@ -28,6 +28,11 @@ export interface PromptTokenizer {
   encode(text: string): Int32Array;
 }
 
+/** The words the caller wrote: the question (answer), the prompt (generate), nothing (caption). */
+export function userTextOf(request: Pick<GenerationRequest, 'task' | 'question' | 'prompt'>): string {
+  return request.task === 'answer' ? request.question ?? '' : request.task === 'generate' ? request.prompt ?? '' : '';
+}
+
 /** The template text with the request's question or prompt filled in. */
 export function promptText(request: Pick<GenerationRequest, 'task' | 'question' | 'prompt'>, templates: TaskTemplates, specialTokens: readonly string[]): string {
   const template = templates[request.task];
@@ -36,7 +41,7 @@ export function promptText(request: Pick<GenerationRequest, 'task' | 'question' 
     throw new IrisError('INVALID_OPTIONS', `this model does not support task '${request.task}' (supported: ${supported})`);
   }
   if (request.task === 'answer' && !request.question?.trim()) throw new IrisError('INVALID_OPTIONS', "task 'answer' needs a non-empty question");
-  const userText = request.task === 'answer' ? request.question ?? '' : request.task === 'generate' ? request.prompt ?? '' : '';
+  const userText = userTextOf(request);
   // The tokenizer matches special tokens anywhere, so user text could otherwise forge them.
   const forged = specialTokens.find((t) => userText.includes(t));
   if (forged) throw new IrisError('INVALID_OPTIONS', `${request.task === 'answer' ? 'question' : 'prompt'} must not contain the special token '${forged}'`);

@@ -54,6 +54,7 @@ export const resolvers = {
   Task: { CAPTION: 'caption', ANSWER: 'answer', GENERATE: 'generate' },
   FinishReason: { EOS: 'eos', LENGTH: 'length', STOP: 'stop', CANCELLED: 'cancelled' },
   SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram' },
+  WarningCode: { UNKNOWN_WORDS: 'UNKNOWN_WORDS' },
   Timings: {
     draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
     acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,

@@ -27,9 +27,9 @@ export async function waitForReady(graphqlUrl: string, timeoutMs = 30_000): Prom
 }
 
 /** Render `scenes` held-out scenes (the test seed the training never saw) into `dir`, as `npm run train` does,
- * without the out-of-domain lines `npm run train` adds after them (src/cli-eval.ts does not tell them apart yet). */
-export function writeHeldOut(dir: string, scenes: number): void {
-  execFileSync('/usr/bin/python3', ['-c', `import data; data.write_folder(${JSON.stringify(dir)}, 'test', ${scenes}, ood_count=0)`],
+ * followed by `oodImages` out-of-domain lines (none by default; `npm run train` writes 600). */
+export function writeHeldOut(dir: string, scenes: number, oodImages = 0): void {
+  execFileSync('/usr/bin/python3', ['-c', `import data; data.write_folder(${JSON.stringify(dir)}, 'test', ${scenes}, ood_count=${oodImages})`],
     { cwd: join(ROOT, 'training'), stdio: 'ignore', timeout: 240_000 });
 }
 

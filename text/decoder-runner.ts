@@ -1,6 +1,6 @@
 // The decoder session behind a typed step: tokens + cache in, last-position logits +
-// advanced cache out. No loop and no policy here: the pipeline (one request) and the
-// engine (many) decide what runs; this only builds feeds and reads outputs.
+// advanced cache out. No loop and no policy here: the engine's decoder batch decides what
+// runs; this only builds feeds and reads outputs.
 import * as ort from 'onnxruntime-node';
 import { IrisError } from '../src/contract/types.ts';
 import type { StepTokens } from './batch-inputs.ts';
@@ -26,10 +26,24 @@ export interface DecoderStepOutput {
   logits: Float32Array; // [batch, vocab], last position of each row; [batch, seq, vocab] with isAllPositions
   vocabSize: number;
   cache: KvCache;
+  /** Graphs that export attention weights (the "with attentions" variant): per layer, [batch, heads, seq, keys]. */
+  attentions?: LayerAttentions;
 }
+
+export interface LayerAttentions {
+  readonly layers: readonly Float32Array[]; // each [batch, heads, seq, keys]
+  readonly numHeads: number;
+  readonly seqLength: number;
+  readonly numKeys: number;
+}
+
+/** Cross-attention (encoder-decoder) or self-attention (decoder-only) weights, by output name. */
+const ATTENTION_OUTPUT = /^(cross_attentions|decoder_attentions)\.(\d+)$/;
 
 export class DecoderRunner {
   private readonly inputNames: ReadonlySet<string>;
+  /** The attention outputs, in layer order (empty: the plain graph). */
+  readonly attentionOutputs: readonly string[];
   /** fp16 exports declare float16 hidden states; Iris keeps float32 and converts here. */
   private readonly isHalfHidden: boolean;
 
@@ -38,6 +52,7 @@ export class DecoderRunner {
     readonly layout: CacheLayout,
   ) {
     this.inputNames = new Set(session.inputNames);
+    this.attentionOutputs = session.outputNames.filter((n) => ATTENTION_OUTPUT.test(n)).sort((a, b) => layerOf(a) - layerOf(b));
     const hidden = session.inputMetadata.find((m) => m.name === 'encoder_hidden_states');
     this.isHalfHidden = hidden?.isTensor === true && hidden.type === 'float16';
   }
@@ -62,7 +77,13 @@ export class DecoderRunner {
     const { tokens, cache } = input;
     const outputs = await this.session.run(this.feeds(input), cache.outputsToFetch(this.session.outputNames));
     const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
-    return { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
+    const result: DecoderStepOutput = { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
+    if (this.attentionOutputs.length > 0) {
+      const first = outputs[this.attentionOutputs[0]];
+      const [, numHeads, seqLength, numKeys] = first.dims;
+      result.attentions = { layers: this.attentionOutputs.map((n) => tensorFloats(outputs[n])), numHeads, seqLength, numKeys };
+    }
+    return result;
   }
 
   /** Exactly the inputs the graph declares; a declared input Iris cannot supply is an error. */
@@ -96,6 +117,10 @@ export class DecoderRunner {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+function layerOf(name: string): number {
+  return Number(ATTENTION_OUTPUT.exec(name)![2]);
 }
 
 /** Token ids stay Int32 everywhere else; int64 exists only at the ONNX boundary. */

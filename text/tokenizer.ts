@@ -11,6 +11,8 @@ export class TextTokenizer {
     private readonly tokenizer: Tokenizer,
     specialIds: number[],
     readonly vocabSize: number,
+    /** The id user text's unknown words become (WordPiece's unk_token); undefined when the model has none (byte-level BPE). */
+    readonly unkId: number | undefined,
   ) {
     this.specialIds = new Set(specialIds);
   }
@@ -26,12 +28,33 @@ export class TextTokenizer {
     const specialIds = added.filter((t) => t.special).map((t) => t.id);
     const vocab = tokenizer.get_vocab(true);
     const vocabSize = Math.max(...vocab.values()) + 1;
-    return new TextTokenizer(tokenizer, specialIds, vocabSize);
+    const model = json.model as { unk_token?: unknown } | undefined;
+    const unkId = typeof model?.unk_token === 'string' ? tokenizer.token_to_id(model.unk_token) : undefined;
+    return new TextTokenizer(tokenizer, specialIds, vocabSize, unkId);
   }
 
   /** Text → ids, without any special tokens added around it (the prompt builder adds them). */
   encode(text: string): Int32Array {
     return Int32Array.from(this.tokenizer.encode(text, { add_special_tokens: false }).ids);
+  }
+
+  /**
+   * The words of `text` the vocabulary lacks, as written, once each in order of first
+   * appearance. The text is split as the tokenizer splits it before its model runs (a
+   * WordPiece pre-tokenizer: whitespace, and each punctuation mark on its own), and a
+   * piece is unknown when its tokens include the unknown token: WordPiece turns a word it
+   * cannot spell from its pieces into one `<unk>`. Empty for a model without an unknown
+   * token.
+   */
+  unknownWords(text: string): string[] {
+    const unkId = this.unkId;
+    if (unkId === undefined || !text.trim() || !this.encode(text).includes(unkId)) return []; // the usual case: one encode
+    const pieces = this.tokenizer.pre_tokenizer?.pre_tokenize_text(text) ?? text.split(/\s+/);
+    const unknown = new Set<string>();
+    for (const piece of pieces) {
+      if (piece && !unknown.has(piece) && this.encode(piece).includes(unkId)) unknown.add(piece);
+    }
+    return [...unknown];
   }
 
   /** Ids → text; special tokens are skipped unless asked for. */

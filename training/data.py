@@ -69,6 +69,11 @@ def _augmented(rng: random.Random, scene: shapes.Scene, size: int) -> np.ndarray
         img = shapes.render(scene, 128).resize((canvas, canvas), filt)
     else:
         img = shapes.render(scene, canvas, supersample=max(1, min(4, 512 // canvas)))
+    return _as_sent(rng, img, canvas, size)
+
+
+def _as_sent(rng: random.Random, img: Image.Image, canvas: int, size: int) -> np.ndarray:
+    """A canvas-sized image as a client sends it (PNG/JPEG/WebP), then at the model's input size."""
     arr = shapes.to_array(_compressed(rng, img, {"png": 0.3, "jpeg": 0.5, "webp": 0.2}))
     if rng.random() < 0.25 and canvas > size:
         # an antialiased downscale, as other clients may send pre-shrunk images
@@ -98,10 +103,7 @@ def _ood_augmented(rng: random.Random, img: Image.Image, size: int) -> np.ndarra
     if canvas != 128:
         filt = rng.choice((Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX, Image.NEAREST))
         img = img.resize((canvas, canvas), filt)
-    arr = shapes.to_array(_compressed(rng, img, {"png": 0.3, "jpeg": 0.5, "webp": 0.2}))
-    if rng.random() < 0.25 and canvas > size:
-        return shapes.to_array(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
-    return to_input_size(arr, size)
+    return _as_sent(rng, img, canvas, size)
 
 
 def _ood_chunk(args):

@@ -45,7 +45,8 @@ commands:
   ask <image> "<question>"    answer a question about the image
   generate <image> "<prompt>" continue a prompt grounded in the image
   batch                       JSON lines on stdin → JSON lines on stdout
-  eval <dir>                  quality table on a labelled folder (writes eval.json to the model;
+  eval <dir>                  quality table on a labelled folder's scenes, and its out-of-domain table
+                              (per kind of OOD image) when it has OOD lines (writes eval.json to the model;
                               eval.<dtype>.json for --dtype q8/fp16, leaving the model card alone)
   quantize [<model-dir>]      write onnx/*_quantized.onnx (int8) and *_fp16.onnx next to each model file
 

@@ -55,8 +55,8 @@ function onlyIrisErrors(error: unknown): IrisError {
 
 function formatOutcome(id: unknown, outcome: GenerationResult | IrisError): Record<string, unknown> {
   if (outcome instanceof IrisError) return { id, error: { code: outcome.code, message: outcome.message } };
-  const { text, tokens, finishReason, timings, usage } = outcome;
-  return { id, text, tokens, finishReason: finishReasonName(finishReason), usage, timings };
+  const { text, tokens, finishReason, timings, usage, warnings, confidence } = outcome;
+  return { id, text, tokens, finishReason: finishReasonName(finishReason), usage, timings, warnings, confidence };
 }
 
 async function parseLine(text: string, lineNumber: number): Promise<BatchLine> {

@@ -48,10 +48,12 @@ async function runSingle(generator: Generator, settings: CliSettings): Promise<n
   return failures > 0 ? 1 : 0;
 }
 
+/** The text on stdout (JSON: the whole result, warnings and confidence included); in text mode, each warning on stderr. */
 function printResult(path: string, result: GenerationResult, settings: CliSettings, isMany: boolean): void {
-  if (settings.isJson) console.log(JSON.stringify({ image: path, ...result, finishReason: finishReasonName(result.finishReason) }));
-  else if (settings.isStreaming) process.stdout.write('\n');
+  if (settings.isJson) return console.log(JSON.stringify({ image: path, ...result, finishReason: finishReasonName(result.finishReason) }));
+  if (settings.isStreaming) process.stdout.write('\n');
   else console.log(isMany ? `${path}\t${result.text}` : result.text);
+  for (const warning of result.warnings) console.error(`${path}: warning [${warning.code}]: ${warning.message}`);
 }
 
 /** Every command that generates runs on the continuous-batching engine, as the server does. */

@@ -26,6 +26,8 @@ export interface GenerationOptions {
   topLogprobs?: number;
   /** Speculative decoding for this request (engine only); default: the server's setting. */
   speculative?: SpeculativeMode;
+  /** Return, with each token, where in the image the model looked (needs the model's attentions variant). */
+  attention?: boolean;
 }
 
 export interface GenerationRequest {
@@ -43,11 +45,30 @@ export interface TokenLogprob {
   logprob: number;
 }
 
+/**
+ * Where the decoder looked when it produced a token: its attention over the image
+ * patches, a grid over the preprocessed (resized, square) image. Attention weights, not
+ * attributions.
+ */
+export interface TokenAttention {
+  rows: number;
+  cols: number;
+  /** rows × cols, row-major, summing to 1: the default aggregation of `layers`. */
+  weights: number[];
+  /** How `weights` was made from the layers and heads. */
+  aggregation: string;
+  /** Per decoder layer, the mean over heads; each sums to 1. */
+  layers: number[][];
+  /** Share of the attention that went to the image at all; null where the layout attends only to it (cross-attention). */
+  imageShare: number | null;
+}
+
 export interface GeneratedToken {
   id: number;
   text: string;
   logprob?: number;
   top?: TokenLogprob[];
+  attention?: TokenAttention;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'cancelled';
@@ -80,6 +101,31 @@ export interface Usage {
   completionTokens: number;
 }
 
+/** Something about the request the caller should know; the result is still produced. */
+export type WarningCode = 'UNKNOWN_WORDS';
+
+export interface GenerationWarning {
+  code: WarningCode;
+  message: string;
+  /** UNKNOWN_WORDS: the words of the question or prompt missing from the model's vocabulary, as written, once each. */
+  words: string[];
+}
+
+/**
+ * How sure the model was of the tokens it generated: log-probabilities (natural log) of
+ * the chosen tokens under the model's own next-token distribution (before repetition
+ * penalties, bans, temperature, top-k/p or min-p), over the tokens in `tokens` (the end
+ * of sequence is not one of them). Null figures when no token was generated.
+ */
+export interface Confidence {
+  /** Tokens it is computed over (= tokens.length). */
+  tokens: number;
+  meanLogprob: number | null;
+  minLogprob: number | null;
+  /** exp(−meanLogprob). */
+  perplexity: number | null;
+}
+
 export interface GenerationResult {
   text: string;
   tokens: GeneratedToken[];
@@ -87,6 +133,9 @@ export interface GenerationResult {
   usage: Usage;
   timings: Timings;
   model: string;
+  /** Empty when there is nothing to report. */
+  warnings: GenerationWarning[];
+  confidence: Confidence;
 }
 
 /** A piece of text as it is decoded (never half a character). */
@@ -100,7 +149,7 @@ export interface GenerateHooks {
   signal?: AbortSignal;
 }
 
-/** What the API layers call: the engine (or a single-request pipeline) implements it. */
+/** What the API layers call: the engine implements it (and the reference decoder tests compare it with). */
 export interface Generator {
   readonly modelId: string;
   generate(request: GenerationRequest, hooks?: GenerateHooks): Promise<GenerationResult>;
@@ -120,7 +169,8 @@ export type IrisErrorCode =
   | 'RATE_LIMITED'
   | 'UNAUTHENTICATED'
   | 'TIMEOUT'
-  | 'CANCELLED';
+  | 'CANCELLED'
+  | 'ATTENTION_UNAVAILABLE';
 
 export interface IrisErrorDetails {
   /** When retrying makes sense (OVERLOADED, RATE_LIMITED): seconds to wait first. */

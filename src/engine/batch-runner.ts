@@ -10,7 +10,7 @@ import { CrossKvSlab } from '../../text/cross-kv-slab.ts';
 import type { KV } from '../../text/kv-cache.ts';
 import { concatFloats, concatInts } from './arrays.ts';
 import { assemble, cachedTokens, isWholeBatch, keepRows, rollBack, type BatchDecoder, type BatchRows, type BatchStep, type DecoderBatch } from './decoder-batch.ts';
-import type { DecodeRow, ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
+import type { DecodeRow, ModelRunner, RunnerPlan, RunnerResult, StepAttention } from './plan.ts';
 
 const NO_DRAFTS = new Int32Array(0);
 
@@ -38,8 +38,8 @@ export class BatchRunner implements ModelRunner {
     this.batch = merged && this.isVerified ? rollBack(merged, rejectedOf(merged, plan.decode)) : merged;
     this.joined = undefined;
     this.isVerified = false;
-    const decoded = plan.decode.length > 0 ? await this.decode(plan.decode) : undefined;
-    const prefilled = plan.prefill.length > 0 ? await this.decoder.prefill(plan.prefill) : undefined;
+    const decoded = plan.decode.length > 0 ? await this.decode(plan.decode, plan.withAttention) : undefined;
+    const prefilled = plan.prefill.length > 0 ? await this.decoder.prefill(plan.prefill, plan.withAttention) : undefined;
     this.isVerified = decoded?.numPositions !== undefined;
     this.batch = decoded?.batch;
     this.joined = prefilled?.batch;
@@ -52,6 +52,7 @@ export class BatchRunner implements ModelRunner {
       decodeMs: decoded?.ms ?? 0,
       prefillMs: prefilled?.ms ?? 0,
       numCachedTokens: cachedTokens(parts.map((p) => p.batch)),
+      attention: plan.withAttention ? concatAttention(parts.map((p) => p.attention!)) : undefined,
     };
   }
 
@@ -83,16 +84,21 @@ export class BatchRunner implements ModelRunner {
     return this.cross.tensors();
   }
 
-  private async decode(rows: readonly DecodeRow[]): Promise<BatchStep & { numPositions?: Int32Array }> {
+  private async decode(rows: readonly DecodeRow[], withAttention: boolean): Promise<BatchStep & { numPositions?: Int32Array }> {
     const batch = this.batch;
     if (!batch || batch.ids.length !== rows.length || rows.some((r, i) => r.id !== batch.ids[i])) {
       throw new Error(`runner plan out of sync: batch rows [${batch?.ids.join(', ') ?? ''}], plan decodes [${rows.map((r) => r.id).join(', ')}]`);
     }
     if (rows.some((r) => (r.draftIds?.length ?? 0) > 0)) {
-      return this.decoder.verify(batch, rows.map((r) => ({ tokenId: r.tokenId, draftIds: r.draftIds ?? NO_DRAFTS })));
+      return this.decoder.verify(batch, rows.map((r) => ({ tokenId: r.tokenId, draftIds: r.draftIds ?? NO_DRAFTS })), withAttention);
     }
-    return this.decoder.decode(batch, Int32Array.from(rows, (r) => r.tokenId));
+    return this.decoder.decode(batch, Int32Array.from(rows, (r) => r.tokenId), withAttention);
   }
+}
+
+/** The decode rows' attention, then the prefill rows'. */
+function concatAttention(parts: readonly StepAttention[]): StepAttention {
+  return { ...parts[0], data: concatFloats(parts.map((p) => p.data)) };
 }
 
 /** Drafts the sampler rejected last step, per batch row (the plan lists the rows in batch order). */

@@ -87,7 +87,7 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
     maxBatchSize: Math.min(maxBatchSize, MAX_IMAGES_PER_CALL),
     windowMs: config.imageWindowMs,
   });
-  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad));
+  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner));
   const loaded = options.drafter ? undefined : await loadDrafter(model, config, options);
   try {
     const speculator = new Speculator(config, options.drafter ?? loaded);

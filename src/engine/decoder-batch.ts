@@ -7,7 +7,7 @@
 // the KV cache, the attention mask and the encoder rows stay aligned row for row.
 import { assembleEncoderRows, gatherEncoderStates } from '../../fusion/conditioning.ts';
 import { assembleStates, decodeStep, numLeadingPadColumns, prefillStep, type RowsState } from '../../text/batch-inputs.ts';
-import type { DecoderRunner, EncoderStates } from '../../text/decoder-runner.ts';
+import type { DecoderRunner, EncoderStates, LayerAttentions } from '../../text/decoder-runner.ts';
 import { KvCache, type KV } from '../../text/kv-cache.ts';
 import { rollbackColumns, verifyStep, type VerifyRow } from '../../text/speculative/verify-inputs.ts';
 import type { ImageEmbedding } from '../../vision/encoder.ts';
@@ -25,12 +25,38 @@ export interface BatchStep {
   readonly logits: Float32Array; // [rows, vocab]; [Σ positions, vocab] after verify
   readonly vocabSize: number;
   readonly ms: number;
+  /** When the step ran with attention: each row's attention at its last position. */
+  readonly attention?: StepAttention;
+}
+
+export interface StepAttention {
+  readonly data: Float32Array; // [rows, layers, heads, keys]
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKeys: number;
 }
 
 export interface PrefillRow {
   readonly id: number;
   readonly tokenIds: Int32Array; // [seq]
   readonly embedding: ImageEmbedding;
+}
+
+/** [batch, heads, seq, keys] per layer → [rows, layers, heads, keys] at each row's last position (left padding: the last column). */
+function lastPositions(attentions: LayerAttentions | undefined): StepAttention | undefined {
+  if (!attentions) return undefined;
+  const { layers, numHeads, seqLength, numKeys } = attentions;
+  const numRows = layers[0].length / (numHeads * seqLength * numKeys);
+  const data = new Float32Array(numRows * layers.length * numHeads * numKeys);
+  for (let r = 0; r < numRows; r++) {
+    layers.forEach((layer, l) => {
+      for (let h = 0; h < numHeads; h++) {
+        const from = ((r * numHeads + h) * seqLength + seqLength - 1) * numKeys;
+        data.set(layer.subarray(from, from + numKeys), ((r * layers.length + l) * numHeads + h) * numKeys);
+      }
+    });
+  }
+  return { data, numLayers: layers.length, numHeads, numKeys };
 }
 
 /** Rows of one batch taken into `assemble`. */
@@ -46,24 +72,33 @@ export class BatchDecoder {
   constructor(
     readonly runner: DecoderRunner,
     readonly padId: number,
+    /** The same decoder with attention outputs (same weights, same cache), for steps that want maps. */
+    readonly attentionRunner?: DecoderRunner,
   ) {}
 
   /** New rows: their prompts left-padded to the longest, conditioned on their images. */
-  async prefill(rows: readonly PrefillRow[]): Promise<BatchStep> {
+  async prefill(rows: readonly PrefillRow[], withAttention = false): Promise<BatchStep> {
     const started = performance.now();
     const first = prefillStep(rows.map((r) => r.tokenIds), this.padId);
     const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
-    const out = await this.runner.step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
+    const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
     const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: stepStates(encoder, out.cache) };
-    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started };
+    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions) };
   }
 
   /** One new token per row. */
-  async decode(batch: DecoderBatch, tokenIds: Int32Array): Promise<BatchStep> {
+  async decode(batch: DecoderBatch, tokenIds: Int32Array, withAttention = false): Promise<BatchStep> {
     const started = performance.now();
     const next = decodeStep(batch.state, tokenIds);
-    const out = await this.runner.step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
-    return { batch: { ...batch, state: next.state, cache: out.cache }, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started };
+    const out = await this.runnerFor(withAttention).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
+    const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started };
+    return { ...step, attention: lastPositions(out.attentions) };
+  }
+
+  private runnerFor(withAttention: boolean): DecoderRunner {
+    if (!withAttention) return this.runner;
+    if (!this.attentionRunner) throw new Error('this decoder has no attention outputs');
+    return this.attentionRunner;
   }
 
   /**
@@ -71,13 +106,15 @@ export class BatchDecoder {
    * positions, `numPositions[r]` = drafts + 1, rows in order. Rows with fewer drafts
    * get holes (masked columns) that `rollBack` closes.
    */
-  async verify(batch: DecoderBatch, rows: readonly VerifyRow[]): Promise<BatchStep & { numPositions: Int32Array }> {
+  async verify(batch: DecoderBatch, rows: readonly VerifyRow[], withAttention = false): Promise<BatchStep & { numPositions: Int32Array }> {
     const started = performance.now();
     const next = verifyStep(batch.state, rows, this.padId);
-    const out = await this.runner.step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache, isAllPositions: true });
+    const out = await this.runnerFor(withAttention).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache, isAllPositions: true });
     const numPositions = Int32Array.from(rows, (r) => r.draftIds.length + 1);
     const logits = realPositions(out.logits, numPositions, next.step.seqLength, out.vocabSize);
-    return { batch: { ...batch, state: next.state, cache: out.cache }, logits, vocabSize: out.vocabSize, ms: performance.now() - started, numPositions };
+    // Attention is only for rows without drafts (the engine does not speculate for them): their token is the last column.
+    const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits, vocabSize: out.vocabSize, ms: performance.now() - started, numPositions };
+    return { ...step, attention: lastPositions(out.attentions) };
   }
 }
 

@@ -3,7 +3,8 @@
 // and the budget allows, and leave it the step they finish. Aborts (client gone,
 // timeout) are queued and applied between steps, never mid-forward; they release the
 // row, its KV and its image.
-import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator } from '../contract/types.ts';
+import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type SpeculativeMode, type TokenAttention } from '../contract/types.ts';
+import { tokenAttention } from '../../fusion/attention.ts';
 import type { IrisModel } from '../model/load.ts';
 import type { ImageLoader } from '../../vision/image-loader.ts';
 import type { ModelRunner, RunnerPlan, RunnerResult } from './plan.ts';
@@ -69,7 +70,7 @@ export class Engine implements Generator {
     let entry: EngineRequest;
     try {
       const spec = rowSpecOf(model, request);
-      const mode = this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off';
+      const mode = spec.options.attention ? attentionMode(model, spec.options.speculative) : (this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off');
       entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, onDelta: hooks.onDelta, arrivedAt: performance.now() });
       scheduler.add(entry);
       this.parts.speculator?.add(entry.id, mode);
@@ -206,7 +207,11 @@ export class Engine implements Generator {
       const count = numPositions?.[i] ?? 1;
       const rowLogits = logits.subarray(position * vocabSize, (position + count) * vocabSize);
       position += count;
-      const isLive = speculator ? speculator.judge(id, entry.row, rowLogits, vocabSize) : entry.row.accept(rowLogits);
+      const isLive = entry.wantsAttention
+        ? entry.row.accept(rowLogits, this.attentionOf(result, i, entry))
+        : speculator
+          ? speculator.judge(id, entry.row, rowLogits, vocabSize)
+          : entry.row.accept(rowLogits);
       if (isFirst) {
         entry.firstTokenAt = now;
         entry.prefillMs = result.prefillMs;
@@ -217,6 +222,14 @@ export class Engine implements Generator {
       }
     });
     return finished;
+  }
+
+  /** Row i's attention over the image patches (cross-attention: every key is a patch). */
+  private attentionOf(result: RunnerResult, i: number, entry: EngineRequest): TokenAttention {
+    const { data, numLayers, numHeads, numKeys } = result.attention!;
+    const per = numLayers * numHeads * numKeys;
+    const numPatches = entry.lease!.embedding.numPatches;
+    return tokenAttention({ data: data.subarray(i * per, (i + 1) * per), numLayers, numHeads, numKeys, imageStart: 0, numPatches, hasTextKeys: numKeys !== numPatches });
   }
 
   /** Hand out deltas, then settle finished requests. A consumer that throws is treated as gone. */
@@ -290,5 +303,13 @@ function planOf(scheduled: SchedulerOutput<EngineRequest>, proposals: ReadonlyMa
       numRejected: proposal?.numRejected ?? 0,
     };
   });
-  return { retire: scheduled.retire, decode, prefill };
+  const withAttention = scheduled.decode.some((e) => e.wantsAttention) || scheduled.prefill.some((e) => e.wantsAttention);
+  return { retire: scheduled.retire, decode, prefill, withAttention };
+}
+
+/** Attention maps come from plain decoder steps: a request that asks for them does not speculate. */
+function attentionMode(model: IrisModel, speculative: SpeculativeMode | undefined): SpeculativeMode {
+  if (!model.attentionRunner) throw new IrisError('ATTENTION_UNAVAILABLE', `model '${model.folder.id}' has no attentions variant (onnx/decoder_with_attentions_model_merged.onnx); export one with training/export.py, which writes it beside the decoder`);
+  if (speculative !== undefined && speculative !== 'off') throw new IrisError('INVALID_OPTIONS', `attention cannot be combined with speculative decoding ('${speculative}'): leave speculative unset or 'off'`);
+  return 'off';
 }

@@ -12,10 +12,12 @@ export interface DecodeRow {
 }
 
 /** A row joining the batch: prefill these tokens, conditioned on this image. */
-export type { PrefillRow } from './decoder-batch.ts';
-import type { PrefillRow } from './decoder-batch.ts';
+export type { PrefillRow, StepAttention } from './decoder-batch.ts';
+import type { PrefillRow, StepAttention } from './decoder-batch.ts';
 
 export interface RunnerPlan {
+  /** Some row of this step asked for attention maps: run the decoder variant that outputs them. */
+  readonly withAttention: boolean;
   /** Rows that leave before anything runs (finished, cancelled or preempted). */
   readonly retire: readonly number[];
   /** Exactly the rows left in the batch after `retire`, in batch order. */
@@ -33,6 +35,8 @@ export interface RunnerResult {
   readonly vocabSize: number;
   readonly decodeMs: number;
   readonly prefillMs: number;
+  /** With `withAttention`: each row's attention at the position that produced its token, rows as in rowIds. */
+  readonly attention?: StepAttention;
   /** Slots the batched cache holds now (rows × width, plus cross-attention rows), padding included. */
   readonly numCachedTokens: number;
 }

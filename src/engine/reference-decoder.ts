@@ -37,7 +37,7 @@ export class ReferenceDecoder implements Generator {
     private readonly useKvCache: boolean,
   ) {
     this.modelId = model.folder.id;
-    this.decoder = new BatchDecoder(model.runner, model.folder.ids.pad);
+    this.decoder = new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner);
   }
 
   static async load(options: ReferenceOptions = {}): Promise<ReferenceDecoder> {
@@ -138,6 +138,8 @@ export class ReferenceDecoder implements Generator {
         totalMs: performance.now() - started,
       },
       model: this.modelId,
+      warnings: [...(row.spec.warnings ?? [])],
+      confidence: row.confidence,
     };
   }
 }

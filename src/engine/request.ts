@@ -50,6 +50,8 @@ export class EngineRequest implements SchedulerEntry {
   status: RequestStatus = RequestStatus.Loading;
   readonly row: RowDecoder;
   readonly maxTokens: number;
+  /** Asked for attention maps with each token. */
+  readonly wantsAttention: boolean;
   readonly onDelta: ((delta: GenerationDelta) => void) | undefined;
   lease: EmbeddingLease | undefined;
   settle: RequestSettle | undefined;
@@ -70,6 +72,7 @@ export class EngineRequest implements SchedulerEntry {
     this.arrivedAt = init.arrivedAt;
     this.row = new RowDecoder(init.spec, init.tokenizer, init.eosIds, (d) => this.outbox.push(d));
     this.maxTokens = init.spec.promptIds.length + init.spec.options.maxNewTokens;
+    this.wantsAttention = init.spec.options.attention;
   }
 
   get promptLength(): number {
@@ -113,6 +116,8 @@ export class EngineRequest implements SchedulerEntry {
         ...(speculation ? { draftedTokens: speculation.drafted, acceptedTokens: speculation.accepted } : {}),
       },
       model: modelId,
+      warnings: [...(this.row.spec.warnings ?? [])],
+      confidence: this.row.confidence,
     };
   }
 

@@ -6,12 +6,14 @@ import { createSampler, type SampledToken, type Sampler } from '../../text/sampl
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { StopStringMatcher } from '../../text/sampling/stop-strings.ts';
 import type { TextTokenizer } from '../../text/tokenizer.ts';
-import type { FinishReason, GeneratedToken, GenerationDelta } from '../contract/types.ts';
+import type { Confidence, FinishReason, GeneratedToken, GenerationDelta, GenerationWarning, TokenAttention } from '../contract/types.ts';
 
 export interface RowSpec {
   readonly promptIds: Int32Array;
   /** maxNewTokens already capped by the model's position limit. */
   readonly options: ResolvedOptions;
+  /** What the request's result reports besides its text (unknown words); none when absent. */
+  readonly warnings?: readonly GenerationWarning[];
 }
 
 export class RowDecoder {
@@ -21,6 +23,9 @@ export class RowDecoder {
   private readonly sampler: Sampler;
   private readonly detokenizer: IncrementalDetokenizer;
   private readonly stops: StopStringMatcher;
+  /** Sum and minimum of the generated tokens' log-probabilities (for the confidence summary). */
+  private logprobSum = 0;
+  private logprobMin = Infinity;
 
   constructor(
     readonly spec: RowSpec,
@@ -52,13 +57,21 @@ export class RowDecoder {
     return this.eosIds.includes(id);
   }
 
+  /** The confidence summary over the tokens generated so far (null figures before the first). */
+  get confidence(): Confidence {
+    const n = this.tokens.length;
+    if (n === 0) return { tokens: 0, meanLogprob: null, minLogprob: null, perplexity: null };
+    const mean = this.logprobSum / n;
+    return { tokens: n, meanLogprob: mean, minLogprob: this.logprobMin, perplexity: Math.exp(-mean) };
+  }
+
   get lastId(): number {
     return this.history[this.history.length - 1];
   }
 
-  /** Take this step's logits ([vocab]); returns false once the row has finished. */
-  accept(logits: Float32Array): boolean {
-    return this.push(this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length }));
+  /** Take this step's logits ([vocab]), and where the model looked if it was asked; returns false once the row has finished. */
+  accept(logits: Float32Array, attention?: TokenAttention): boolean {
+    return this.push(this.sampler.next(logits, { history: this.history, numGenerated: this.tokens.length }), attention);
   }
 
   /**
@@ -76,11 +89,14 @@ export class RowDecoder {
     return this.sampler.propose(draftLogits, { history, numGenerated: this.tokens.length + drafted.length });
   }
 
-  private push(sampled: SampledToken): boolean {
+  private push(sampled: SampledToken, attention?: TokenAttention): boolean {
     if (this.eosIds.includes(sampled.id)) return this.finish('eos');
     this.history.push(sampled.id);
     const token: GeneratedToken = { id: sampled.id, text: this.tokenizer.tokenText(sampled.id) };
-    if (sampled.logprob !== undefined) token.logprob = sampled.logprob;
+    if (attention) token.attention = attention;
+    if (this.spec.options.logprobs) token.logprob = sampled.logprob;
+    this.logprobSum += sampled.logprob;
+    this.logprobMin = Math.min(this.logprobMin, sampled.logprob);
     if (sampled.top) token.top = sampled.top.map((t) => ({ ...t, text: this.tokenizer.tokenText(t.id) }));
     this.tokens.push(token);
     const check = this.stops.push(this.detokenizer.push(sampled.id));

@@ -1,10 +1,11 @@
 // A request as a decoder row: checked, its prompt built from the model's task template,
 // its options resolved and capped to the model's positions. Throws IrisError before any
 // image work is done.
-import { IrisError, TASKS, type GenerationRequest, type Task } from '../contract/types.ts';
-import { buildPromptIds, promptText } from '../../fusion/prompts.ts';
+import { IrisError, TASKS, type GenerationRequest, type GenerationWarning, type Task } from '../contract/types.ts';
+import { buildPromptIds, promptText, userTextOf } from '../../fusion/prompts.ts';
 import { resolveOptions, type ResolvedOptions } from '../../text/sampling/options.ts';
 import type { IrisModel } from '../model/load.ts';
+import type { TextTokenizer } from '../../text/tokenizer.ts';
 import type { RowSpec } from './row-decoder.ts';
 
 export function rowSpecOf(model: IrisModel, request: GenerationRequest): RowSpec {
@@ -13,7 +14,17 @@ export function rowSpecOf(model: IrisModel, request: GenerationRequest): RowSpec
   const resolved = resolveOptions(request.options);
   const text = promptText(request, model.folder.templates, model.specialTokens);
   const promptIds = buildPromptIds(text, model.tokenizer, model.folder.ids.decoderStart);
-  return { promptIds, options: capToPositions(resolved, promptIds.length, model.folder.maxPositions) };
+  return { promptIds, options: capToPositions(resolved, promptIds.length, model.folder.maxPositions), warnings: requestWarnings(model.tokenizer, request) };
+}
+
+/** UNKNOWN_WORDS when the question or prompt has words the model's vocabulary lacks (it reads each as `<unk>`). */
+export function requestWarnings(tokenizer: Pick<TextTokenizer, 'unknownWords'>, request: Pick<GenerationRequest, 'task' | 'question' | 'prompt'>): GenerationWarning[] {
+  const words = tokenizer.unknownWords(userTextOf(request));
+  if (words.length === 0) return [];
+  const what = request.task === 'answer' ? 'question' : 'prompt';
+  const list = words.map((w) => JSON.stringify(w)).join(', ');
+  const message = `${words.length === 1 ? 'a word' : `${words.length} words`} of the ${what} not in the model's vocabulary, read as <unk>: ${list}`;
+  return [{ code: 'UNKNOWN_WORDS', message, words }];
 }
 
 /** prompt + generated must fit the decoder's position embeddings. */

@@ -1,6 +1,6 @@
 // Loading a model folder into the pieces that generate from it: tokenizer, vision encoder and decoder runner.
 import { access } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as ort from 'onnxruntime-node';
 import { readModelFolder, type ModelFolder } from './folder.ts';
@@ -25,6 +25,11 @@ export interface IrisModel {
   tokenizer: TextTokenizer;
   encoder: VisionEncoder;
   runner: DecoderRunner;
+  /**
+   * The same decoder exporting its attention weights (`decoder_with_attentions_model_merged*.onnx`
+   * beside the decoder), run only for steps where a request asked for attention maps.
+   */
+  attentionRunner: DecoderRunner | undefined;
   /** Special-token strings user text may not contain (see fusion/prompts.ts). */
   specialTokens: readonly string[];
   release(): Promise<void>;
@@ -36,19 +41,22 @@ export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: Mo
   const decoderPath = join(folder.dir, 'onnx', options.decoderFile ?? 'decoder_model_merged.onnx');
   await Promise.all([encoderPath, decoderPath].map(mustExist));
   const session = sessionOptionsOf(options);
-  const [tokenizer, encoder, runner] = await Promise.all([
+  const attentionPath = join(dirname(decoderPath), basename(decoderPath).replace(/^decoder_model_merged/, 'decoder_with_attentions_model_merged'));
+  const hasAttention = attentionPath !== decoderPath && (await exists(attentionPath));
+  const [tokenizer, encoder, runner, attentionRunner] = await Promise.all([
     TextTokenizer.load(folder.dir),
     VisionEncoder.load(encoderPath, folder.preprocessor, session),
     DecoderRunner.load(decoderPath, session),
+    hasAttention ? DecoderRunner.load(attentionPath, session) : undefined,
   ]);
   if (folder.adapter && folder.adapter.cacheNaming !== runner.layout.naming) {
     throw new IrisError('MODEL_NOT_FOUND', `${decoderPath}: a '${folder.decoderType}' decoder should use ${folder.adapter.cacheNaming} cache names, the graph uses ${runner.layout.naming}`);
   }
   const specialTokens = specialTokenStrings(tokenizer);
   return {
-    folder, tokenizer, encoder, runner, specialTokens,
+    folder, tokenizer, encoder, runner, attentionRunner, specialTokens,
     release: async () => {
-      await Promise.all([encoder.release(), runner.release()]);
+      await Promise.all([encoder.release(), runner.release(), attentionRunner?.release()]);
     },
   };
 }
@@ -69,6 +77,10 @@ function specialTokenStrings(tokenizer: TextTokenizer): string[] {
   const out: string[] = [];
   for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.isSpecial(id)) out.push(tokenizer.tokenText(id));
   return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
 }
 
 async function mustExist(path: string): Promise<void> {

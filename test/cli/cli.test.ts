@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, ROOT, syntheticImage } from '../helpers.ts';
+import type { EvalReport } from '../../src/cli/eval-report.ts';
+import { FIXTURES, ROOT, syntheticImage, writeHeldOut } from '../helpers.ts';
 
 const run = promisify(execFile);
 const BIN = join(ROOT, 'bin/iris.js');
@@ -49,6 +50,22 @@ describe('iris CLI', () => {
     expect(lines[0].split('\t')[1]).toBe(result.text);
   });
 
+  it('warns on stderr about words the vocabulary lacks; --json carries the warnings and the confidence', async () => {
+    const args = ['ask', images[0], 'what is in this photo?', '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '3'];
+    const plain = await iris(args);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout.trim().split('\n')).toHaveLength(1);
+    expect(plain.stderr).toContain(`${images[0]}: warning [UNKNOWN_WORDS]: 3 words of the question not in the model's vocabulary, read as <unk>: "in", "this", "photo"`);
+    const json = await iris([...args, '--json']);
+    const result = JSON.parse(json.stdout) as { text: string; tokens: { logprob?: number }[]; warnings: unknown[]; confidence: Record<string, number | null> };
+    expect(result.warnings).toEqual([{ code: 'UNKNOWN_WORDS', message: expect.stringContaining('"photo"'), words: ['in', 'this', 'photo'] }]);
+    expect(result.confidence.tokens).toBe(result.tokens.length);
+    expect(result.tokens.every((t) => t.logprob === undefined)).toBe(true);
+    if (result.tokens.length > 0) for (const key of ['meanLogprob', 'minLogprob', 'perplexity']) expect(Number.isFinite(result.confidence[key])).toBe(true);
+    const known = await iris(['ask', images[0], 'how many shapes are there?', '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '3']);
+    expect(known.stderr).not.toContain('warning');
+  });
+
   it('reports invalid options and bad images with their codes and a failing exit status', async () => {
     const bad = await iris(['ask', images[0], 'how many shapes are there?', '--model', FIXTURES.gpt2, '--top-p', '3']);
     expect(bad.code).toBe(1);
@@ -79,6 +96,7 @@ describe('iris CLI', () => {
       expect(r.timings).toHaveProperty('totalMs');
     }
     expect(rows[0].tokens).toHaveLength(3);
+    expect(rows[0]).toMatchObject({ warnings: [], confidence: { tokens: 3 } });
   });
 
   it('eval: prints the quality table, writes eval.json and fills the model card markers', async () => {
@@ -103,6 +121,47 @@ describe('iris CLI', () => {
     expect(card).toMatch(/<!-- eval:start -->\n\| variant[\s\S]*<!-- eval:end -->\ntail\n$/);
     expect(card).not.toMatch(/stale/);
   });
+  it('eval on a folder with out-of-domain lines: the scenes table from the scenes only, an out-of-domain table per variant, both in --json and the card', async () => {
+    const model = join(dir, 'model-ood');
+    await cp(FIXTURES.encoderDecoder, model, { recursive: true });
+    await writeFile(join(model, 'README.md'), '# card\n<!-- eval:start -->\nstale\n<!-- eval:end -->\n');
+    const set = join(dir, 'evalset-ood');
+    writeHeldOut(set, 3, 12); // 12 OOD lines: 4 photographs and one of each other kind (training/ood.py FOLDER_SCHEDULE)
+    const out = await iris(['eval', set, '--model', model, '--max-new-tokens', '4']);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/^\| png128 \| 3 \|/m); // 3 scenes: the OOD lines are not scenes
+    expect(out.stdout).toMatch(/^spec quality bars: /m);
+    for (const variant of ['png128', 'jpeg64', 'jpeg256']) {
+      expect(out.stdout).toContain(`out of domain, ${variant}: 12 images (4 photographs), 36 questions about them; 3 scenes, 6 out-of-grammar questions about them`);
+    }
+    const rows = (name: string): string[] => out.stdout.split('\n').filter((l) => l.startsWith(`| ${name} |`));
+    for (const kind of ['text', 'noise', 'gradient', 'empty', 'many_objects', 'overlapping', 'other_shapes', 'background']) {
+      expect(rows(kind)).toHaveLength(3);
+      expect(rows(kind)[0]).toMatch(new RegExp(`^\\| ${kind} \\| 1 \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\|$`));
+    }
+    expect(rows('photo')[0]).toMatch(/^\| photo \| 4 \|/);
+    expect(rows('all out of domain')[0]).toMatch(/^\| all out of domain \| 12 \|/);
+    expect(rows('scenes (out-of-grammar questions)')[0]).toMatch(/^\| scenes \(out-of-grammar questions\) \| 3 \| - \| - \| \d+\.\d\d \| - \|$/);
+    expect(out.stdout).toMatch(/^spec out-of-domain bars: NOT met \(12 OOD images < 500; 4 photographs < 100/m);
+
+    const json = await iris(['eval', set, '--model', model, '--max-new-tokens', '4', '--json']);
+    const report = JSON.parse(json.stdout) as EvalReport;
+    expect(Object.keys(report.ood!)).toEqual(['png128', 'jpeg64', 'jpeg256']);
+    const png = report.ood!.png128;
+    expect(png).toMatchObject({ images: 12, photos: 4, questions: 36, scenes: 3, scenes_out_of_grammar_questions: 6, meets_spec: false });
+    expect(Object.keys(png.by_kind)).toEqual(['photo', 'text', 'noise', 'gradient', 'empty', 'many_objects', 'overlapping', 'other_shapes', 'background']);
+    expect(Object.values(png.by_kind).map((k) => k.images)).toEqual([4, 1, 1, 1, 1, 1, 1, 1, 1]);
+    for (const key of ['caption', 'answer', 'out_of_grammar', 'continuation', 'scenes_out_of_grammar', 'scenes_refused'] as const) {
+      expect(png[key]).toBeGreaterThanOrEqual(0);
+      expect(png[key]).toBeLessThanOrEqual(100);
+    }
+    expect(report.variants.png128).toMatchObject({ scenes: 3 });
+    expect(report.meetsSpec).toEqual({ inDomain: false, outOfDomain: false });
+    expect(JSON.parse(await readFile(join(model, 'eval.json'), 'utf8'))).toMatchObject({ ood: { png128: { images: 12 } } });
+    const card = await readFile(join(model, 'README.md'), 'utf8');
+    expect(card).toMatch(/<!-- eval:start -->\n\| variant[\s\S]*spec quality bars[\s\S]*out of domain, png128[\s\S]*\| all out of domain \| 12 \|[\s\S]*spec out-of-domain bars: NOT met[^\n]*\n<!-- eval:end -->\n$/);
+  });
+
   it('--speculative ngram|draft gives the plain greedy text; junk is INVALID_OPTIONS, draft without a draft model MODEL_NOT_FOUND', async () => {
     const args = ['caption', ...images, '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '12'];
     const plain = await iris(args);

@@ -24,11 +24,13 @@ export interface ResolvedOptions {
   readonly topLogprobs: number;
   /** Undefined: the engine's default. */
   readonly speculative: SpeculativeMode | undefined;
+  /** Per-token attention maps over the image. */
+  readonly attention: boolean;
 }
 
 const KNOWN = new Set<keyof GenerationOptions>([
   'maxNewTokens', 'minNewTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty',
-  'noRepeatNgramSize', 'seed', 'stop', 'logprobs', 'topLogprobs', 'speculative',
+  'noRepeatNgramSize', 'seed', 'stop', 'logprobs', 'topLogprobs', 'speculative', 'attention',
 ]);
 
 function invalid(message: string): never {
@@ -84,6 +86,7 @@ export function resolveOptions(options: GenerationOptions | undefined | null): R
   const minP = real('minP', o.minP, 0, 1);
   const hasWarper = topK !== undefined || topP !== undefined || minP !== undefined;
   if (o.logprobs !== undefined && o.logprobs !== null && typeof o.logprobs !== 'boolean') invalid('logprobs must be true or false');
+  if (o.attention !== undefined && o.attention !== null && typeof o.attention !== 'boolean') invalid('attention must be true or false');
   const topLogprobs = int('topLogprobs', o.topLogprobs, 0, MAX_TOP_LOGPROBS) ?? 0;
   return Object.freeze({
     maxNewTokens,
@@ -100,5 +103,6 @@ export function resolveOptions(options: GenerationOptions | undefined | null): R
     logprobs: o.logprobs === true || topLogprobs > 0,
     topLogprobs,
     speculative: speculativeMode(o.speculative),
+    attention: o.attention === true,
   });
 }

@@ -89,6 +89,15 @@ export function logSoftmax(logits: Float32Array): Float64Array {
   return Float64Array.from(logits, (v) => v - logSum);
 }
 
+/** log softmax(logits)[id], without building the whole distribution: one pass for the max, one for the sum. */
+export function logprobOf(logits: Float32Array, id: number): number {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  return logits[id] - (max + Math.log(sum));
+}
+
 /** Index of the first maximum: the tie-break PyTorch's argmax and transformers.js use. */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;

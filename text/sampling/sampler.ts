@@ -4,7 +4,7 @@
 import type { TokenLogprob } from '../../src/contract/types.ts';
 import type { ResolvedOptions } from './options.ts';
 import {
-  argmax, keepMinP, keepTopK, keepTopP, logSoftmax, penalizeRepetition, repeatedNgramIds,
+  argmax, keepMinP, keepTopK, keepTopP, logprobOf, logSoftmax, penalizeRepetition, repeatedNgramIds,
   scaleByTemperature, softmax, suppressIds, argsortDescending,
 } from './processors.ts';
 import { createRng, type Rng } from './rng.ts';
@@ -12,8 +12,13 @@ import { drawFrom, judgeDraft, type DraftToken } from './speculative.ts';
 
 export interface SampledToken {
   id: number;
-  /** log P(id) under the model's unprocessed distribution (when logprobs were asked for). */
-  logprob?: number;
+  /**
+   * log P(id) under the model's unprocessed distribution (before penalties, bans and
+   * warpers). Always computed (one pass over the logits): results' confidence is built
+   * from it whether or not the request asked for logprobs.
+   */
+  logprob: number;
+  /** The topLogprobs most likely tokens, when they were asked for. */
   top?: Omit<TokenLogprob, 'text'>[];
 }
 
@@ -42,7 +47,7 @@ export function createSampler(options: ResolvedOptions, eosIds: readonly number[
     next(logits, context) {
       const processed = applyProcessors(logits, context, options, eosIds);
       const id = options.isSampling ? drawToken(applyWarpers(processed, options), rng) : argmax(processed);
-      return options.logprobs ? withLogprobs(logits, id, options.topLogprobs) : { id };
+      return withLogprobs(logits, id, options.topLogprobs);
     },
     propose(draftLogits, context) {
       const processed = applyProcessors(draftLogits, context, options, eosIds);
@@ -53,8 +58,7 @@ export function createSampler(options: ResolvedOptions, eosIds: readonly number[
     verify(logits, context, draft) {
       const processed = applyProcessors(logits, context, options, eosIds);
       const verdict = options.isSampling ? judgeDraft(softmax(applyWarpers(processed, options)), draft, rng) : greedyVerdict(processed, draft);
-      const sampled = options.logprobs ? withLogprobs(logits, verdict.id, options.topLogprobs) : { id: verdict.id };
-      return { ...sampled, isAccepted: verdict.isAccepted };
+      return { ...withLogprobs(logits, verdict.id, options.topLogprobs), isAccepted: verdict.isAccepted };
     },
   };
 }
@@ -93,7 +97,8 @@ export function drawToken(logits: Float32Array, rng: Rng): number {
 }
 
 function withLogprobs(logits: Float32Array, id: number, topN: number): SampledToken {
+  if (topN === 0) return { id, logprob: logprobOf(logits, id) };
   const logp = logSoftmax(logits);
-  const top = topN > 0 ? argsortDescending(logp).slice(0, topN).map((t) => ({ id: t, logprob: logp[t] })) : undefined;
+  const top = argsortDescending(logp).slice(0, topN).map((t) => ({ id: t, logprob: logp[t] }));
   return { id, logprob: logp[id], top };
 }

@@ -19,6 +19,8 @@ const MAPPINGS: Readonly<Record<IrisErrorCode | 'INTERNAL' | 'PAYLOAD_TOO_LARGE'
   URL_NOT_ALLOWED: { status: 400, type: 'invalid_request_error' },
   INVALID_OPTIONS: { status: 400, type: 'invalid_request_error' },
   PROMPT_TOO_LONG: { status: 400, type: 'invalid_request_error' },
+  // The chat routes never ask for attention maps; here for completeness of the table.
+  ATTENTION_UNAVAILABLE: { status: 400, type: 'invalid_request_error' },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error' },
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error' },
   NOT_FOUND: { status: 404, type: 'not_found_error' },

@@ -52,6 +52,10 @@ export function createFakeGenerator(options: FakeGeneratorOptions = {}): FakeGen
       usage: { promptTokens: 1, imageTokens: 64, completionTokens: produced },
       timings: { queueMs: 0, imageEncodeMs: 1, imageCached: false, prefillMs: 1, decodeMs: 1, totalMs: 3 },
       model: options.modelId ?? 'fake',
+      warnings: [],
+      confidence: produced === 0
+        ? { tokens: 0, meanLogprob: null, minLogprob: null, perplexity: null }
+        : { tokens: produced, meanLogprob: -0.5, minLogprob: -0.5, perplexity: Math.exp(0.5) },
     };
   };
 

@@ -85,6 +85,16 @@ describe('sampling statistics', () => {
     const probs = softmax(eosFirst);
     expect(later.logprob).toBeCloseTo(Math.log(probs[8]), 10);
   });
+
+  it("gives the chosen token's raw log-probability even when logprobs were not asked for (no alternatives then)", () => {
+    const logits = Float32Array.from([0, 1, 2, 3, 0, 0, 0, 0, 0, 0]);
+    const plain = createSampler(resolveOptions({ repetitionPenalty: 5 }), EOS).next(logits, { history: [3], numGenerated: 1 });
+    const asked = createSampler(resolveOptions({ repetitionPenalty: 5, topLogprobs: 2 }), EOS).next(logits, { history: [3], numGenerated: 1 });
+    expect(plain.id).toBe(2); // the penalty moved the argmax off 3
+    expect(plain.top).toBeUndefined();
+    expect(plain.logprob).toBeCloseTo(Math.log(softmax(logits)[2]), 12); // the unpenalised distribution
+    expect(plain.logprob).toBe(asked.logprob);
+  });
 });
 
 describe('logits processors', () => {
