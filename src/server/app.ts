@@ -18,6 +18,7 @@ import { createAccessControl, type AccessControl, type Client } from './access.t
 import { useAccessControl } from './plugins/auth.ts';
 import { createRequestNotes, useAccessLog } from './plugins/access-log.ts';
 import { corsOptionsOf } from './plugins/cors.ts';
+import { GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;
@@ -75,7 +76,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
-    graphiql: config.server.graphiql ? { title: 'Iris' } : false,
+    graphiql: config.server.graphiql ? { title: 'Iris', defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
     // The bundled GraphiQL: yoga's default page loads its scripts from a CDN, which
     // machines without internet access cannot reach.
     renderGraphiQL,
