@@ -1,10 +1,10 @@
-// `iris --help` starts fast: src/cli.ts reaches the commands (and onnxruntime-node and sharp,
+// `iris --help` and `npm start` start fast: src/cli.ts reaches the commands (and onnxruntime-node and sharp,
 // which take about a second to load) only through a dynamic import, and bin/iris.js runs
 // the compiled dist/ only while it is newer than every source.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ROOT } from '../helpers.ts';
 
 /** Files reached from `file` through static imports only, and the packages they import. */
@@ -39,6 +39,20 @@ describe('CLI start-up', () => {
     for (const env of [{}, { IRIS_TSX: '1' }]) {
       const out = execFileSync(process.execPath, [join(ROOT, 'bin/iris.js'), '--help'], { env: { ...process.env, ...env }, encoding: 'utf8' });
       expect(out).toMatch(/^usage: iris <command>/);
+    }
+  });
+
+  it('starts the server through bin/serve.js (npm start), from dist/ or the sources', async () => {
+    for (const env of [{}, { IRIS_TSX: '1' }]) {
+      const child = spawn(process.execPath, [join(ROOT, 'bin/serve.js'), '--port', '0', '--access-log', 'off', '--model', 'tiny=assets/models/tiny-random'], { cwd: ROOT, env: { ...process.env, ...env } });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      await vi.waitFor(() => expect(out).toMatch(/iris: models ready \(tiny\)/), { timeout: 30_000, interval: 50 });
+      expect(out).toMatch(/iris: serving http:\/\/127\.0\.0\.1:\d+\/graphql/);
+      child.kill('SIGTERM');
+      await exited;
     }
   });
 });
