@@ -59,6 +59,20 @@ describe.skipIf(!isShippedModelPresent)('OpenAI API on the shipped model (shapes
     expect(right / asked.length).toBeGreaterThanOrEqual(0.8);
   });
 
+  it('passes on Iris\'s warnings and confidence (iris_warnings, iris_confidence), streamed and not', async () => {
+    const content: OpenAI.Chat.Completions.ChatCompletionContentPart[] = [{ type: 'image_url', image_url: { url: dataUrl(samples[0]) } }, { type: 'text', text: 'what is in this photo?' }];
+    const completion = await client.chat.completions.create({ model: 'shapes-base', messages: [{ role: 'user', content }] });
+    const choice = completion.choices[0] as unknown as { iris_warnings: Array<{ code: string; words: string[] }>; iris_confidence: { tokens: number } };
+    expect(choice.iris_warnings).toEqual([expect.objectContaining({ code: 'UNKNOWN_WORDS', words: expect.arrayContaining(['photo']) })]);
+    expect(choice.iris_confidence.tokens).toBe(completion.usage!.completion_tokens);
+    const stream = await client.chat.completions.create({ model: 'shapes-base', messages: [{ role: 'user', content }], stream: true });
+    let last: unknown;
+    for await (const chunk of stream) if (chunk.choices[0]?.finish_reason) last = chunk.choices[0];
+    expect((last as typeof choice).iris_warnings).toEqual(choice.iris_warnings);
+    const plain = await say(samples[0], 'what color is the square?');
+    expect(plain).toBe('green');
+  });
+
   it('continues other text, streamed, as the caption that starts with it', async () => {
     const s = samples[0];
     const stream = await client.chat.completions.create({

@@ -55,7 +55,12 @@ function streamResponse(events: AsyncIterableIterator<GenerationEvent>, first: G
       return [sse(chunkOf(ids, { delta: { content: event.delta }, logprobs }, chat.includeUsage))];
     }
     const result = event.generation!;
-    const reason = { finish_reason: finishReasonOf(result.finishReason), iris_finish_reason: finishReasonName(result.finishReason) };
+    const reason = {
+      finish_reason: finishReasonOf(result.finishReason),
+      iris_finish_reason: finishReasonName(result.finishReason),
+      iris_warnings: result.warnings,
+      iris_confidence: result.confidence,
+    };
     const out = [sse(chunkOf(ids, { delta: {}, ...reason }, chat.includeUsage))];
     if (chat.includeUsage) out.push(sse(chunkOf(ids, null, true, result.usage)));
     out.push(sse('[DONE]'));

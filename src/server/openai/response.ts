@@ -63,6 +63,9 @@ export function completionOf(ids: CompletionIds, result: GenerationResult, withL
         logprobs: withLogprobs ? logprobsOf(result.tokens) : null,
         finish_reason: finishReasonOf(result.finishReason),
         iris_finish_reason: finishReasonName(result.finishReason),
+        // Iris's signals on how far to trust the text (README: Warnings and confidence).
+        iris_warnings: result.warnings,
+        iris_confidence: result.confidence,
       },
     ],
     usage: usageOf(result.usage),
@@ -74,6 +77,8 @@ interface ChunkChoice {
   readonly logprobs?: ReturnType<typeof logprobsOf> | null;
   readonly finish_reason?: OpenAIFinishReason | null;
   readonly iris_finish_reason?: FinishReasonName;
+  readonly iris_warnings?: GenerationResult['warnings'];
+  readonly iris_confidence?: GenerationResult['confidence'];
 }
 
 /** One `chat.completion.chunk`; with include_usage every chunk has `usage: null` but the last (choices: [], usage set). */
