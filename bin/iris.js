@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The `iris` command: register tsx so Node can load the TypeScript sources, then run the CLI.
-import { register } from 'tsx/esm/api';
+// The `iris` command: src/cli.ts, compiled (dist/) when fresh, else through tsx (bin/entry.js).
+import { runEntry } from './entry.js';
 
-register();
-await import('../src/cli.ts');
+await runEntry('cli');

@@ -1,68 +1,8 @@
-// The `iris` command line: caption / ask / generate / batch / eval over one model folder.
-import { readImageFile, runBatch } from './cli/batch.ts';
-import { USAGE, parseCli, type CliSettings } from './cli/args.ts';
-import { runPointingGame, writeAttention } from './cli/attention.ts';
-import { runEval } from './cli/eval.ts';
-import { runDtype, runQuantize } from './cli/quantize.ts';
-import { onnxFiles } from './model/files.ts';
-import { createEngine } from './engine/create-engine.ts';
-import type { Engine } from './engine/engine.ts';
-import { resolveOptions } from '../text/sampling/options.ts';
-import { IrisError, type GenerationRequest, type GenerationResult, type Generator } from './contract/types.ts';
-
-function singleRequests(settings: CliSettings): { path: string; request: Omit<GenerationRequest, 'image'> }[] {
-  const [first, second] = settings.positionals;
-  const options = settings.options;
-  switch (settings.command) {
-    case 'caption':
-      if (settings.positionals.length === 0) throw new UsageError('caption needs at least one image');
-      return settings.positionals.map((path) => ({ path, request: { task: 'caption', options } }));
-    case 'ask':
-      if (settings.positionals.length !== 2) throw new UsageError('ask needs <image> "<question>"');
-      return [{ path: first, request: { task: 'answer', question: second, options } }];
-    case 'generate':
-      if (settings.positionals.length !== 2) throw new UsageError('generate needs <image> "<prompt>"');
-      return [{ path: first, request: { task: 'generate', prompt: second, options } }];
-    default:
-      throw new UsageError(`unknown command '${settings.command ?? ''}'`);
-  }
-}
-
-class UsageError extends Error {}
-
-async function runSingle(generator: Generator, settings: CliSettings): Promise<number> {
-  let failures = 0;
-  const jobs = singleRequests(settings);
-  for (const { path, request } of jobs) {
-    try {
-      const image = await readImageFile(path);
-      const onDelta = settings.isStreaming && !settings.isJson ? (d: { text: string }) => process.stdout.write(d.text) : undefined;
-      const result = await generator.generate({ ...request, image }, { onDelta });
-      printResult(path, result, settings, jobs.length > 1);
-      if (settings.attention !== undefined) for (const written of await writeAttention(settings.attention, path, image, result)) console.error(`wrote ${written}`);
-    } catch (err) {
-      if (!(err instanceof IrisError)) throw err;
-      failures++;
-      if (settings.isJson) console.log(JSON.stringify({ image: path, error: { code: err.code, message: err.message } }));
-      else console.error(`${path}: error [${err.code}]: ${err.message}`);
-    }
-  }
-  return failures > 0 ? 1 : 0;
-}
-
-/** The text on stdout (JSON: the whole result, warnings and confidence included); in text mode, each warning on stderr. */
-function printResult(path: string, result: GenerationResult, settings: CliSettings, isMany: boolean): void {
-  if (settings.isJson) return console.log(JSON.stringify({ image: path, ...result }));
-  if (settings.isStreaming) process.stdout.write('\n');
-  else console.log(isMany ? `${path}\t${result.text}` : result.text);
-  for (const warning of result.warnings) console.error(`${path}: warning [${warning.code}]: ${warning.message}`);
-}
-
-/** Every command that generates runs on the continuous-batching engine, as the server does. */
-function loadEngine(settings: CliSettings): Promise<Engine> {
-  const mode = resolveOptions({ speculative: settings.options.speculative }).speculative; // INVALID_OPTIONS for junk
-  return createEngine({ modelDir: settings.modelDir, threads: settings.threads, speculative: mode, ...onnxFiles(runDtype(settings)) });
-}
+// The `iris` command line: caption / ask / generate / batch / eval / quantize over one model
+// folder. Help and usage errors are answered from the arguments alone; the commands (and
+// onnxruntime, sharp and the engine with them) load only when one runs.
+import { USAGE, UsageError, parseCli } from './cli/args.ts';
+import { IrisError } from './contract/types.ts';
 
 async function main(argv: string[]): Promise<number> {
   const settings = parseCli(argv);
@@ -70,17 +10,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return settings.command || settings.isHelp ? 0 : 2;
   }
-  if (settings.command === 'quantize') return runQuantize(settings);
-  if (settings.command !== 'batch' && settings.command !== 'eval') singleRequests(settings); // usage errors before loading
-  const engine = await loadEngine(settings);
-  try {
-    if (settings.command === 'batch') return await runBatch(engine, process.stdin, (line) => console.log(line));
-    if (settings.command === 'eval' && settings.attention !== undefined) return await runPointingGame(engine, settings.positionals[0], settings.isJson);
-    if (settings.command === 'eval') return await runEval(engine, settings.positionals[0], settings);
-    return await runSingle(engine, settings);
-  } finally {
-    await engine.release();
-  }
+  const { runCommand } = await import('./cli/commands.ts');
+  return runCommand(settings);
 }
 
 main(process.argv.slice(2)).then(

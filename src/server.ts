@@ -11,7 +11,7 @@ import { IrisError } from './contract/types.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const load = createEngineLoader({ engine: engineConfigOf(config) });
-  const app = createIrisApp({ config, load });
+  const app = createIrisApp({ config, load, logAccess: (line) => console.log(line) });
   const server = await listen(app, config.server);
   app.registry.loaded.then(
     () => console.log(`iris: models ready (${config.models.specs.map((s) => s.id).join(', ')})`),

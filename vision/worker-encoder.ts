@@ -38,7 +38,7 @@ type Pending = { resolve: (outcomes: (ImageEmbedding | Error)[]) => void; reject
 
 /** Start the worker and wait until its encoder session is loaded. */
 export async function startEncodeWorker(init: EncodeWorkerInit): Promise<WorkerImageEncoder> {
-  const worker = new Worker(bootstrap(new URL('./encode-worker.ts', import.meta.url)), { eval: true, workerData: init });
+  const worker = new Worker(bootstrap(), { eval: true, workerData: init });
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let failure: Error | undefined;
@@ -110,12 +110,15 @@ function fromOutcome(outcome: EncodeOutcome): ImageEmbedding | Error {
 }
 
 /**
- * The worker's entry as an eval'd script: register tsx's loader in the worker, then
- * import the TypeScript module. Workers do not inherit loaders registered with
- * module.register() (bin/iris.js, vitest), and --import flags only reach them when the
- * parent was started with them; registering here works in every case.
+ * The worker's entry as an eval'd script. Compiled (dist/, where this file is .js): import
+ * the compiled worker. From the sources: register tsx's loader in the worker, then import
+ * the TypeScript module. Workers do not inherit loaders registered with module.register()
+ * (bin/iris.js, vitest), and --import flags only reach them when the parent was started
+ * with them; registering here works in every case.
  */
-function bootstrap(entry: URL): string {
+function bootstrap(): string {
+  if (import.meta.url.endsWith('.js')) return `import(${JSON.stringify(new URL('./encode-worker.js', import.meta.url).href)})`;
   const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./encode-worker.ts', import.meta.url);
   return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
 }

@@ -102,3 +102,6 @@ export function parseCli(argv: string[]): CliSettings {
     isHelp: values.help ?? false,
   };
 }
+
+/** A command line that names no command, or a command with the wrong arguments (exit status 2). */
+export class UsageError extends Error {}

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { IrisError, TASKS, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
+import { IrisError, TASKS, finishReasonName, type GenerationOptions, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 
 export async function readImageFile(path: string): Promise<Uint8Array> {
   try {
@@ -56,7 +56,7 @@ function onlyIrisErrors(error: unknown): IrisError {
 function formatOutcome(id: unknown, outcome: GenerationResult | IrisError): Record<string, unknown> {
   if (outcome instanceof IrisError) return { id, error: { code: outcome.code, message: outcome.message } };
   const { text, tokens, finishReason, timings, usage, warnings, confidence } = outcome;
-  return { id, text, tokens, finishReason, usage, timings, warnings, confidence };
+  return { id, text, tokens, finishReason: finishReasonName(finishReason), usage, timings, warnings, confidence };
 }
 
 async function parseLine(text: string, lineNumber: number): Promise<BatchLine> {

@@ -1,6 +1,7 @@
 // The service's configuration: one typed, validated, frozen object per concern. Values
 // come from `createConfig(input)` (tests, embedding) or `loadConfig(argv, env)` in
 // settings.ts (the command line); both end here, so every value is checked once.
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,11 +10,33 @@ import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
 export type Dtype = 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4';
 export const DTYPES: readonly Dtype[] = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4'];
 
+export type AccessLogFormat = 'off' | 'plain' | 'json';
+export const ACCESS_LOG_FORMATS: readonly AccessLogFormat[] = ['off', 'plain', 'json'];
+
 export interface ServerConfig {
   readonly host: string;
   readonly port: number;
   /** GraphiQL in a browser on GET /graphql. */
   readonly graphiql: boolean;
+  /** Browser origins allowed to call Iris (CORS): ['*'] any (without credentials), [] none. */
+  readonly corsOrigins: readonly string[];
+  /** Let browsers send cookies and HTTP auth cross-origin; needs a list of origins, not '*'. */
+  readonly corsCredentials: boolean;
+  /** A line per HTTP request (method, operation, model, status, duration), plain text or JSON. */
+  readonly accessLog: AccessLogFormat;
+}
+
+export interface AccessConfig {
+  /** Bearer keys that may call GraphQL and /v1 (from --api-keys and --api-keys-file); empty: no key needed. */
+  readonly apiKeys: readonly string[];
+  /** The file the keys came from, one per line ('#' comments); undefined: none. */
+  readonly apiKeysFile: string | undefined;
+  /** A bearer key for GET /metrics alone; undefined: /metrics is open. */
+  readonly metricsKey: string | undefined;
+  /** Requests per minute per key (per client address without keys); 0: unlimited. */
+  readonly requestsPerMinute: number;
+  /** Generated tokens per minute per key (per client address without keys); 0: unlimited. */
+  readonly tokensPerMinute: number;
 }
 
 export interface ModelSpec {
@@ -106,6 +129,7 @@ export interface LimitsConfig {
 
 export interface IrisConfig {
   readonly server: ServerConfig;
+  readonly access: AccessConfig;
   readonly models: ModelsConfig;
   readonly images: ImagesConfig;
   readonly limits: LimitsConfig;
@@ -122,7 +146,8 @@ const MB = 1024 * 1024;
 const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain' },
+  access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
     dtype: 'fp32',
@@ -182,10 +207,55 @@ function flag(name: string, value: unknown): boolean {
 
 function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
   const d = DEFAULTS.server;
+  const origins = input.corsOrigins ?? d.corsOrigins;
+  // 'none' (the flag cannot be set to an empty list): no CORS headers at all.
+  const corsOrigins = (origins.length === 1 && origins[0] === 'none' ? [] : origins).map((o, i) => text(`server.corsOrigins[${i}]`, o, /^(\*|https?:\/\/[^/\s]+)$/));
+  const corsCredentials = flag('server.corsCredentials', input.corsCredentials ?? d.corsCredentials);
+  if (corsCredentials && (corsOrigins.includes('*') || corsOrigins.length === 0)) {
+    throw new ConfigError('server.corsCredentials needs server.corsOrigins to list the origins (e.g. https://app.example.com), not * or none');
+  }
+  const accessLog = input.accessLog ?? d.accessLog;
+  if (!ACCESS_LOG_FORMATS.includes(accessLog)) throw new ConfigError(`server.accessLog must be one of ${ACCESS_LOG_FORMATS.join(', ')}, got ${String(accessLog)}`);
   return Object.freeze({
     host: text('server.host', input.host ?? d.host),
     port: int('server.port', input.port ?? d.port, 0, 65_535),
     graphiql: flag('server.graphiql', input.graphiql ?? d.graphiql),
+    corsOrigins: Object.freeze(corsOrigins.includes('*') ? ['*'] : corsOrigins),
+    corsCredentials,
+    accessLog,
+  });
+}
+
+const KEY = /^[\x21-\x7e]{8,}$/;
+
+function checkKey(name: string, key: unknown): string {
+  if (typeof key !== 'string' || !KEY.test(key)) throw new ConfigError(`${name} must be at least 8 printable characters without spaces`);
+  return key;
+}
+
+/** The keys of a keys file: one per line; blank lines and lines starting with # are skipped. */
+function readKeysFile(path: string): string[] {
+  let body: string;
+  try {
+    body = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`access.apiKeysFile: cannot read ${path}: ${(error as Error).message}`);
+  }
+  const keys = body.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return keys.map((k, i) => checkKey(`access.apiKeysFile (${path}) line ${i + 1}`, k));
+}
+
+function createAccessConfig(input: Input<AccessConfig> = {}): AccessConfig {
+  const d = DEFAULTS.access;
+  const apiKeysFile = input.apiKeysFile === undefined ? d.apiKeysFile : text('access.apiKeysFile', input.apiKeysFile);
+  const keys = (input.apiKeys ?? d.apiKeys).map((k, i) => checkKey(`access.apiKeys[${i}]`, k));
+  const metricsKey = input.metricsKey === undefined ? d.metricsKey : checkKey('access.metricsKey', input.metricsKey);
+  return Object.freeze({
+    apiKeys: Object.freeze([...new Set([...keys, ...(apiKeysFile ? readKeysFile(apiKeysFile) : [])])]),
+    apiKeysFile,
+    metricsKey,
+    requestsPerMinute: int('access.requestsPerMinute', input.requestsPerMinute ?? d.requestsPerMinute, 0, 1_000_000),
+    tokensPerMinute: int('access.tokensPerMinute', input.tokensPerMinute ?? d.tokensPerMinute, 0, 1_000_000_000),
   });
 }
 
@@ -303,6 +373,7 @@ export function engineConfigOf(config: IrisConfig): EngineConfig {
 export function createConfig(input: ConfigInput = {}): IrisConfig {
   return Object.freeze({
     server: createServerConfig(input.server),
+    access: createAccessConfig(input.access),
     models: createModelsConfig(input.models),
     images: createImagesConfig(input.images),
     limits: createLimitsConfig(input.limits),

@@ -73,6 +73,16 @@ export interface GeneratedToken {
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'cancelled';
 
+/**
+ * How a finish reason is spelled wherever it leaves the process: the GraphQL enum, the
+ * CLI's JSON and the OpenAI routes' iris_finish_reason. One casing, GraphQL's (enum
+ * values are upper case there); the lower-case values are internal.
+ */
+export type FinishReasonName = Uppercase<FinishReason>;
+export function finishReasonName(reason: FinishReason): FinishReasonName {
+  return reason.toUpperCase() as FinishReasonName;
+}
+
 export interface Timings {
   queueMs: number;
   imageEncodeMs: number;
@@ -158,16 +168,27 @@ export type IrisErrorCode =
   | 'PROMPT_TOO_LONG'
   | 'MODEL_NOT_FOUND'
   | 'OVERLOADED'
+  | 'RATE_LIMITED'
+  | 'UNAUTHENTICATED'
   | 'TIMEOUT'
   | 'CANCELLED'
   | 'ATTENTION_UNAVAILABLE';
 
+export interface IrisErrorDetails {
+  /** When retrying makes sense (OVERLOADED, RATE_LIMITED): seconds to wait first. */
+  readonly retryAfterSeconds?: number;
+}
+
 export class IrisError extends Error {
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
     readonly code: IrisErrorCode,
     message: string,
+    details: IrisErrorDetails = {},
   ) {
     super(message);
     this.name = 'IrisError';
+    this.retryAfterSeconds = details.retryAfterSeconds;
   }
 }

@@ -9,6 +9,12 @@ import { IrisError } from '../contract/types.ts';
 import type { KvBudget } from './kv-budget.ts';
 import { RequestStatus, type SchedulerEntry } from './request.ts';
 
+/**
+ * What an OVERLOADED client is told to wait. A short decode (32 tokens) takes tens of ms
+ * per batch step here, so a full line drains within about a second.
+ */
+export const OVERLOADED_RETRY_SECONDS = 1;
+
 export interface SchedulerOptions {
   /** Rows decoded together; 1 turns batching off (one request at a time). */
   readonly maxBatchSize: number;
@@ -69,7 +75,8 @@ export class Scheduler<T extends SchedulerEntry> {
   /** Put a request in line (status loading until its image is ready); OVERLOADED when the line is full. */
   add(entry: T): void {
     if (this.waiting.length >= this.options.maxQueued) {
-      throw new IrisError('OVERLOADED', `the model is busy (${this.running.length} running, ${this.waiting.length} waiting); retry later`);
+      const hint = { retryAfterSeconds: OVERLOADED_RETRY_SECONDS };
+      throw new IrisError('OVERLOADED', `the model is busy (${this.running.length} running, ${this.waiting.length} waiting); retry in ${hint.retryAfterSeconds} s`, hint);
     }
     if (!this.options.budget.canEverHold(entry.maxTokens)) {
       const need = this.options.budget.rowFootprint(entry.maxTokens);

@@ -14,12 +14,20 @@ import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
 import { usePlayground } from './playground/serve.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
+import { OPENAI_PREFIX, useOpenAIRoutes } from './openai/routes.ts';
+import { createAccessControl, type AccessControl, type Client } from './access.ts';
+import { useAccessControl } from './plugins/auth.ts';
+import { createRequestNotes, useAccessLog } from './plugins/access-log.ts';
+import { corsOptionsOf } from './plugins/cors.ts';
+import { GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;
   readonly load: LoadModel;
   /** Where unexpected (masked) errors are reported; console.error by default. */
   readonly logUnexpected?: (error: unknown) => void;
+  /** Where access log lines go (config.server.accessLog picks the format); none: no access log. */
+  readonly logAccess?: (line: string) => void;
 }
 
 export type IrisYoga = YogaServerInstance<Record<string, unknown>, Partial<IrisContext>>;
@@ -29,9 +37,17 @@ export interface IrisApp {
   readonly yoga: IrisYoga;
   readonly registry: ModelRegistry;
   readonly metrics: IrisMetrics;
+  readonly access: AccessControl;
+}
+
+/** What the WebSocket transport puts in an operation's initial context. */
+export interface TransportContext {
+  readonly request?: Request;
+  readonly irisClient?: Client;
 }
 
 export const GRAPHQL_PATH = '/graphql';
+export const METRICS_PATH = '/metrics';
 
 export function createIrisApp(options: IrisAppOptions): IrisApp {
   const { config } = options;
@@ -45,15 +61,23 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     onOutcome: metrics.record,
   });
   registryRef = registry;
+  const access = createAccessControl(config.access);
   const services: IrisServices = {
     registry,
     intake: createImageIntake(config.images),
     promptChars: config.limits.promptChars,
   };
+  const notes = createRequestNotes();
+  const { accessLog } = config.server;
+  const accessLogPlugins =
+    accessLog !== 'off' && options.logAccess
+      ? [useAccessLog({ format: accessLog, write: options.logAccess, notes, defaultModel: registry.defaultModel, clientOf: (r) => access.clientOf(r) })]
+      : [];
+  const logUnexpected = options.logUnexpected ?? ((e: unknown) => console.error('iris: unexpected error', e));
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
-    graphiql: config.server.graphiql ? { title: 'Iris' } : false,
+    graphiql: config.server.graphiql ? { title: 'Iris', defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
     // The bundled GraphiQL: yoga's default page loads its scripts from a CDN, which
     // machines without internet access cannot reach.
     renderGraphiQL,
@@ -62,10 +86,15 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     // Counts chunked bodies as they are read; body-limit.ts applies the per-kind caps
     // from Content-Length before reading.
     maxRequestBodySize: Math.max(config.limits.bodyBytes, config.limits.uploadBytes),
-    context: () => ({ iris: services }),
-    maskedErrors: { maskError: createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) }) },
+    context: (initial: TransportContext) => ({ iris: access.servicesFor(services, initial.irisClient ?? access.clientOf(initial.request)) }),
+    cors: corsOptionsOf(config.server),
+    maskedErrors: { maskError: createMaskError({ logUnexpected }) },
     logging: false,
     plugins: [
+      ...accessLogPlugins,
+      useAccessControl({ access, graphqlPath: GRAPHQL_PATH, metricsPath: METRICS_PATH, openaiPrefix: OPENAI_PREFIX }),
+      // Before the body limit: /v1 answers its own refusals in OpenAI's error shape.
+      useOpenAIRoutes({ services: (request) => access.servicesFor(services, access.clientOf(request)), timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected, notes }),
       useBodyLimit(config.limits),
       metrics.plugin,
       useModelReadiness(registry),
@@ -75,5 +104,5 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useExecutionCancellation(),
     ],
   });
-  return { config, yoga, registry, metrics };
+  return { config, yoga, registry, metrics, access };
 }

@@ -20,6 +20,7 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
     await checkModelFolder(spec);
     const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype) });
     options.onEngine?.(spec.id, engine);
-    return { generator: engine, tasks: tasksOf(engine.model.folder.templates), attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats() };
+    const { templates } = engine.model.folder;
+    return { generator: engine, tasks: tasksOf(templates), templates, attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats() };
   };
 }

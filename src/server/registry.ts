@@ -4,15 +4,18 @@
 import type { ModelSpec } from '../config/config.ts';
 import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 import type { EngineStats } from '../engine/engine.ts';
+import type { TaskTemplates } from '../../fusion/prompts.ts';
 
 /** A model ready to serve: what generates, the tasks its folder has templates for, and its engine's gauges. */
 export interface LoadedModel {
   readonly generator: Generator;
   readonly tasks: readonly Task[];
-  /** The model can give attention maps. */
-  readonly attention: boolean;
+  /** The model can give attention maps (default false). */
+  readonly attention?: boolean;
   /** How the image reaches the decoder. */
   readonly family?: 'cross-attention' | 'joint';
+  /** The folder's prompt templates, when known (the OpenAI routes match questions against them). */
+  readonly templates?: TaskTemplates;
   readonly stats?: () => EngineStats;
 }
 
@@ -27,6 +30,7 @@ export interface ModelStatus {
   readonly tasks: readonly Task[];
   readonly attention: boolean;
   readonly family: 'cross-attention' | 'joint' | undefined;
+  readonly templates: TaskTemplates | undefined;
   readonly state: ModelState;
   readonly engine: EngineStats | undefined;
 }
@@ -117,6 +121,7 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
         tasks: e.loaded?.tasks ?? [],
         attention: e.loaded?.attention ?? false,
         family: e.loaded?.family,
+        templates: e.loaded?.templates,
         state: e.state,
         engine: e.loaded?.stats?.(),
       })),

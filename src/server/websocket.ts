@@ -2,10 +2,12 @@
 // GraphQL over HTTP, running every operation through yoga's envelop, so the limits,
 // deadline, error masking and metrics are the same on both transports.
 import type { IncomingMessage } from 'node:http';
-import type { ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { IrisYoga } from './app.ts';
+import type { AccessControl, Client } from './access.ts';
+import { IrisError } from '../contract/types.ts';
 
 interface Envelope {
   execute: (args: ExecutionArgs) => unknown;
@@ -20,7 +22,18 @@ export type WebSocketDisposer = { dispose(): void | Promise<void> };
  * `complete`) or when the socket closes, and becomes the operation's client signal, so a
  * client that goes away stops its generation between decode steps.
  */
-export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer): WebSocketDisposer {
+/** The key from connection_init's payload (`authorization` or `Authorization`), else the upgrade request's header. */
+function authorizationOf(params: Readonly<Record<string, unknown>> | undefined, request: IncomingMessage): string | undefined {
+  const fromParams = params?.authorization ?? params?.Authorization;
+  return typeof fromParams === 'string' ? fromParams : request.headers.authorization;
+}
+
+/**
+ * With `access`, a connection needs a valid key (else it is closed with 4403 Forbidden) and
+ * each operation counts against its client's rate limits (else it gets a RATE_LIMITED error).
+ */
+export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer, access?: AccessControl): WebSocketDisposer {
+  const clients = new WeakMap<WebSocket, Client>();
   const operations = new WeakMap<WebSocket, Map<string, AbortController>>();
   const controllerFor = (socket: WebSocket, id: string): AbortController => {
     let byId = operations.get(socket);
@@ -43,7 +56,25 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
     {
       execute: (args) => (args.rootValue as Envelope).execute(args) as never,
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args) as never,
+      onConnect: (ctx) => {
+        if (!access) return true;
+        try {
+          clients.set(ctx.extra.socket, access.authenticate(authorizationOf(ctx.connectionParams, ctx.extra.request), ctx.extra.request.socket.remoteAddress));
+          return true;
+        } catch {
+          return false;
+        }
+      },
       onSubscribe: async (ctx, id, payload) => {
+        const irisClient = clients.get(ctx.extra.socket);
+        if (access && irisClient) {
+          try {
+            access.admit(irisClient);
+          } catch (error) {
+            if (!(error instanceof IrisError)) throw error;
+            return [new GraphQLError(error.message, { extensions: { code: error.code, retryAfterSeconds: error.retryAfterSeconds } })];
+          }
+        }
         const controller = controllerFor(ctx.extra.socket, id);
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
@@ -51,6 +82,7 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
           socket: ctx.extra.socket,
           params: payload,
           clientSignal: controller.signal,
+          irisClient,
         });
         const document = parse(payload.query);
         const errors = validate(schema, document);

@@ -128,6 +128,7 @@ describe('the engine\'s line (tiny-random)', () => {
       const third = await gql(app, CAPTION, { i: image, o: OPTIONS });
       expect(codes(third)).toEqual(['OVERLOADED']);
       expect(third.body.errors?.[0].message).toMatch(/0 running, 2 waiting/);
+      expect(third.body.errors?.[0]).toMatchObject({ message: expect.stringMatching(/retry in 1 s$/), extensions: { code: 'OVERLOADED', retryAfterSeconds: 1 } });
       const metrics = await (await app.yoga.fetch('http://iris.test/metrics')).text();
       expect(metrics).toContain('iris_engine_queue_depth{model="tiny"} 2');
       expect(metrics).toContain('iris_generations_total{model="tiny",task="caption",outcome="OVERLOADED"} 1');

@@ -12,6 +12,12 @@ describe('GraphiQL', () => {
     expect(html).not.toMatch(/<link[^>]+href=["']https?:/);
   });
 
+  it('opens on an example query (the models, a caption, an answer), not the stock welcome text', async () => {
+    const html = await (await createTestApp().yoga.fetch('http://iris.test/graphql', { headers: { accept: 'text/html' } })).text();
+    expect(html).toContain('query Models');
+    expect(html).toContain('caption(image: $image');
+  });
+
   it('is off when configured off', async () => {
     const app = createTestApp({ config: { server: { graphiql: false } } });
     const res = await app.yoga.fetch('http://iris.test/graphql', { headers: { accept: 'text/html' } });

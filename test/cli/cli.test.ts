@@ -28,6 +28,7 @@ describe('iris CLI', () => {
     const json = await iris(['caption', images[0], '--model', FIXTURES.encoderDecoder, '--max-new-tokens', '4', '--json']);
     const result = JSON.parse(json.stdout) as { text: string; tokens: unknown[]; finishReason: string };
     expect(result.tokens).toHaveLength(4);
+    expect(result.finishReason).toMatch(/^(EOS|LENGTH)$/);
     expect(lines[0].split('\t')[1]).toBe(result.text);
   });
 
@@ -73,7 +74,7 @@ describe('iris CLI', () => {
     expect(rows.map((r) => r.error?.code ?? 'ok')).toEqual(['ok', 'INVALID_OPTIONS', 'ok', 'INVALID_OPTIONS', 'IMAGE_FETCH_FAILED', 'ok']);
     for (const r of [rows[0], rows[2], rows[5]]) {
       expect(typeof r.text).toBe('string');
-      expect(r.finishReason).toMatch(/eos|length/);
+      expect(r.finishReason).toMatch(/^(EOS|LENGTH)$/); // as GraphQL spells it
       expect(r.timings).toHaveProperty('totalMs');
     }
     expect(rows[0].tokens).toHaveLength(3);

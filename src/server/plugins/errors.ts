@@ -31,7 +31,8 @@ export function createMaskError(options: MaskErrorOptions = {}): MaskError {
         source: located?.source,
         positions: located?.positions,
         path: located?.path,
-        extensions: { code: iris.code },
+        // OVERLOADED and RATE_LIMITED say how long to wait before retrying.
+        extensions: iris.retryAfterSeconds === undefined ? { code: iris.code } : { code: iris.code, retryAfterSeconds: iris.retryAfterSeconds },
       });
     }
     const masked = yogaMaskError(error, message, isDev);
