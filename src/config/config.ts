@@ -7,8 +7,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
 
-export type Dtype = 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4';
-export const DTYPES: readonly Dtype[] = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4'];
+/** The ONNX variants Iris can make (`iris quantize`) and load: fp32, q8 (`*_quantized.onnx`), fp16 (`*_fp16.onnx`). */
+export type Dtype = 'fp32' | 'fp16' | 'q8';
+export const DTYPES: readonly Dtype[] = ['fp32', 'fp16', 'q8'];
 
 export type AccessLogFormat = 'off' | 'plain' | 'json';
 export const ACCESS_LOG_FORMATS: readonly AccessLogFormat[] = ['off', 'plain', 'json'];

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Dtype, ModelSpec } from '../config/config.ts';
 import { IrisError } from '../contract/types.ts';
 
-const SUFFIX: Readonly<Record<Dtype, string>> = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4' };
+const SUFFIX: Readonly<Record<Dtype, string>> = { fp32: '', fp16: '_fp16', q8: '_quantized' };
 
 export function onnxFiles(dtype: Dtype): { encoderFile: string; decoderFile: string } {
   return { encoderFile: `encoder_model${SUFFIX[dtype]}.onnx`, decoderFile: `decoder_model_merged${SUFFIX[dtype]}.onnx` };

@@ -34,6 +34,7 @@ describe('config', () => {
     [['--nope', '1'], /Unknown option '--nope'/],
     [['--model', 'no-equals-sign'], /id=dir\[:dtype\]/],
     [['--model', 'a=x:fp8'], /dtype must be one of/],
+    [['--model', 'a=x:q4'], /dtype must be one of fp32, fp16, q8/], // nothing makes q4 files
     [['--model', 'a=x', '--model', 'a=y'], /must not repeat a model id/],
     [['--url-allow', '10.0.0.0/99'], /images.url.allow\[0\] must be a host name, an IP address or a CIDR range/],
     [['--query-max-depth', '0'], /limits.queryDepth must be an integer in \[1, 100\]/],
