@@ -71,21 +71,25 @@ flags:
 export function parseCli(argv: string[]): CliSettings {
   // `--attention` takes a folder for caption/ask/generate and none for eval: a bare one gets an empty value.
   const args = argv.map((a, i) => (a === '--attention' && (i === argv.length - 1 || argv[i + 1].startsWith('--')) ? '--attention=' : a));
-  const { values, positionals } = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
-  const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+  const { values, positionals } = parseFlags(args);
+  const num = (v: string | undefined, flag?: string): number | undefined => {
+    if (v === undefined) return undefined;
+    if (v.trim() === '' || !Number.isFinite(Number(v))) throw new UsageError(`${flag ? `--${flag}` : 'a number flag'} takes a number, got "${v}"`);
+    return Number(v);
+  };
   const options: GenerationOptions = {
-    maxNewTokens: num(values['max-new-tokens']),
-    minNewTokens: num(values['min-new-tokens']),
-    temperature: num(values.temperature),
-    topK: num(values['top-k']),
-    topP: num(values['top-p']),
-    minP: num(values['min-p']),
-    repetitionPenalty: num(values['repetition-penalty']),
-    noRepeatNgramSize: num(values['no-repeat-ngram-size']),
-    seed: num(values.seed),
+    maxNewTokens: num(values['max-new-tokens'], 'max-new-tokens'),
+    minNewTokens: num(values['min-new-tokens'], 'min-new-tokens'),
+    temperature: num(values.temperature, 'temperature'),
+    topK: num(values['top-k'], 'top-k'),
+    topP: num(values['top-p'], 'top-p'),
+    minP: num(values['min-p'], 'min-p'),
+    repetitionPenalty: num(values['repetition-penalty'], 'repetition-penalty'),
+    noRepeatNgramSize: num(values['no-repeat-ngram-size'], 'no-repeat-ngram-size'),
+    seed: num(values.seed, 'seed'),
     stop: values.stop,
     logprobs: values.logprobs,
-    topLogprobs: num(values['top-logprobs']),
+    topLogprobs: num(values['top-logprobs'], 'top-logprobs'),
     speculative: values.speculative as SpeculativeMode | undefined, // checked by resolveOptions
   };
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
@@ -95,7 +99,7 @@ export function parseCli(argv: string[]): CliSettings {
     modelDir: values.model,
     isJson: values.json ?? false,
     isStreaming: values.stream ?? false,
-    threads: num(values.threads),
+    threads: num(values.threads, 'threads'),
     dtype: values.dtype,
     options: values.attention === undefined ? defined : { ...defined, attention: true },
     attention: values.attention,
@@ -105,3 +109,35 @@ export function parseCli(argv: string[]): CliSettings {
 
 /** A command line that names no command, or a command with the wrong arguments (exit status 2). */
 export class UsageError extends Error {}
+
+function parseFlags(args: string[]): ReturnType<typeof parseArgs<{ args: string[]; options: typeof FLAGS; allowPositionals: true; strict: true }>> {
+  try {
+    return parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
+  } catch (error) {
+    const flag = /Unknown option '(--?[^']+)'/.exec((error as Error).message)?.[1];
+    if (!flag) throw error;
+    const suggestion = closestFlag(flag.replace(/^-+/, ''));
+    throw new UsageError(`unknown flag ${flag}${suggestion ? `; did you mean --${suggestion}?` : ''}`);
+  }
+}
+
+/** The known flag nearest to a mistyped one (edit distance at most 3), if any. */
+export function closestFlag(typed: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const name of Object.keys(FLAGS)) {
+    const d = editDistance(typed, name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
+}

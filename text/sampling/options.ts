@@ -33,6 +33,11 @@ const KNOWN = new Set<keyof GenerationOptions>([
   'noRepeatNgramSize', 'seed', 'stop', 'logprobs', 'topLogprobs', 'speculative', 'attention',
 ]);
 
+/** A value as the caller wrote it: NaN (a CLI number that did not parse) as NaN, not JSON's null. */
+function shown(value: unknown): string {
+  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value);
+}
+
 function invalid(message: string): never {
   throw new IrisError('INVALID_OPTIONS', message);
 }
@@ -40,7 +45,7 @@ function invalid(message: string): never {
 function int(name: string, value: unknown, min: number, max: number): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    invalid(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    invalid(`${name} must be an integer from ${min} to ${max}, got ${shown(value)}`);
   }
   return value;
 }
@@ -50,7 +55,7 @@ function real(name: string, value: unknown, min: number, max: number, isMinExclu
   const isBelow = typeof value === 'number' && (isMinExclusive ? value <= min : value < min);
   if (typeof value !== 'number' || !Number.isFinite(value) || isBelow || value > max) {
     const range = isMinExclusive ? `greater than ${min} and at most ${max}` : `from ${min} to ${max}`;
-    invalid(`${name} must be a number ${range}, got ${JSON.stringify(value)}`);
+    invalid(`${name} must be a number ${range}, got ${shown(value)}`);
   }
   return value;
 }

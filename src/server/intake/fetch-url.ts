@@ -48,7 +48,7 @@ async function resolveHop(url: URL, policy: AddressPolicy): Promise<Hop> {
   // Every address must pass: the OS could connect to any of them.
   const refused = addresses.find((a) => !policy.isAddressAllowed(a));
   if (refused !== undefined || addresses.length === 0) {
-    throw new IrisError('URL_NOT_ALLOWED', `${host} resolves to ${refused ?? 'nothing'}, a private, loopback or link-local address`);
+    throw new IrisError('URL_NOT_ALLOWED', `${host} resolves to ${refused ?? 'nothing'}, a private, loopback or link-local address; a server operator can allow it with --url-allow (IRIS_URL_ALLOW)`);
   }
   return { url, address: addresses[0] };
 }
