@@ -45,7 +45,7 @@ if [[ "$MODELS" == *,base,* ]]; then
 
   echo "== int8 and fp16 variants, and the quality table through Iris's TypeScript pipeline"
   node ../bin/iris.js quantize "$OUT" --dtype all
-  node ../bin/iris.js eval "$TEST" --model "$OUT"
+  node ../bin/iris.js eval "$TEST" --model "$OUT" --update-model
   echo "== shapes-base done at $(( $(date +%s) - start )) s"
 fi
 

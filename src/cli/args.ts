@@ -8,6 +8,10 @@ export interface CliSettings {
   positionals: string[];
   modelDir: string | undefined;
   isJson: boolean;
+  /** eval: also write the report (JSON) here. */
+  outFile: string | undefined;
+  /** eval: write eval.json (eval.<dtype>.json) into the model folder and the tables into its card. */
+  isModelUpdated: boolean;
   isStreaming: boolean;
   threads: number | undefined;
   /** Raw --dtype: fp32|q8|fp16 for running, q8|fp16|all for `quantize`; checked by the command. */
@@ -21,6 +25,8 @@ export interface CliSettings {
 const FLAGS = {
   model: { type: 'string' },
   json: { type: 'boolean' },
+  out: { type: 'string' },
+  'update-model': { type: 'boolean' },
   stream: { type: 'boolean' },
   threads: { type: 'string' },
   dtype: { type: 'string' },
@@ -49,8 +55,9 @@ commands:
   generate <image> "<prompt>" continue a prompt grounded in the image
   batch                       JSON lines on stdin → JSON lines on stdout
   eval <dir>                  quality table on a labelled folder's scenes, and its out-of-domain table
-                              (per kind of OOD image) when it has OOD lines (writes eval.json to the model;
-                              eval.<dtype>.json for --dtype q8/fp16, leaving the model card alone)
+                              (per kind of OOD image) when it has OOD lines; --out FILE writes the report;
+                              --update-model writes eval.json into the model folder and the tables into
+                              its card (eval.<dtype>.json for --dtype q8/fp16, leaving the card alone)
   quantize [<model-dir>]      write onnx/*_quantized.onnx (int8) and *_fp16.onnx next to each model file
 
 flags:
@@ -98,6 +105,8 @@ export function parseCli(argv: string[]): CliSettings {
     positionals: positionals.slice(1),
     modelDir: values.model,
     isJson: values.json ?? false,
+    outFile: values.out,
+    isModelUpdated: values['update-model'] ?? false,
     isStreaming: values.stream ?? false,
     threads: num(values.threads, 'threads'),
     dtype: values.dtype,

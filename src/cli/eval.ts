@@ -1,7 +1,7 @@
 // `iris eval <dir>`: the shapes-world quality table and the out-of-domain table, measured
 // through the engine on a labelled folder written by training/data.py write_folder.
 import { readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { CliSettings } from './args.ts';
 import { readImageFile } from './batch.ts';
 import { formatReport, meetsOodSpec, meetsSpec, updateModelCard, type EvalReport, type OodScores, type VariantScores } from './eval-report.ts';
@@ -41,7 +41,7 @@ export async function evaluateFolder(generator: Generator, dir: string, options:
     if (tally.hasOutOfDomain) ood[variant] = tally.outOfDomain();
   }
   const report: EvalReport = {
-    model: generator.modelId, folder: resolve(dir), measuredWith: 'iris (TypeScript, onnxruntime-node), greedy', date: new Date().toISOString(), variants,
+    model: generator.modelId, folder: dir, measuredWith: 'iris (TypeScript, onnxruntime-node), greedy', date: new Date().toISOString(), variants,
     ...(Object.keys(ood).length > 0 ? { ood } : {}),
   };
   return { ...report, meetsSpec: { inDomain: meetsSpec(report).isMet, outOfDomain: meetsOodSpec(report).isMet } };
@@ -86,10 +86,17 @@ export async function runEval(engine: Engine, dir: string | undefined, settings:
   const text = formatReport(report);
   if (settings.isJson) console.log(JSON.stringify(report));
   else console.log(`${text}\n(${dtype}, ${seconds.toFixed(1)} s)`);
+  const json = JSON.stringify(report, null, 2) + '\n';
+  if (settings.outFile) {
+    await writeFile(settings.outFile, json);
+    console.error(`wrote ${settings.outFile}`);
+  }
+  // The model folder is tracked: it changes only when asked (npm run train does).
+  if (!settings.isModelUpdated) return 0;
   const folder = engine.model.folder.dir;
   // A variant's figures go next to the fp32 ones (eval.q8.json, ...); the model card's table stays fp32.
   const file = join(folder, dtype === 'fp32' ? 'eval.json' : `eval.${dtype}.json`);
-  await writeFile(file, JSON.stringify(report, null, 2) + '\n');
+  await writeFile(file, json);
   const isCardUpdated = dtype === 'fp32' && (await updateModelCard(join(folder, 'README.md'), text));
   console.error(`wrote ${file}${isCardUpdated ? ' and the tables in README.md' : ''}`);
   return 0;

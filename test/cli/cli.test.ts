@@ -1,4 +1,5 @@
 // The `iris` command run as a subprocess, the way users and scripts run it.
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,7 +95,12 @@ describe('iris CLI', () => {
       continuation: { prefix: 'a large', caption: 'a large red square' },
     };
     await writeFile(join(set, 'labels.jsonl'), JSON.stringify(label) + '\n');
-    const out = await iris(['eval', set, '--model', model]);
+    // Without --update-model the tracked model folder is left alone; --out writes the report where asked.
+    const plain = await iris(['eval', set, '--model', model, '--out', join(dir, 'report.json')]);
+    expect(plain.code).toBe(0);
+    expect(existsSync(join(model, 'eval.json'))).toBe(false);
+    expect(JSON.parse(await readFile(join(dir, 'report.json'), 'utf8'))).toMatchObject({ folder: set, variants: { png128: { scenes: 1 } } });
+    const out = await iris(['eval', set, '--model', model, '--update-model']);
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/\| variant \| scenes \| caption % \| answer % \| count % \| continuation % \|/);
     const report = JSON.parse(await readFile(join(model, 'eval.json'), 'utf8')) as { variants: Record<string, { scenes: number; questions: number }> };
@@ -109,7 +115,7 @@ describe('iris CLI', () => {
     await writeFile(join(model, 'README.md'), '# card\n<!-- eval:start -->\nstale\n<!-- eval:end -->\n');
     const set = join(dir, 'evalset-ood');
     writeHeldOut(set, 3, 12); // 12 OOD lines: 4 photographs and one of each other kind (training/ood.py FOLDER_SCHEDULE)
-    const out = await iris(['eval', set, '--model', model, '--max-new-tokens', '4']);
+    const out = await iris(['eval', set, '--model', model, '--max-new-tokens', '4', '--update-model']);
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/^\| png128 \| 3 \|/m); // 3 scenes: the OOD lines are not scenes
     expect(out.stdout).toMatch(/^spec quality bars: /m);
@@ -126,7 +132,7 @@ describe('iris CLI', () => {
     expect(rows('scenes (out-of-grammar questions)')[0]).toMatch(/^\| scenes \(out-of-grammar questions\) \| 3 \| - \| - \| \d+\.\d\d \| - \|$/);
     expect(out.stdout).toMatch(/^spec out-of-domain bars: NOT met \(12 OOD images < 500; 4 photographs < 100/m);
 
-    const json = await iris(['eval', set, '--model', model, '--max-new-tokens', '4', '--json']);
+    const json = await iris(['eval', set, '--model', model, '--max-new-tokens', '4', '--json', '--update-model']);
     const report = JSON.parse(json.stdout) as EvalReport;
     expect(Object.keys(report.ood!)).toEqual(['png128', 'jpeg64', 'jpeg256']);
     const png = report.ood!.png128;
