@@ -166,7 +166,7 @@ def main() -> None:
     card = f"""# shapes-base
 
 Iris's default model: a small vision-language model trained from scratch on the synthetic
-[shapes world](../../../../shared/specs/shapes-world.md) (scenes of 1 to 3 circles, squares and
+shapes world (its generator is [`training/shapes.py`](../../../training/shapes.py): scenes of 1 to 3 circles, squares and
 triangles in six colors and two sizes on a white, gray or black background). It captions a
 scene, answers questions about it with one word, and completes a caption from any
 whole-word prefix.
