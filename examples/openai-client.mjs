@@ -23,7 +23,7 @@ const stream = await client.chat.completions.create({
   stream: true,
   stream_options: { include_usage: true },
 });
-process.stdout.write('continue: a large green →');
+process.stdout.write('continue: a large green'); // the continuation starts with the space its first word needs
 for await (const chunk of stream) {
   process.stdout.write(chunk.choices[0]?.delta.content ?? '');
   if (chunk.usage) process.stdout.write(`\n(${chunk.usage.completion_tokens} tokens)\n`);

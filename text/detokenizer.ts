@@ -14,8 +14,21 @@ export class IncrementalDetokenizer {
   private prefixOffset = 0; // window start: context for spacing, already emitted
   private readOffset = 0; // tokens before this have been emitted
   private emittedText = '';
+  private readonly numContext: number;
 
-  constructor(private readonly decoder: Decoder) {}
+  /**
+   * `context`: tokens the text continues (a prompt being continued), decoded with the
+   * first generated tokens so the text starts as it would inside the whole (" circle"
+   * after "a small red"), never emitted themselves.
+   */
+  constructor(
+    private readonly decoder: Decoder,
+    context: ArrayLike<number> = [],
+  ) {
+    this.ids.push(...Array.from(context));
+    this.numContext = this.ids.length;
+    this.readOffset = this.numContext;
+  }
 
   /** Add a token; returns the new text it completes ('' while a character is still partial). */
   push(id: number): string {
@@ -32,7 +45,9 @@ export class IncrementalDetokenizer {
 
   /** Whatever the window still holds back, once generation has ended. */
   flush(): string {
-    const text = this.decoder.decode(this.ids);
+    const whole = this.decoder.decode(this.ids);
+    const context = this.decoder.decode(this.ids.slice(0, this.numContext));
+    const text = whole.startsWith(context) ? whole.slice(context.length) : this.decoder.decode(this.ids.slice(this.numContext));
     if (!text.startsWith(this.emittedText)) return '';
     const rest = text.slice(this.emittedText.length);
     this.emittedText = text;

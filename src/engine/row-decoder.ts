@@ -10,6 +10,8 @@ import type { Confidence, FinishReason, GeneratedToken, GenerationDelta, Generat
 
 export interface RowSpec {
   readonly promptIds: Int32Array;
+  /** The text continues these tokens (a continuation's prompt): its first word gets the space that separates it from them. */
+  readonly textContext?: Int32Array;
   /** maxNewTokens already capped by the model's position limit. */
   readonly options: ResolvedOptions;
   /** What the request's result reports besides its text (unknown words); none when absent. */
@@ -37,7 +39,7 @@ export class RowDecoder {
   ) {
     this.history = Array.from(spec.promptIds);
     this.sampler = createSampler(spec.options, eosIds, suppressedIds);
-    this.detokenizer = new IncrementalDetokenizer({ decode: (ids) => tokenizer.decode(ids) });
+    this.detokenizer = new IncrementalDetokenizer({ decode: (ids) => tokenizer.decode(ids) }, spec.textContext);
     this.stops = new StopStringMatcher(spec.options.stop);
   }
 

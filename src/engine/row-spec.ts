@@ -15,7 +15,8 @@ export function rowSpecOf(model: IrisModel, request: GenerationRequest): RowSpec
   const text = promptText(request, model.folder.templates, model.specialTokens);
   const { family, ids } = model.folder;
   const promptIds = buildPromptIds(text, model.tokenizer, family.kind === 'joint' ? family : { decoderStartId: ids.decoderStart });
-  return { promptIds, options: capToPositions(resolved, promptIds.length, model.folder.maxPositions), warnings: requestWarnings(model.tokenizer, request) };
+  // A continuation's text joins its prompt: decoded after it, it starts with the space a new word takes.
+  return { promptIds, textContext: request.task === 'generate' ? promptIds : undefined, options: capToPositions(resolved, promptIds.length, model.folder.maxPositions), warnings: requestWarnings(model.tokenizer, request) };
 }
 
 /** UNKNOWN_WORDS when the question or prompt has words the model's vocabulary lacks (it reads each as `<unk>`). */

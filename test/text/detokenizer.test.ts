@@ -25,3 +25,19 @@ describe('IncrementalDetokenizer', () => {
     expect(text).toBe('a small red circle, a large blue square and a small green triangle');
   });
 });
+
+describe('IncrementalDetokenizer after a context (a continuation of its prompt)', () => {
+  it('starts the text as it reads after the context: a space before a new word, none before punctuation', async () => {
+    const tokenizer = await TextTokenizer.load(FIXTURES.encoderDecoder);
+    const decoder = { decode: (ids: ArrayLike<number>) => tokenizer.decode(ids) };
+    const prompt = tokenizer.encode('a small red');
+    const word = new IncrementalDetokenizer(decoder, prompt);
+    const out = Array.from(tokenizer.encode('circle above'), (id) => word.push(id)).join('') + word.flush();
+    expect(out).toBe(' circle above');
+    expect('a small red' + out).toBe('a small red circle above');
+    const comma = new IncrementalDetokenizer(decoder, tokenizer.encode('a small red circle'));
+    expect(Array.from(tokenizer.encode(', a'), (id) => comma.push(id)).join('') + comma.flush()).toBe(', a');
+    const none = new IncrementalDetokenizer(decoder, []);
+    expect(Array.from(tokenizer.encode('circle'), (id) => none.push(id)).join('') + none.flush()).toBe('circle');
+  });
+});
