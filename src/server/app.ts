@@ -14,6 +14,7 @@ import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
 import { usePlayground } from './playground/serve.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
+import { useRoutingKey } from './plugins/routing-key.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;
@@ -73,6 +74,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
       useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
       useExecutionCancellation(),
+      useRoutingKey(),
     ],
   });
   return { config, yoga, registry, metrics };
