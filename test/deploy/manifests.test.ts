@@ -2,7 +2,8 @@
 // config defaults and the app's real routes, env vars against the settings table, the
 // grace period against what a drain needs, the HAProxy config against the routing key.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createConfig, DEFAULTS } from '../../src/config/config.ts';
@@ -199,6 +200,15 @@ describe('deploy/haproxy/haproxy.cfg', () => {
   it.skipIf(!haproxy)(name, () => {
     const out = execFileSync('haproxy', ['-c', '-f', HAPROXY_CFG], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).toContain('Configuration file is valid');
+    // The same check refuses a broken copy, so a pass above means something.
+    const dir = mkdtempSync(join(tmpdir(), 'iris-haproxy-'));
+    try {
+      const broken = join(dir, 'haproxy.cfg');
+      writeFileSync(broken, cfg.replace('hash-type consistent', 'hash-type no-such-type'));
+      expect(spawnSync('haproxy', ['-c', '-f', broken]).status).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -212,6 +222,16 @@ describe('deploy/Dockerfile', () => {
     expect(instructions.filter((l) => l.startsWith('CMD '))).toEqual(['CMD ["npm", "start"]']);
     expect(file).toMatch(/HOST=0\.0\.0\.0/);
     expect(instructions[0]).toMatch(/^FROM node:20-bookworm-slim$/);
+  });
+
+  it('sets only real settings in ENV, with values Iris accepts', () => {
+    // ENV instructions with their backslash-continued lines.
+    const body = file.replace(/\\\n/g, ' ').split('\n').filter((l) => l.startsWith('ENV ')).join(' ');
+    const pairs = Object.fromEntries([...body.matchAll(/([A-Z_]+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+    expect(Object.keys(pairs).length).toBeGreaterThan(0);
+    const known = new Set(SETTINGS.map((s) => s.env));
+    for (const name of Object.keys(pairs)) expect(known, `${name} is not in SETTINGS`).toContain(name);
+    expect(loadConfig([], pairs).server).toMatchObject({ host: '0.0.0.0', port: DEFAULTS.server.port });
   });
 
   it('installs Debian packages only when training is asked for', () => {
