@@ -20,6 +20,7 @@ import { useAccessControl } from './plugins/auth.ts';
 import { createRequestNotes, useAccessLog } from './plugins/access-log.ts';
 import { corsOptionsOf } from './plugins/cors.ts';
 import { GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
+import { useRoutingKey } from './plugins/routing-key.ts';
 
 export interface IrisAppOptions {
   readonly config: IrisConfig;
@@ -102,6 +103,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
       useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
       useExecutionCancellation(),
+      useRoutingKey(),
     ],
   });
   return { config, yoga, registry, metrics, access };
