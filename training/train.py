@@ -192,22 +192,42 @@ def progress(epoch: int, step: int, steps: int, loss: float, started: float) -> 
     sys.stderr.flush()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def optimizer(model: torch.nn.Module, aux: torch.nn.Module, args: argparse.Namespace, steps_per_epoch: int):
+    """AdamW (no decay on biases, norms and position tables), warmup then a cosine schedule; returns (opt, sched, total steps)."""
+    params = list(model.named_parameters()) + [(f"aux.{n}", p) for n, p in aux.named_parameters()]
+    decay = [p for n, p in params if p.dim() >= 2 and "pos" not in n]
+    no_decay = [p for n, p in params if p.dim() < 2 or "pos" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+    total = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    warmup = min(500, total // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    return opt, sched, total
+
+
+def add_run_args(ap: argparse.ArgumentParser, presets: dict) -> None:
+    """The arguments every model trainer takes (train.py, train_joint.py)."""
     ap.add_argument("--out", required=True)
-    ap.add_argument("--preset", default="base", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default="base", choices=sorted(presets))
     ap.add_argument("--train-size", type=int, default=96_000)
     ap.add_argument("--val-size", type=int, default=1_000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--questions", type=int, default=3, help="questions trained per image per step")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests, timing)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
-    ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes)")
+    ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes; 0: off)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    add_run_args(ap, PRESETS)
     ap.add_argument("--ood-share", type=float, default=0.1,
                     help="out-of-domain training images, as a share of --train-size, added to the scenes")
     ap.add_argument("--oog-rate", type=float, default=0.1,
@@ -230,17 +250,8 @@ def main() -> None:
     model = VisionLanguageModel(cfg)
     aux = PatchHeads(cfg.enc_dim)
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", file=sys.stderr)
-    params = list(model.named_parameters()) + [(f"aux.{n}", p) for n, p in aux.named_parameters()]
-    decay = [p for n, p in params if p.dim() >= 2 and "pos" not in n]
-    no_decay = [p for n, p in params if p.dim() < 2 or "pos" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
     steps_per_epoch = len(train_s) // args.batch
-    total = steps_per_epoch * args.epochs
-    if args.max_steps:
-        total = min(total, args.max_steps)
-    warmup = min(500, total // 10 + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    opt, sched, total = optimizer(model, aux, args, steps_per_epoch)
     rng = random.Random(args.seed)
     history, step = [], 0
     for epoch in range(1, args.epochs + 1):
