@@ -18,6 +18,7 @@ import { ROOT } from '../test/helpers.ts';
 import { renderChart } from './chart.ts';
 import { measureSpeeds, type SpeedFigures } from './dtype-measure.ts';
 import { loadImages } from './measure.ts';
+import { resultsDir, shown } from './results-dir.ts';
 
 const DTYPES = ['fp32', 'q8', 'fp16'] as const;
 const COLORS = { fp32: '#3b6fd8', q8: '#2e9e5b', fp16: '#e08a1e' } as const;
@@ -68,7 +69,7 @@ for (const dtype of DTYPES) {
 await variants.cleanup();
 
 const result = { model: basename(modelDir), date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version }, threads: Number(threads), rows };
-const out = join(ROOT, 'bench/results');
+const out = resultsDir();
 await mkdir(out, { recursive: true });
 const stem = `dtypes-${result.model}-${result.date.slice(0, 10)}`;
 await writeFile(join(out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
@@ -82,4 +83,4 @@ const png = await renderChart(`${result.model}: fp32 vs q8 vs fp16, ${threads} t
   { title: 'peak RSS', unit: 'MB (lower is better)', bars: bars((r) => r.peakRssMB) },
 ]);
 await writeFile(join(out, `${stem}.png`), png);
-console.log(`wrote bench/results/${stem}.json and .png`);
+console.log(`wrote ${shown(join(resultsDir(), stem))}.json and .png`);

@@ -15,6 +15,7 @@ import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
 import type { GenerationRequest } from '../src/contract/types.ts';
 import { ROOT } from '../test/helpers.ts';
 import { installOrtTimer, ortTimes } from './ort-timer.ts';
+import { resultsDir, shown } from './results-dir.ts';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, batch: { type: 'string' }, requests: { type: 'string' },
@@ -122,8 +123,8 @@ const summary = {
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
   levels: out,
 };
-const dir = join(ROOT, 'bench/results');
+const dir = resultsDir();
 await mkdir(dir, { recursive: true });
 const stem = `engine-${summary.model}-${date.slice(0, 10)}${values.suffix ? `-${values.suffix}` : ''}`;
 await writeFile(join(dir, `${stem}.json`), JSON.stringify(summary, null, 2) + '\n');
-console.log(`wrote bench/results/${stem}.json`);
+console.log(`wrote ${shown(join(resultsDir(), stem))}.json`);

@@ -15,6 +15,7 @@ import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
 import { ROOT, syntheticImage } from '../test/helpers.ts';
 import { irisSender, runLevel, tjsSender, type LevelResult, type LoadRequest, type Send } from './load-client.ts';
 import { renderLineChart } from './load-chart.ts';
+import { resultsDir, shown } from './results-dir.ts';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' }, levels: { type: 'string' }, 'per-client': { type: 'string' },
@@ -123,7 +124,7 @@ const summary = {
   results,
   throughputRatios: Object.fromEntries(levels.map((c) => [c, { irisOverSerial: ratio('iris', 'serial', c), irisOverTransformersJs: ratio('iris', 'tjs', c) }])),
 };
-const dir = join(ROOT, 'bench/results');
+const dir = resultsDir();
 await mkdir(dir, { recursive: true });
 // One file per model and day; --suffix keeps an earlier run of the same day (e.g. before and after a change).
 const stem = `load-${model}-${date.slice(0, 10)}${values.suffix ? `-${values.suffix}` : ''}`;
@@ -134,4 +135,4 @@ await writeFile(join(dir, `${stem}.png`), await renderLineChart(`${model}: ${max
   { title: 'p95 latency', unit: 'ms per request vs concurrent clients (lower is better)', series: series((r) => r.latencyMs.p95) },
 ]));
 console.log(JSON.stringify(summary.throughputRatios));
-console.log(`wrote bench/results/${stem}.json and .png`);
+console.log(`wrote ${shown(join(resultsDir(), stem))}.json and .png`);

@@ -5,7 +5,7 @@
 // round (so the first request of an image always computes its prefix). Reports the median
 // latency of the later questions, the requests/s and the hit counts, side by side.
 // Writes bench/results/prefix-<model>-<date>.json.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -13,6 +13,7 @@ import type { GenerationRequest } from '../src/contract/types.ts';
 import { createEngine } from '../src/engine/create-engine.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { ROOT } from '../test/helpers.ts';
+import { resultsDir, shown } from './results-dir.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, images: { type: 'string' }, rounds: { type: 'string' }, clients: { type: 'string' } } });
 const modelDir = resolve(values.model ?? join(ROOT, 'assets/models/shapes-joint'));
@@ -76,8 +77,7 @@ const summary = Object.fromEntries((['off', 'on'] as const).map((k) => [k, {
 }]));
 const ratio = { requestsPerSecond: summary.on.requestsPerSecond / summary.off.requestsPerSecond, laterQuestionLatency: summary.on.laterQuestionMsP50 / summary.off.laterQuestionMsP50 };
 const stem = `prefix-${basename(modelDir)}-${new Date().toISOString().slice(0, 10)}`;
-await mkdir(join(ROOT, 'bench/results'), { recursive: true });
-await writeFile(join(ROOT, 'bench/results', `${stem}.json`), JSON.stringify({ modelDir: basename(modelDir), numImages, numRounds, numClients, summary, ratio, rounds: results }, null, 2) + '\n');
+await writeFile(join(resultsDir(), `${stem}.json`), JSON.stringify({ modelDir: basename(modelDir), numImages, numRounds, numClients, summary, ratio, rounds: results }, null, 2) + '\n');
 console.log(`cache off: ${summary.off.requestsPerSecond.toFixed(1)} req/s, later questions p50 ${summary.off.laterQuestionMsP50.toFixed(1)} ms`);
 console.log(`cache on:  ${summary.on.requestsPerSecond.toFixed(1)} req/s, later questions p50 ${summary.on.laterQuestionMsP50.toFixed(1)} ms, ${summary.on.cachedPrefixesPerRound} of ${numImages * 7} prefills from the cache per round`);
-console.log(`on/off: ${ratio.requestsPerSecond.toFixed(2)}× requests/s, ${ratio.laterQuestionLatency.toFixed(2)}× later-question latency; wrote bench/results/${stem}.json`);
+console.log(`on/off: ${ratio.requestsPerSecond.toFixed(2)}× requests/s, ${ratio.laterQuestionLatency.toFixed(2)}× later-question latency; wrote ${shown(join(resultsDir(), stem))}.json`);

@@ -11,6 +11,7 @@ import { ReferenceDecoder } from '../src/engine/reference-decoder.ts';
 import { ROOT } from '../test/helpers.ts';
 import { renderChart } from './chart.ts';
 import { loadImages, loadTransformersJs, measureIris, measureTransformersJs } from './measure.ts';
+import { resultsDir, shown } from './results-dir.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string' } } });
 const fallback = join(ROOT, 'assets/models/tiny-random');
@@ -48,7 +49,7 @@ const speedup = result.long.irisKvCache.decodeTokensPerSecond! / result.long.iri
 const summary = { ...result, kvCacheDecodeSpeedup: speedup };
 console.log(JSON.stringify(summary, null, 2));
 
-const out = join(ROOT, 'bench/results');
+const out = resultsDir();
 await mkdir(out, { recursive: true });
 const stem = `${result.model}-${result.date.slice(0, 10)}`;
 await writeFile(join(out, `${stem}.json`), JSON.stringify(summary, null, 2) + '\n');
@@ -64,5 +65,5 @@ const png = await renderChart(`${result.model}: ${repeats} runs, ${threads} thre
   ] },
 ]);
 await writeFile(join(out, `${stem}.png`), png);
-console.log(`wrote bench/results/${stem}.json and .png; KV cache decode speedup ${speedup.toFixed(2)}x`);
+console.log(`wrote ${shown(join(resultsDir(), stem))}.json and .png; KV cache decode speedup ${speedup.toFixed(2)}x`);
 await Promise.all([cached.release(), uncached.release(), tjs.model.dispose()]);

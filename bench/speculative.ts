@@ -17,6 +17,7 @@ import type { GenerationRequest, SpeculativeMode } from '../src/contract/types.t
 import { ROOT } from '../test/helpers.ts';
 import { renderChart } from './chart.ts';
 import { measureSpeculative } from './speculative-measure.ts';
+import { resultsDir, shown } from './results-dir.ts';
 
 const COLORS: Record<string, string> = { off: '#3b6fd8', draft: '#2e9e5b', ngram: '#e08a1e', 'draft always': '#8fd1a8', 'ngram always': '#f2c27f' };
 const { values } = parseArgs({ options: { model: { type: 'string' }, draft: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, 'speculative-max-batch': { type: 'string' }, 'speculative-drafts': { type: 'string' } } });
@@ -56,7 +57,7 @@ const result = {
 };
 console.log(JSON.stringify(result, null, 2));
 
-const out = join(ROOT, 'bench/results');
+const out = resultsDir();
 await mkdir(out, { recursive: true });
 const stem = `speculative-${result.model}-${result.date.slice(0, 10)}`;
 await writeFile(join(out, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
@@ -67,4 +68,4 @@ const png = await renderChart(`${result.model}: speculative decoding, ${threads}
   { title: '32 concurrent requests', unit: `tokens/s, best round ("always": at any batch size)`, bars: Object.entries(measured.concurrent.tokensPerSecond).map(([s, v]) => bar(s, v.best)) },
 ]);
 await writeFile(join(out, `${stem}.png`), png);
-console.log(`wrote bench/results/${stem}.json and .png`);
+console.log(`wrote ${shown(join(resultsDir(), stem))}.json and .png`);
