@@ -122,5 +122,15 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   }
   const modelEntries = flags.models.length > 0 ? flags.models : (env[MODEL_FLAG.env] ?? '').split(',').filter((s) => s.trim() !== '');
   if (modelEntries.length > 0) assign(input, ['models', 'specs'], modelEntries.map((e) => parseModelSpec(e.trim())));
-  return createConfig(input as ConfigInput);
+  try {
+    return createConfig(input as ConfigInput);
+  } catch (error) {
+    throw error instanceof ConfigError ? new ConfigError(withFlagName(error.message)) : error;
+  }
+}
+
+/** A validation message names the config path (models.maxBatchSize); on the command line, name the flag and variable too. */
+function withFlagName(message: string): string {
+  const setting = SETTINGS.find((s) => message.startsWith(`${s.path.join('.')} `));
+  return setting ? `--${setting.flag} (${setting.env}): ${message}` : message;
 }

@@ -29,7 +29,8 @@ describe('config', () => {
   });
 
   it.each([
-    [['--port', '70000'], /server.port must be an integer in \[0, 65535\]/],
+    [['--port', '70000'], /^--port \(PORT\): server.port must be an integer in \[0, 65535\]/],
+    [['--max-batch-size', '0'], /^--max-batch-size \(IRIS_MAX_BATCH_SIZE\): models.maxBatchSize must be an integer in \[1, 1024\], got 0/],
     [['--port', 'abc'], /--port \/ PORT must be a whole number/],
     [['--nope', '1'], /Unknown option '--nope'/],
     [['--model', 'no-equals-sign'], /id=dir\[:dtype\]/],
