@@ -60,10 +60,12 @@ function real(name: string, value: unknown, min: number, max: number, isMinExclu
   return value;
 }
 
+/** off, draft or ngram; GraphQL's spelling (OFF, DRAFT, NGRAM) too, so CLI flags and batch lines take either. */
 function speculativeMode(value: unknown): SpeculativeMode | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!SPECULATIVE_MODES.includes(value as SpeculativeMode)) invalid(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(value)}`);
-  return value as SpeculativeMode;
+  const mode = typeof value === 'string' ? value.toLowerCase() : value;
+  if (!SPECULATIVE_MODES.includes(mode as SpeculativeMode)) invalid(`speculative must be one of ${SPECULATIVE_MODES.join(', ')}, got ${JSON.stringify(value)}`);
+  return mode as SpeculativeMode;
 }
 
 function stopStrings(value: unknown): string[] {

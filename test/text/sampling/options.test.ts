@@ -13,6 +13,12 @@ function rejection(options: unknown): IrisError {
 }
 
 describe('resolveOptions', () => {
+  it('takes the speculative mode in either spelling (CLI lower case, GraphQL upper case) and refuses others', () => {
+    expect(resolveOptions({ speculative: 'DRAFT' as never }).speculative).toBe('draft');
+    expect(resolveOptions({ speculative: 'ngram' }).speculative).toBe('ngram');
+    expect(() => resolveOptions({ speculative: 'fast' as never })).toThrow(/speculative must be one of off, draft, ngram, got "fast"/);
+  });
+
   it('defaults to greedy with a bounded length and a reported seed', () => {
     const o = resolveOptions(undefined);
     expect(o.isSampling).toBe(false);
