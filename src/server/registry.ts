@@ -128,7 +128,10 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
         options.onOutcome?.({ model: entry.spec.id, task: request.task, outcome, seconds: (performance.now() - started) / 1000, firstTokenSeconds, result });
       try {
         const result = await run(entry, request, observed);
-        report('ok', result);
+        // A generation cut short by its client or deadline is not a success: its partial
+        // result stays out of the latency and token figures.
+        if (result.finishReason === 'cancelled') report('CANCELLED');
+        else report('ok', result);
         return result;
       } catch (error) {
         report(codeOf(error));
