@@ -100,6 +100,8 @@ export interface LimitsConfig {
   readonly queryAliases: number;
   /** Sum of field costs; a generation field costs what its @cost says in the SDL. */
   readonly queryCost: number;
+  /** Lexical tokens of a document, counted while parsing (a string literal is one token). */
+  readonly queryTokens: number;
 }
 
 export interface IrisConfig {
@@ -148,6 +150,7 @@ export const DEFAULTS: IrisConfig = {
     queryDepth: 8,
     queryAliases: 10,
     queryCost: 400,
+    queryTokens: 2_000,
   },
 };
 
@@ -266,6 +269,7 @@ function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
     queryDepth: int('limits.queryDepth', input.queryDepth ?? d.queryDepth, 1, 100),
     queryAliases: int('limits.queryAliases', input.queryAliases ?? d.queryAliases, 0, 1000),
     queryCost: int('limits.queryCost', input.queryCost ?? d.queryCost, 1),
+    queryTokens: int('limits.queryTokens', input.queryTokens ?? d.queryTokens, 100, 1_000_000),
   });
 }
 

@@ -42,6 +42,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'query-max-depth', env: 'IRIS_QUERY_MAX_DEPTH', kind: 'int', path: ['limits', 'queryDepth'], help: 'selection depth of a document' },
   { flag: 'query-max-aliases', env: 'IRIS_QUERY_MAX_ALIASES', kind: 'int', path: ['limits', 'queryAliases'], help: 'aliases in a document' },
   { flag: 'query-max-cost', env: 'IRIS_QUERY_MAX_COST', kind: 'int', path: ['limits', 'queryCost'], help: 'summed field cost of a document' },
+  { flag: 'query-max-tokens', env: 'IRIS_QUERY_MAX_TOKENS', kind: 'int', path: ['limits', 'queryTokens'], help: 'lexical tokens of a document, counted while parsing' },
 ];
 
 /** `--model id=dir[:dtype]`, repeatable; IRIS_MODELS takes the same, comma-separated. */

@@ -8,9 +8,11 @@ import type { IrisConfig } from '../config/config.ts';
 import { createImageIntake } from './intake/intake.ts';
 import { createModelRegistry, type LoadModel, type ModelRegistry } from './registry.ts';
 import { useBodyLimit } from './plugins/body-limit.ts';
+import { useCsrfPrevention } from './plugins/csrf.ts';
 import { useRequestDeadline } from './plugins/deadline.ts';
-import { createMaskError } from './plugins/errors.ts';
+import { createMaskError, type MaskError } from './plugins/errors.ts';
 import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
+import { nestingFor, useDocumentLimits } from './plugins/document-limits.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
 
@@ -28,6 +30,8 @@ export interface IrisApp {
   readonly yoga: IrisYoga;
   readonly registry: ModelRegistry;
   readonly metrics: IrisMetrics;
+  /** The masking yoga applies, for errors a transport reports outside yoga (graphql-ws). */
+  readonly maskError: MaskError;
 }
 
 export const GRAPHQL_PATH = '/graphql';
@@ -49,6 +53,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     intake: createImageIntake(config.images),
     promptChars: config.limits.promptChars,
   };
+  const maskError = createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) });
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
@@ -58,20 +63,22 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     renderGraphiQL,
     landingPage: false,
     healthCheckEndpoint: '/health',
-    // Counts chunked bodies as they are read; body-limit.ts applies the per-kind caps
-    // from Content-Length before reading.
-    maxRequestBodySize: Math.max(config.limits.bodyBytes, config.limits.uploadBytes),
+    // body-limit.ts applies the per-kind caps, from Content-Length before reading and by
+    // counting chunked bodies; yoga's own cap answered with an undocumented code.
+    maxRequestBodySize: false,
     context: () => ({ iris: services }),
-    maskedErrors: { maskError: createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) }) },
+    maskedErrors: { maskError },
     logging: false,
     plugins: [
+      useCsrfPrevention(GRAPHQL_PATH),
       useBodyLimit(config.limits),
       metrics.plugin,
       useModelReadiness(registry),
+      useDocumentLimits({ tokens: config.limits.queryTokens, nesting: nestingFor(config.limits.queryDepth) }),
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
       useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
       useExecutionCancellation(),
     ],
   });
-  return { config, yoga, registry, metrics };
+  return { config, yoga, registry, metrics, maskError };
 }

@@ -213,10 +213,13 @@ describe('document and body limits (HTTP 400/413 with a code)', () => {
     expect(((await response.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0].extensions.code).toBe('QUERY_TOO_COSTLY');
   });
 
-  it('lets introspection through any limit', async () => {
+  it('holds introspection to the same limits (ofType chains do not deepen it)', async () => {
+    const ok = await gql(app, '{ __schema { types { name ofType { name ofType { name } } } } }');
+    expect(ok.status).toBe(200);
+    expect(ok.body.errors).toBeUndefined();
     const res = await gql(app, '{ __schema { types { name fields { name type { name ofType { name ofType { name } } } } } } }');
-    expect(res.status).toBe(200);
-    expect(res.body.errors).toBeUndefined();
+    expect(res.status).toBe(400);
+    expect(codes(res)).toEqual(['QUERY_TOO_DEEP']);
   });
 
   it('PAYLOAD_TOO_LARGE for a body over the cap', async () => {

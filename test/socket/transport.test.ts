@@ -42,7 +42,7 @@ describe('transports', () => {
     form.set('operations', JSON.stringify({ query: 'query($f: File!) { caption(image: { upload: $f }) { text } }', variables: { f: null } }));
     form.set('map', JSON.stringify({ 0: ['variables.f'] }));
     form.set('0', file, 'scene.png');
-    return fetch(iris.url, { method: 'POST', body: form });
+    return fetch(iris.url, { method: 'POST', headers: { 'graphql-require-preflight': '1' }, body: form });
   };
 
   it('takes a multipart upload (GraphQL multipart request spec)', async () => {
