@@ -27,7 +27,7 @@ export async function listen(app: IrisApp, options: ListenOptions): Promise<Iris
   const http = createServer(app.yoga);
   // The WebSocket cap matches the HTTP body cap: base64 images travel in both.
   const wsServer = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: app.config.limits.bodyBytes });
-  const ws = serveGraphqlOverWebSocket(app.yoga, wsServer);
+  const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, app.maskError);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(options.port, options.host, () => {
