@@ -49,8 +49,11 @@ async function prepareRequest(task: Task, args: GenerationArgs, ctx: IrisContext
 }
 
 function timeoutError(deadline: Deadline): IrisError {
+  if (deadline.isShutDown()) return new IrisError('SHUTTING_DOWN', 'the server is shutting down and its drain time ran out before this generation finished');
   return new IrisError('TIMEOUT', `the request took longer than ${deadline.timeoutMs} ms`);
 }
+
+const isCutShort = (deadline: Deadline): boolean => deadline.isExpired() || deadline.isShutDown();
 
 /**
  * Runs one generation. `signal` (default: the deadline's) lets a stream add its own
@@ -68,10 +71,10 @@ export async function runGeneration(
     const request = await prepareRequest(task, args, ctx);
     const signal = hooks.signal ?? deadline.signal;
     const result = await ctx.iris.registry.generate(args.model, request, { ...hooks, signal });
-    if (result.finishReason === 'cancelled' && deadline.isExpired()) throw timeoutError(deadline);
+    if (result.finishReason === 'cancelled' && isCutShort(deadline)) throw timeoutError(deadline);
     return result;
   } catch (error) {
-    if (deadline.isExpired() && !(error instanceof IrisError && error.code !== 'CANCELLED')) throw timeoutError(deadline);
+    if (isCutShort(deadline) && !(error instanceof IrisError && error.code !== 'CANCELLED')) throw timeoutError(deadline);
     throw error;
   }
 }

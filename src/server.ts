@@ -34,9 +34,27 @@ async function main(): Promise<void> {
   await Promise.all(config.models.specs.map(checkModelFolder));
   const server = await startServer(config);
   console.log(`iris: serving ${server.url} (GraphiQL in a browser; /health /ready /metrics)`);
-  const stop = (): void => void server.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let isStopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (isStopping) {
+      console.error(`iris: ${signal} again: exiting now`);
+      process.exit(1);
+    }
+    isStopping = true;
+    console.log(`iris: ${signal}: draining (up to ${config.server.drainTimeoutMs} ms; a second signal exits at once)`);
+    server.drain(config.server.drainTimeoutMs).then(
+      ({ inFlight, cutShort }) => {
+        console.log(`iris: drained: ${inFlight - cutShort} of ${inFlight} in-flight requests finished, ${cutShort} ended with SHUTTING_DOWN`);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error('iris: drain failed', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -14,6 +14,11 @@ export interface ServerConfig {
   readonly port: number;
   /** GraphiQL in a browser on GET /graphql. */
   readonly graphiql: boolean;
+  /**
+   * On SIGTERM/SIGINT, how long running generations and open streams may take to finish
+   * before they are ended with SHUTTING_DOWN.
+   */
+  readonly drainTimeoutMs: number;
 }
 
 export interface ModelSpec {
@@ -122,7 +127,7 @@ const MB = 1024 * 1024;
 const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, drainTimeoutMs: 30_000 },
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
     dtype: 'fp32',
@@ -186,6 +191,7 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
     host: text('server.host', input.host ?? d.host),
     port: int('server.port', input.port ?? d.port, 0, 65_535),
     graphiql: flag('server.graphiql', input.graphiql ?? d.graphiql),
+    drainTimeoutMs: int('server.drainTimeoutMs', input.drainTimeoutMs ?? d.drainTimeoutMs, 0, 3_600_000),
   });
 }
 

@@ -19,6 +19,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'host', env: 'HOST', kind: 'string', path: ['server', 'host'], help: 'address to listen on' },
   { flag: 'port', env: 'PORT', kind: 'int', path: ['server', 'port'], help: 'port to listen on (0: any free port)' },
   { flag: 'graphiql', env: 'IRIS_GRAPHIQL', kind: 'bool', path: ['server', 'graphiql'], help: 'serve GraphiQL on GET /graphql' },
+  { flag: 'drain-timeout-ms', env: 'IRIS_DRAIN_TIMEOUT_MS', kind: 'int', path: ['server', 'drainTimeoutMs'], help: 'on SIGTERM/SIGINT, time for running generations and streams to finish before they end with SHUTTING_DOWN' },
   { flag: 'dtype', env: 'IRIS_DTYPE', kind: 'string', path: ['models', 'dtype'], help: 'ONNX variant of models whose --model names none: fp32, q8 (*_quantized.onnx), fp16 (*_fp16.onnx)' },
   { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'requests in line per model (image loading, waiting, preempted) before OVERLOADED' },
   { flag: 'max-batch-size', env: 'IRIS_MAX_BATCH_SIZE', kind: 'int', path: ['models', 'maxBatchSize'], help: 'rows decoded together per model (1: batching off)' },

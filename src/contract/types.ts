@@ -108,7 +108,8 @@ export type IrisErrorCode =
   | 'MODEL_NOT_FOUND'
   | 'OVERLOADED'
   | 'TIMEOUT'
-  | 'CANCELLED';
+  | 'CANCELLED'
+  | 'SHUTTING_DOWN';
 
 export class IrisError extends Error {
   constructor(

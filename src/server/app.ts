@@ -10,6 +10,7 @@ import { createModelRegistry, type LoadModel, type ModelRegistry } from './regis
 import { useBodyLimit } from './plugins/body-limit.ts';
 import { useCsrfPrevention } from './plugins/csrf.ts';
 import { useRequestDeadline } from './plugins/deadline.ts';
+import { createDrain, useDrain, type Drain } from './plugins/drain.ts';
 import { createMaskError, type MaskError } from './plugins/errors.ts';
 import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
 import { nestingFor, useDocumentLimits } from './plugins/document-limits.ts';
@@ -32,6 +33,8 @@ export interface IrisApp {
   readonly metrics: IrisMetrics;
   /** The masking yoga applies, for errors a transport reports outside yoga (graphql-ws). */
   readonly maskError: MaskError;
+  /** Graceful shutdown: listen.ts starts it on SIGTERM/SIGINT. */
+  readonly drain: Drain;
 }
 
 export const GRAPHQL_PATH = '/graphql';
@@ -53,6 +56,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     intake: createImageIntake(config.images),
     promptChars: config.limits.promptChars,
   };
+  const drain = createDrain();
   const maskError = createMaskError({ logUnexpected: options.logUnexpected ?? ((e) => console.error('iris: unexpected error', e)) });
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
@@ -70,15 +74,16 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     maskedErrors: { maskError },
     logging: false,
     plugins: [
+      useDrain(drain, GRAPHQL_PATH),
       useCsrfPrevention(GRAPHQL_PATH),
       useBodyLimit(config.limits),
       metrics.plugin,
-      useModelReadiness(registry),
+      useModelReadiness(registry, drain),
       useDocumentLimits({ tokens: config.limits.queryTokens, nesting: nestingFor(config.limits.queryDepth) }),
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
-      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
+      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, shutdown: drain.shutdown }),
       useExecutionCancellation(),
     ],
   });
-  return { config, yoga, registry, metrics, maskError };
+  return { config, yoga, registry, metrics, maskError, drain };
 }

@@ -1,10 +1,17 @@
 // Puts an IrisApp on a socket: HTTP (GraphQL, GraphiQL, SSE, /health, /ready, /metrics)
-// and GraphQL over WebSocket on the same port and path.
+// and GraphQL over WebSocket on the same port and path, and takes it off gracefully.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { GRAPHQL_PATH, type IrisApp } from './app.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
+
+export interface DrainReport {
+  /** HTTP requests (SSE streams included) and WebSocket operations running when draining began. */
+  readonly inFlight: number;
+  /** Those the drain time cut short (they ended with SHUTTING_DOWN). */
+  readonly cutShort: number;
+}
 
 export interface IrisServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -12,6 +19,13 @@ export interface IrisServer {
   readonly port: number;
   readonly http: Server;
   close(): Promise<void>;
+  /**
+   * Graceful shutdown: /ready turns 503 and new requests and WebSocket connections are
+   * refused (SHUTTING_DOWN) at once, while running requests, streams and WebSocket
+   * operations finish; after `timeoutMs` what still runs ends with SHUTTING_DOWN. Then
+   * the server closes.
+   */
+  drain(timeoutMs: number): Promise<DrainReport>;
 }
 
 export interface ListenOptions {
@@ -23,10 +37,37 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+const POLL_MS = 20;
+/** After the drain time, how long cut-short requests get to send their SHUTTING_DOWN answer. */
+const FLUSH_MS = 5_000;
+
+async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!isDone()) {
+    if (Date.now() >= end) return false;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  return true;
+}
+
 export async function listen(app: IrisApp, options: ListenOptions): Promise<IrisServer> {
-  const http = createServer(app.yoga);
+  // Requests whose response has not closed yet: an SSE stream counts until its last event.
+  let activeRequests = 0;
+  const http = createServer((req, res) => {
+    // Those that arrive while draining are answered at once (SHUTTING_DOWN, /ready 503).
+    if (!app.drain.isDraining()) {
+      activeRequests++;
+      res.once('close', () => activeRequests--);
+    }
+    void app.yoga(req, res);
+  });
   // The WebSocket cap matches the HTTP body cap: base64 images travel in both.
-  const wsServer = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: app.config.limits.bodyBytes });
+  const wsServer = new WebSocketServer({
+    server: http,
+    path: GRAPHQL_PATH,
+    maxPayload: app.config.limits.bodyBytes,
+    verifyClient: (_info, accept) => (app.drain.isDraining() ? accept(false, 503, 'shutting down') : accept(true)),
+  });
   const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, app.maskError);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -36,16 +77,31 @@ export async function listen(app: IrisApp, options: ListenOptions): Promise<Iris
     });
   });
   const { port } = http.address() as AddressInfo;
+  const inFlight = (): number => activeRequests + ws.activeOperations();
+  const close = async (): Promise<void> => {
+    for (const client of wsServer.clients) client.terminate();
+    await ws.dispose();
+    await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  };
   return {
     url: `http://${hostForUrl(options.host)}:${port}${GRAPHQL_PATH}`,
     port,
     http,
-    async close() {
-      for (const client of wsServer.clients) client.terminate();
-      await ws.dispose();
-      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+    close,
+    async drain(timeoutMs) {
+      app.drain.start();
+      const running = inFlight();
+      let cutShort = 0;
+      if (!(await waitUntil(() => inFlight() === 0, timeoutMs))) {
+        cutShort = inFlight();
+        app.drain.cutShort();
+        await waitUntil(() => inFlight() === 0, FLUSH_MS);
+      }
+      for (const client of wsServer.clients) client.close(1001, 'server shutting down');
+      await close();
+      return { inFlight: running, cutShort };
     },
   };
 }

@@ -13,8 +13,12 @@ interface Envelope {
   subscribe: (args: ExecutionArgs) => unknown;
 }
 
-/** Closes graphql-ws's handling of `wsServer`; returned by useServer. */
-export type WebSocketDisposer = { dispose(): void | Promise<void> };
+export interface WebSocketService {
+  /** Closes graphql-ws's handling of the server. */
+  dispose(): void | Promise<void>;
+  /** Operations subscribed and not yet complete, on every socket (what a drain waits for). */
+  activeOperations(): number;
+}
 
 /**
  * Each operation gets an AbortController that fires when it completes (client sent
@@ -40,26 +44,39 @@ function parseOrCode(parse: (query: string) => DocumentNode, query: string): Doc
   }
 }
 
-export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer, maskError: MaskError): WebSocketDisposer {
+export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer, maskError: MaskError): WebSocketService {
   const operations = new WeakMap<WebSocket, Map<string, AbortController>>();
+  const live = new Set<AbortController>();
   const controllerFor = (socket: WebSocket, id: string): AbortController => {
     let byId = operations.get(socket);
     if (!byId) {
       const created = new Map<string, AbortController>();
-      socket.once('close', () => created.forEach((c) => c.abort(new Error('WebSocket closed'))));
+      socket.once('close', () =>
+        created.forEach((c) => {
+          c.abort(new Error('WebSocket closed'));
+          live.delete(c);
+        }),
+      );
       operations.set(socket, created);
       byId = created;
     }
     const controller = new AbortController();
     byId.set(id, controller);
+    live.add(controller);
     return controller;
   };
   const finish = (socket: WebSocket, id: string): void => {
-    operations.get(socket)?.get(id)?.abort(new Error('operation complete'));
+    const controller = operations.get(socket)?.get(id);
+    controller?.abort(new Error('operation complete'));
+    if (controller) live.delete(controller);
     operations.get(socket)?.delete(id);
   };
+  const refuse = (socket: WebSocket, id: string, errors: readonly GraphQLError[]): GraphQLError[] => {
+    finish(socket, id);
+    return [...errors];
+  };
 
-  return useServer<Record<string, unknown>, { socket: WebSocket; request: IncomingMessage }>(
+  const disposer = useServer<Record<string, unknown>, { socket: WebSocket; request: IncomingMessage }>(
     {
       execute: (args) => (args.rootValue as Envelope).execute(args) as never,
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args) as never,
@@ -75,9 +92,9 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
           });
           const document = parseOrCode(parse, payload.query);
           const errors = validate(schema, document);
-          if (errors.length > 0) return errors.map((e: GraphQLError) => toGraphQLError(maskError(e, 'Unexpected error.')));
+          if (errors.length > 0) return refuse(ctx.extra.socket, id, errors.map((e: GraphQLError) => toGraphQLError(maskError(e, 'Unexpected error.'))));
           if (!getOperationAST(document, payload.operationName)) {
-            return [new GraphQLError('Could not determine what operation to execute.', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })];
+            return refuse(ctx.extra.socket, id, [new GraphQLError('Could not determine what operation to execute.', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })]);
           }
           const args: ExecutionArgs = {
             schema,
@@ -89,12 +106,12 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
           };
           return args;
         } catch (error) {
-          finish(ctx.extra.socket, id);
-          return [toGraphQLError(maskError(error, 'Unexpected error.'))];
+          return refuse(ctx.extra.socket, id, [toGraphQLError(maskError(error, 'Unexpected error.'))]);
         }
       },
       onComplete: (ctx, id) => finish(ctx.extra.socket, id),
     },
     wsServer,
   );
+  return { dispose: () => disposer.dispose(), activeOperations: () => live.size };
 }

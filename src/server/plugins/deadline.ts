@@ -9,6 +9,8 @@ export interface Deadline {
   readonly timeoutMs: number;
   /** True once the time ran out (as opposed to the client leaving). */
   isExpired(): boolean;
+  /** True once the server's drain time ran out and it ended what was still running. */
+  isShutDown(): boolean;
 }
 
 export interface DeadlineContext {
@@ -21,23 +23,31 @@ export interface ClientSignalContext {
   readonly request?: Request;
 }
 
-export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined): Deadline {
+export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined, shutdown?: AbortSignal): Deadline {
   const timer = AbortSignal.timeout(timeoutMs);
+  const signals = [timer, ...(clientSignal ? [clientSignal] : []), ...(shutdown ? [shutdown] : [])];
   return {
-    signal: clientSignal ? AbortSignal.any([clientSignal, timer]) : timer,
+    signal: signals.length === 1 ? timer : AbortSignal.any(signals),
     timeoutMs,
     isExpired: () => timer.aborted,
+    isShutDown: () => shutdown?.aborted === true,
   };
 }
 
-export function useRequestDeadline(options: { readonly timeoutMs: number }): Plugin<ClientSignalContext> {
+export interface DeadlineOptions {
+  readonly timeoutMs: number;
+  /** Fires when the server stops waiting for running requests (the drain time ran out). */
+  readonly shutdown?: AbortSignal;
+}
+
+export function useRequestDeadline(options: DeadlineOptions): Plugin<ClientSignalContext> {
   if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1) {
     throw new Error(`timeoutMs must be a positive integer, got ${options.timeoutMs}`);
   }
   return {
     onContextBuilding({ context, extendContext }) {
       const clientSignal = context.clientSignal ?? context.request?.signal;
-      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal) } as Partial<ClientSignalContext>);
+      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal, options.shutdown) } as Partial<ClientSignalContext>);
     },
   };
 }

@@ -3,14 +3,16 @@
 // GET /health (liveness) is yoga's built-in endpoint.
 import { useReadinessCheck, type Plugin } from 'graphql-yoga';
 import type { ModelRegistry } from '../registry.ts';
+import type { Drain } from './drain.ts';
 
-export function useModelReadiness(registry: Pick<ModelRegistry, 'isReady' | 'list'>, endpoint = '/ready'): Plugin {
+export function useModelReadiness(registry: Pick<ModelRegistry, 'isReady' | 'list'>, drain?: Pick<Drain, 'isDraining'>, endpoint = '/ready'): Plugin {
   return useReadinessCheck({
     endpoint,
     check: () => {
-      const isReady = registry.isReady();
+      const isDraining = drain?.isDraining() ?? false;
+      const isReady = registry.isReady() && !isDraining;
       const models = registry.list().map((m) => ({ id: m.id, state: m.state }));
-      return new Response(JSON.stringify({ ready: isReady, models }), {
+      return new Response(JSON.stringify({ ready: isReady, ...(isDraining ? { draining: true } : {}), models }), {
         status: isReady ? 200 : 503,
         headers: { 'content-type': 'application/json; charset=utf-8' },
       });
