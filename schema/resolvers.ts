@@ -61,6 +61,7 @@ interface ModelView {
   readonly ready: boolean;
   readonly dtype: string;
   readonly default: boolean;
+  readonly detail: string | null;
 }
 
 export const resolvers = {
@@ -77,6 +78,7 @@ export const resolvers = {
         ready: m.state === 'ready',
         dtype: m.dtype,
         default: m.id === ctx.iris.registry.defaultModel,
+        detail: m.detail ?? null,
       }))) as Resolver<Record<string, never>, ModelView[]>,
   },
   Subscription: {

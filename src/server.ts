@@ -13,14 +13,19 @@ export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const load = createEngineLoader({ engine: engineConfigOf(config) });
   const app = createIrisApp({ config, load });
   const server = await listen(app, config.server);
-  app.registry.loaded.then(
-    () => console.log(`iris: models ready (${config.models.specs.map((s) => s.id).join(', ')})`),
-    (error: unknown) => {
-      console.error(`iris: a model failed to load: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 1;
-      void server.close();
-    },
-  );
+  // One model that fails does not take the others down; with none left, the server stops.
+  void app.registry.settled.then((models) => {
+    const failed = models.filter((m) => m.state === 'failed');
+    for (const m of failed) console.error(`iris: model ${m.id} failed to load: ${m.detail}`);
+    const serving = models.filter((m) => m.state === 'ready').map((m) => m.id);
+    if (serving.length > 0) {
+      console.log(`iris: models ready (${serving.join(', ')})${failed.length > 0 ? `; failed: ${failed.map((m) => m.id).join(', ')}` : ''}`);
+      return;
+    }
+    console.error('iris: no model could be loaded');
+    process.exitCode = 1;
+    void server.close();
+  });
   return server;
 }
 

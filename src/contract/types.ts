@@ -106,6 +106,7 @@ export type IrisErrorCode =
   | 'INVALID_OPTIONS'
   | 'PROMPT_TOO_LONG'
   | 'MODEL_NOT_FOUND'
+  | 'MODEL_UNAVAILABLE'
   | 'OVERLOADED'
   | 'TIMEOUT'
   | 'CANCELLED'
