@@ -98,6 +98,11 @@ export interface LimitsConfig {
   readonly bodyBytes: number;
   /** Body of a multipart upload request. */
   readonly uploadBytes: number;
+  /**
+   * Bytes of request bodies being read and decoded at once, across all requests (each
+   * holds its size until its response is sent); the rest wait unread, or get OVERLOADED.
+   */
+  readonly intakeBytes: number;
   readonly requestTimeoutMs: number;
   /** Characters of a question or prompt; the core also checks tokens against the model. */
   readonly promptChars: number;
@@ -150,6 +155,7 @@ export const DEFAULTS: IrisConfig = {
   limits: {
     bodyBytes: 12 * MB,
     uploadBytes: 12 * MB,
+    intakeBytes: 64 * MB,
     requestTimeoutMs: 60_000,
     promptChars: 2_000,
     queryDepth: 8,
@@ -270,6 +276,7 @@ function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
   return Object.freeze({
     bodyBytes: int('limits.bodyBytes', input.bodyBytes ?? d.bodyBytes, 1024),
     uploadBytes: int('limits.uploadBytes', input.uploadBytes ?? d.uploadBytes, 1024),
+    intakeBytes: int('limits.intakeBytes', input.intakeBytes ?? d.intakeBytes, 1024),
     requestTimeoutMs: int('limits.requestTimeoutMs', input.requestTimeoutMs ?? d.requestTimeoutMs, 1, 3_600_000),
     promptChars: int('limits.promptChars', input.promptChars ?? d.promptChars, 1, 1_000_000),
     queryDepth: int('limits.queryDepth', input.queryDepth ?? d.queryDepth, 1, 100),

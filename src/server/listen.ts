@@ -1,9 +1,10 @@
 // Puts an IrisApp on a socket: HTTP (GraphQL, GraphiQL, SSE, /health, /ready, /metrics)
 // and GraphQL over WebSocket on the same port and path, and takes it off gracefully.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { GRAPHQL_PATH, type IrisApp } from './app.ts';
+import { createByteBudget, type ByteBudget } from './intake/budget.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
 
 export interface DrainReport {
@@ -41,6 +42,45 @@ const POLL_MS = 20;
 /** After the drain time, how long cut-short requests get to send their SHUTTING_DOWN answer. */
 const FLUSH_MS = 5_000;
 
+/** How many budgets' worth of request bodies may wait unread before new ones get OVERLOADED. */
+const WAITING_BUDGETS = 16;
+
+function overloadedResponse(res: ServerResponse, message: string): void {
+  if (res.headersSent) return;
+  res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close', 'retry-after': '1' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code: 'OVERLOADED' } }] }));
+}
+
+/**
+ * The bytes a request reserves: its Content-Length, or for a chunked body the cap of its
+ * kind; none for a body the caps refuse unread (body-limit.ts) or a request without one.
+ */
+function reservationOf(req: IncomingMessage, limits: IrisApp['config']['limits']): number {
+  const cap = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/') ? limits.uploadBytes : limits.bodyBytes;
+  const header = req.headers['content-length'];
+  if (header !== undefined) return /^\d+$/.test(header) && Number(header) <= cap ? Number(header) : 0;
+  return req.headers['transfer-encoding'] !== undefined ? cap : 0;
+}
+
+/** Runs `handle` once the request's bytes fit the budget; answers OVERLOADED if they cannot, in time. */
+function withinBudget(budget: ByteBudget, app: IrisApp, req: IncomingMessage, res: ServerResponse, handle: () => void): void {
+  const bytes = reservationOf(req, app.config.limits);
+  if (bytes === 0) return handle();
+  const gone = new AbortController();
+  res.once('close', () => gone.abort(new Error('the client went away')));
+  const signal = AbortSignal.any([gone.signal, AbortSignal.timeout(app.config.limits.requestTimeoutMs)]);
+  budget.acquire(bytes, signal).then(
+    (release) => {
+      res.once('close', release);
+      handle();
+    },
+    (error: unknown) => {
+      if (gone.signal.aborted) return;
+      overloadedResponse(res, error instanceof Error && !(error instanceof DOMException) ? error.message : 'the server could not start reading this request in time; retry later');
+    },
+  );
+}
+
 async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (!isDone()) {
@@ -53,13 +93,16 @@ async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<bool
 export async function listen(app: IrisApp, options: ListenOptions): Promise<IrisServer> {
   // Requests whose response has not closed yet: an SSE stream counts until its last event.
   let activeRequests = 0;
+  const budget = createByteBudget(app.config.limits.intakeBytes, WAITING_BUDGETS * app.config.limits.intakeBytes);
   const http = createServer((req, res) => {
     // Those that arrive while draining are answered at once (SHUTTING_DOWN, /ready 503).
     if (!app.drain.isDraining()) {
       activeRequests++;
       res.once('close', () => activeRequests--);
+      withinBudget(budget, app, req, res, () => void app.yoga(req, res));
+    } else {
+      void app.yoga(req, res);
     }
-    void app.yoga(req, res);
   });
   // The WebSocket cap matches the HTTP body cap: base64 images travel in both.
   const wsServer = new WebSocketServer({
