@@ -193,3 +193,14 @@ describe('cross-site simple requests are refused before anything runs', () => {
     expect(taken.body).toEqual({ data: { caption: { text: 'a large blue square' } } });
   });
 });
+
+describe('parser refusals carry a code', () => {
+  it('BAD_REQUEST for a multipart request without its operations field (it came with no code)', async () => {
+    const app = createTestApp();
+    const form = new FormData();
+    form.set('0', new Blob([new Uint8Array(4)]), 'a.png');
+    const res = await send(app, { method: 'POST', headers: { 'graphql-require-preflight': '1' }, body: form });
+    expect(res.status).toBe(400);
+    expect(res.codes).toEqual(['BAD_REQUEST']);
+  });
+});

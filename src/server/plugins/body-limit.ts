@@ -81,8 +81,10 @@ function readWithin(parser: RequestParser, limits: BodyLimits): RequestParser {
       return await parser(counted?.request ?? request);
     } catch (error) {
       if (counted?.isOver()) throw tooLargeError(capFor(request, limits).cap);
-      if (error instanceof GraphQLError) throw error;
-      throw badRequest();
+      if (!(error instanceof GraphQLError)) throw badRequest();
+      // The parsers' own refusals ("Missing multipart form field") came without a code.
+      if (error.extensions.code === undefined) throw createGraphQLError(error.message, { extensions: { ...error.extensions, code: 'BAD_REQUEST', http: { status: 400, spec: false } } });
+      throw error;
     }
   };
 }
