@@ -10,7 +10,8 @@ import { readSse } from './support.ts';
 
 const CAPTION = 'query($i: ImageInput!) { caption(image: $i, options: { maxNewTokens: 16 }) { text finishReason } }';
 const STREAM = 'subscription($i: ImageInput!) { captionStream(image: $i, options: { maxNewTokens: 16 }) { delta done generation { text } } }';
-const IMAGE_WINDOW_MS = 400;
+// Long enough for every request to join the first image batch on a busy machine.
+const IMAGE_WINDOW_MS = 2_000;
 const REQUESTS = 12;
 const STREAMS = 4;
 
@@ -47,8 +48,9 @@ describe('graceful drain (npm start on tiny-random)', () => {
     const i = { base64: (await scenePng()).toString('base64') };
     const queries = Array.from({ length: REQUESTS }, () => post(iris.url, CAPTION, { i }).then(async (r) => ({ status: r.status, body: await r.json() })));
     const streams = Array.from({ length: STREAMS }, () => post(iris.url, STREAM, { i }, 'text/event-stream').then((r) => readSse(r)));
-    // Some may already have left the line (decoding or done); most are in it.
-    await untilQueued(iris.url, REQUESTS);
+    // Every one has reached the engine's line (a request still on its way when the signal
+    // comes is refused, SHUTTING_DOWN, not in flight).
+    await untilQueued(iris.url, REQUESTS + STREAMS);
     iris.child.kill(signal);
     await iris.waitFor(/draining/);
 
@@ -69,7 +71,9 @@ describe('graceful drain (npm start on tiny-random)', () => {
       expect((events.at(-1) as { data: { captionStream: { done: boolean } } }).data.captionStream.done).toBe(true);
     }
     expect(await iris.exited).toBe(0);
-    expect(iris.output()).toMatch(/drained: (\d+) of \1 in-flight requests finished, 0 ended with SHUTTING_DOWN/);
+    const drained = /drained: (\d+) of (\d+) in-flight requests finished, 0 ended with SHUTTING_DOWN/.exec(iris.output());
+    expect(drained?.[1]).toBe(drained?.[2]);
+    expect(Number(drained?.[2])).toBeGreaterThanOrEqual(REQUESTS + STREAMS);
   }, 120_000);
 
   it('past --drain-timeout-ms what still runs ends with SHUTTING_DOWN, and the process still exits 0', async () => {

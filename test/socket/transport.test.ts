@@ -96,7 +96,7 @@ describe('transports', () => {
       slowIris = await startIris({ generator: slow });
     });
     afterAll(() => slowIris.server.close());
-    const abortedSoon = (n: number) => vi.waitFor(() => expect(slow.aborted.length).toBe(n), { timeout: 2000, interval: 20 });
+    const abortedSoon = (n: number) => vi.waitFor(() => expect(slow.aborted.length).toBe(n), { timeout: 10_000, interval: 20 });
 
     it('stops the generation when an SSE client disconnects', async () => {
       const res = await fetch(slowIris.url, {
