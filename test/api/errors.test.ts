@@ -99,6 +99,15 @@ describe('request errors', () => {
     expect(generator.aborted).toHaveLength(1);
   });
 
+  it('CANCELLED, not a logged unexpected error, when the operation fails because its request was aborted', async () => {
+    const logged: unknown[] = [];
+    const generator = createFakeGenerator({ fail: new DOMException('This operation was aborted', 'AbortError') });
+    const app = createTestApp({ generator, logUnexpected: (e) => logged.push(e) });
+    const res = await gql(app, CAPTION, { i: { base64: await png64() } });
+    expect(codes(res)).toEqual(['CANCELLED']);
+    expect(logged).toEqual([]);
+  });
+
   it('masks unexpected errors', async () => {
     const logged: unknown[] = [];
     const generator = createFakeGenerator({ fail: new Error('secret: /etc/iris/key') });

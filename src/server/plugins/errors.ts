@@ -51,6 +51,15 @@ function variableError(error: GraphQLError): GraphQLError | undefined {
   return createGraphQLError(message, { nodes: error.nodes, source: error.source, positions: error.positions, extensions: { code: 'BAD_USER_INPUT', http: { status: 400, spec: true } } });
 }
 
+/** The client went away (its request's signal fired) while the operation ran. */
+function isAbort(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e.name === 'AbortError') return true;
+    e = e instanceof GraphQLError ? e.originalError : e.cause;
+  }
+  return false;
+}
+
 export function createMaskError(options: MaskErrorOptions = {}): MaskError {
   return (error, message, isDev) => {
     const iris = findIrisError(error);
@@ -64,6 +73,8 @@ export function createMaskError(options: MaskErrorOptions = {}): MaskError {
         extensions: { code: iris.code },
       });
     }
+    // Nobody reads it (the client left), and it is no server fault to log.
+    if (isAbort(error)) return createGraphQLError('the request was cancelled', { extensions: { code: 'CANCELLED' } });
     const variable = error instanceof GraphQLError ? variableError(error) : undefined;
     if (variable) return variable;
     const masked = yogaMaskError(error, message, isDev);
