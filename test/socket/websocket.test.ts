@@ -67,3 +67,29 @@ describe('WebSocket operation errors', () => {
     expect(events.at(-1)?.data.captionStream.generation?.text).toBe(WORDS);
   });
 });
+
+describe('WebSocket operations during a drain', () => {
+  it('a running subscription finishes; a new connection is refused; the drain counts it', async () => {
+    const generator = createFakeGenerator({ text: WORDS, stepMs: 40 });
+    const iris = await startIris({ generator });
+    const base64 = (await scenePng()).toString('base64');
+    const url = iris.url.replace('http', 'ws');
+    const client = createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const events: Array<{ data: { captionStream: { done: boolean; generation: { text: string } | null } } }> = [];
+      const stream = (async () => {
+        for await (const e of client.iterate({ query: STREAM, variables: { i: { base64 } } })) events.push(e as never);
+      })();
+      await generator.started(1);
+      const drained = iris.server.drain(30_000);
+      const late = new WebSocket(url, 'graphql-transport-ws');
+      const refused = await new Promise<number>((resolve) => late.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+      expect(refused).toBe(503);
+      await stream;
+      expect(events.at(-1)?.data.captionStream.generation?.text).toBe(WORDS);
+      expect(await drained).toEqual({ inFlight: 1, cutShort: 0 });
+    } finally {
+      await client.dispose();
+    }
+  });
+});
