@@ -81,7 +81,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useModelReadiness(registry, drain),
       useDocumentLimits({ tokens: config.limits.queryTokens, nesting: nestingFor(config.limits.queryDepth) }),
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
-      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, shutdown: drain.shutdown }),
+      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, shutdown: drain.track }),
       useExecutionCancellation(),
     ],
   });

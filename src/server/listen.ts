@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { GRAPHQL_PATH, type IrisApp } from './app.ts';
+import { anySignal } from './any-signal.ts';
 import { createByteBudget, type ByteBudget } from './intake/budget.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
 
@@ -68,7 +69,7 @@ function withinBudget(budget: ByteBudget, app: IrisApp, req: IncomingMessage, re
   if (bytes === 0) return handle();
   const gone = new AbortController();
   res.once('close', () => gone.abort(new Error('the client went away')));
-  const signal = AbortSignal.any([gone.signal, AbortSignal.timeout(app.config.limits.requestTimeoutMs)]);
+  const signal = anySignal([gone.signal, AbortSignal.timeout(app.config.limits.requestTimeoutMs)]);
   budget.acquire(bytes, signal).then(
     (release) => {
       res.once('close', release);

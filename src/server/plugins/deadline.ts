@@ -3,6 +3,7 @@
 // it fires: because the client went away (HTTP response closed, WebSocket subscription
 // completed) or because the request ran past its time, which resolvers report as TIMEOUT.
 import type { Plugin } from 'graphql-yoga';
+import { anySignal } from '../any-signal.ts';
 
 export interface Deadline {
   readonly signal: AbortSignal;
@@ -23,21 +24,23 @@ export interface ClientSignalContext {
   readonly request?: Request;
 }
 
+/** `shutdown` must be this request's own signal (see Drain.track): anySignal leaves a listener on each source. */
 export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined, shutdown?: AbortSignal): Deadline {
   const timer = AbortSignal.timeout(timeoutMs);
   const signals = [timer, ...(clientSignal ? [clientSignal] : []), ...(shutdown ? [shutdown] : [])];
   return {
-    signal: signals.length === 1 ? timer : AbortSignal.any(signals),
+    signal: signals.length === 1 ? timer : anySignal(signals),
     timeoutMs,
     isExpired: () => timer.aborted,
+    // Also keeps `shutdown` referenced while the request's context lives.
     isShutDown: () => shutdown?.aborted === true,
   };
 }
 
 export interface DeadlineOptions {
   readonly timeoutMs: number;
-  /** Fires when the server stops waiting for running requests (the drain time ran out). */
-  readonly shutdown?: AbortSignal;
+  /** A new signal per request that fires when the server stops waiting for it (the drain time ran out). */
+  readonly shutdown?: () => AbortSignal;
 }
 
 export function useRequestDeadline(options: DeadlineOptions): Plugin<ClientSignalContext> {
@@ -47,7 +50,7 @@ export function useRequestDeadline(options: DeadlineOptions): Plugin<ClientSigna
   return {
     onContextBuilding({ context, extendContext }) {
       const clientSignal = context.clientSignal ?? context.request?.signal;
-      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal, options.shutdown) } as Partial<ClientSignalContext>);
+      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal, options.shutdown?.()) } as Partial<ClientSignalContext>);
     },
   };
 }

@@ -7,20 +7,47 @@ import type { Plugin } from 'graphql-yoga';
 
 export interface Drain {
   isDraining(): boolean;
-  /** Fires when the drain time ran out. */
-  readonly shutdown: AbortSignal;
+  /**
+   * A signal for one request that fires if the drain time runs out while it runs. One per
+   * request rather than one for the server, which every request's combined signal would
+   * leave a listener on (see any-signal.ts). The caller keeps it referenced while the
+   * request runs.
+   */
+  track(): AbortSignal;
   start(): void;
   cutShort(): void;
 }
 
+/** Tracked signals are held weakly: a finished request's signal is collected with it. */
 export function createDrain(): Drain {
   let isDraining = false;
-  const cut = new AbortController();
+  let isCut = false;
+  const live = new Set<WeakRef<AbortSignal>>();
+  const controllers = new WeakMap<AbortSignal, AbortController>();
+  let pruneAt = 1024;
+  const prune = (): void => {
+    for (const ref of live) if (ref.deref() === undefined) live.delete(ref);
+    pruneAt = Math.max(1024, 2 * live.size);
+  };
   return {
     isDraining: () => isDraining,
-    shutdown: cut.signal,
+    track() {
+      const controller = new AbortController();
+      if (isCut) controller.abort(new Error('the drain time ran out'));
+      controllers.set(controller.signal, controller);
+      live.add(new WeakRef(controller.signal));
+      if (live.size > pruneAt) prune();
+      return controller.signal;
+    },
     start: () => void (isDraining = true),
-    cutShort: () => cut.abort(new Error('the drain time ran out')),
+    cutShort() {
+      isCut = true;
+      for (const ref of live) {
+        const signal = ref.deref();
+        if (signal) controllers.get(signal)?.abort(new Error('the drain time ran out'));
+      }
+      live.clear();
+    },
   };
 }
 
