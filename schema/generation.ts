@@ -67,6 +67,7 @@ export async function runGeneration(
   hooks: GenerateHooks = {},
 ): Promise<GenerationResult> {
   const { deadline } = ctx;
+  const release = deadline.hold();
   try {
     const request = await prepareRequest(task, args, ctx);
     const signal = hooks.signal ?? deadline.signal;
@@ -76,5 +77,7 @@ export async function runGeneration(
   } catch (error) {
     if (isCutShort(deadline) && !(error instanceof IrisError && error.code !== 'CANCELLED')) throw timeoutError(deadline);
     throw error;
+  } finally {
+    release();
   }
 }

@@ -2,6 +2,9 @@
 // Resolvers hand `deadline.signal` to the Generator, which stops between decode steps when
 // it fires: because the client went away (HTTP response closed, WebSocket subscription
 // completed) or because the request ran past its time, which resolvers report as TIMEOUT.
+// The time counts from the request's start, but its timer runs only while a generation
+// holds the deadline: an AbortSignal.timeout kept every request's context alive for the
+// full timeout (60 s) after it was answered, some 6-15 KB a request.
 import type { Plugin } from 'graphql-yoga';
 import { anySignal } from '../any-signal.ts';
 
@@ -12,6 +15,8 @@ export interface Deadline {
   isExpired(): boolean;
   /** True once the server's drain time ran out and it ended what was still running. */
   isShutDown(): boolean;
+  /** Runs the timer (from the request's start) until every hold is released. */
+  hold(): () => void;
 }
 
 export interface DeadlineContext {
@@ -26,14 +31,38 @@ export interface ClientSignalContext {
 
 /** `shutdown` must be this request's own signal (see Drain.track): anySignal leaves a listener on each source. */
 export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined, shutdown?: AbortSignal): Deadline {
-  const timer = AbortSignal.timeout(timeoutMs);
-  const signals = [timer, ...(clientSignal ? [clientSignal] : []), ...(shutdown ? [shutdown] : [])];
+  const expiry = new AbortController();
+  const startedAt = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let holds = 0;
+  const expire = (): void => expiry.abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
+  const arm = (): void => {
+    if (timer !== undefined || expiry.signal.aborted) return;
+    const left = startedAt + timeoutMs - performance.now();
+    if (left <= 0) expire();
+    else timer = setTimeout(expire, left);
+  };
+  const signals = [expiry.signal, ...(clientSignal ? [clientSignal] : []), ...(shutdown ? [shutdown] : [])];
   return {
-    signal: signals.length === 1 ? timer : anySignal(signals),
+    signal: anySignal(signals),
     timeoutMs,
-    isExpired: () => timer.aborted,
+    isExpired: () => expiry.signal.aborted,
     // Also keeps `shutdown` referenced while the request's context lives.
     isShutDown: () => shutdown?.aborted === true,
+    hold() {
+      holds++;
+      arm();
+      let isReleased = false;
+      return () => {
+        if (isReleased) return;
+        isReleased = true;
+        holds--;
+        if (holds === 0 && timer !== undefined) {
+          clearTimeout(timer);
+          timer = undefined;
+        }
+      };
+    },
   };
 }
 
