@@ -50,6 +50,7 @@ async function prepareRequest(task: Task, args: GenerationArgs, ctx: IrisContext
 }
 
 function timeoutError(deadline: Deadline): IrisError {
+  if (deadline.isShutDown()) return new IrisError('SHUTTING_DOWN', 'the server is shutting down and its drain time ran out before this generation finished');
   return new IrisError('TIMEOUT', `the request took longer than ${deadline.timeoutMs} ms`);
 }
 
@@ -76,6 +77,8 @@ function meanGrid(maps: readonly TokenAttention[]): TokenAttention {
   return { ...maps[0], weights };
 }
 
+const isCutShort = (deadline: Deadline): boolean => deadline.isExpired() || deadline.isShutDown();
+
 /**
  * Runs one generation. `signal` (default: the deadline's) lets a stream add its own
  * cancellation; a run cut short by the deadline is reported as TIMEOUT, not as a partial
@@ -88,15 +91,18 @@ export async function runGeneration(
   hooks: GenerateHooks = {},
 ): Promise<GenerationResult> {
   const { deadline } = ctx;
+  const release = deadline.hold();
   try {
     const request = await prepareRequest(task, args, ctx);
     const signal = hooks.signal ?? deadline.signal;
     const result = await ctx.iris.registry.generate(args.model, request, { ...hooks, signal });
-    if (result.finishReason === 'cancelled' && deadline.isExpired()) throw timeoutError(deadline);
+    if (result.finishReason === 'cancelled' && isCutShort(deadline)) throw timeoutError(deadline);
     imageOf.set(result, request.image);
     return result;
   } catch (error) {
-    if (deadline.isExpired() && !(error instanceof IrisError && error.code !== 'CANCELLED')) throw timeoutError(deadline);
+    if (isCutShort(deadline) && !(error instanceof IrisError && error.code !== 'CANCELLED')) throw timeoutError(deadline);
     throw error;
+  } finally {
+    release();
   }
 }

@@ -1,5 +1,6 @@
 // Resolvers for iris.graphql. Enums map to the core's lower-case values, so results pass
 // through as the Generator returned them.
+import { GraphQLError, GraphQLScalarType } from 'graphql';
 import type { ModelStatus } from '../src/server/registry.ts';
 import type { GenerationResult, Task, Timings } from '../src/contract/types.ts';
 import { attentionOverlay, runGeneration, type GenerationArgs, type IrisContext } from './generation.ts';
@@ -22,6 +23,37 @@ function stream(task: Task) {
   };
 }
 
+const NOT_A_FILE = 'File takes a file part of a multipart request (GraphQL multipart request spec); JSON and WebSocket requests send the image as url or base64';
+
+/**
+ * By shape, not class: the server's fetch ponyfill has its own File. JSON and WebSocket
+ * values cannot hold functions, so only a multipart file part passes.
+ */
+export function isFile(value: unknown): value is File {
+  const v = value as Partial<File> | null;
+  return typeof v === 'object' && v !== null && typeof v.arrayBuffer === 'function' && typeof v.size === 'number';
+}
+
+/**
+ * Only the multipart parser makes Files; anything else in a File variable (a JSON string,
+ * number, object or list; any literal) is refused while variables are coerced, before a
+ * resolver reads it.
+ */
+export const FileScalar = new GraphQLScalarType({
+  name: 'File',
+  description: 'A file part of a multipart request (GraphQL multipart request spec).',
+  parseValue: (value) => {
+    if (isFile(value)) return value;
+    throw new GraphQLError(NOT_A_FILE);
+  },
+  parseLiteral: () => {
+    throw new GraphQLError(NOT_A_FILE);
+  },
+  serialize: () => {
+    throw new GraphQLError('File is an input type only');
+  },
+});
+
 interface ModelView {
   readonly id: string;
   readonly tasks: readonly Task[];
@@ -31,9 +63,11 @@ interface ModelView {
   readonly default: boolean;
   readonly attention: boolean;
   readonly family: 'cross-attention' | 'joint' | undefined;
+  readonly detail: string | null;
 }
 
 export const resolvers = {
+  File: FileScalar,
   Query: {
     caption: generation('caption'),
     answer: generation('answer'),
@@ -48,6 +82,7 @@ export const resolvers = {
         default: m.id === ctx.iris.registry.defaultModel,
         attention: m.attention,
         family: m.family,
+        detail: m.detail ?? null,
       }))) as Resolver<Record<string, never>, ModelView[]>,
   },
   Subscription: {

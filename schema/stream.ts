@@ -3,6 +3,7 @@
 // hand rather than as an async generator so that `return()` (the client unsubscribed or
 // disconnected) aborts the generation at once, even while nothing is being yielded.
 import type { GeneratedToken, GenerateHooks, GenerationResult } from '../src/contract/types.ts';
+import { anySignal } from '../src/server/any-signal.ts';
 
 export interface GenerationEvent {
   readonly delta: string;
@@ -27,7 +28,7 @@ export function streamGeneration(start: Start, signal: AbortSignal): AsyncIterab
     wake = undefined;
   };
   start({
-    signal: AbortSignal.any([signal, stop.signal]),
+    signal: anySignal([signal, stop.signal]),
     onDelta: (d) => {
       buffered.push({ delta: d.text, token: d.token, done: false, generation: null });
       notify();

@@ -13,14 +13,19 @@ export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const load = createEngineLoader({ engine: engineConfigOf(config) });
   const app = createIrisApp({ config, load, logAccess: (line) => console.log(line) });
   const server = await listen(app, config.server);
-  app.registry.loaded.then(
-    () => console.log(`iris: models ready (${config.models.specs.map((s) => s.id).join(', ')})`),
-    (error: unknown) => {
-      console.error(`iris: a model failed to load: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 1;
-      void server.close();
-    },
-  );
+  // One model that fails does not take the others down; with none left, the server stops.
+  void app.registry.settled.then((models) => {
+    const failed = models.filter((m) => m.state === 'failed');
+    for (const m of failed) console.error(`iris: model ${m.id} failed to load: ${m.detail}`);
+    const serving = models.filter((m) => m.state === 'ready').map((m) => m.id);
+    if (serving.length > 0) {
+      console.log(`iris: models ready (${serving.join(', ')})${failed.length > 0 ? `; failed: ${failed.map((m) => m.id).join(', ')}` : ''}`);
+      return;
+    }
+    console.error('iris: no model could be loaded');
+    process.exitCode = 1;
+    void server.close();
+  });
   return server;
 }
 
@@ -35,9 +40,27 @@ async function main(): Promise<void> {
   const server = await startServer(config);
   console.log(`iris: serving ${server.url} (GraphiQL in a browser; /health /ready /metrics)`);
   console.log(`iris: playground ${server.url.replace(/graphql$/, '')}`);
-  const stop = (): void => void server.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let isStopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (isStopping) {
+      console.error(`iris: ${signal} again: exiting now`);
+      process.exit(1);
+    }
+    isStopping = true;
+    console.log(`iris: ${signal}: draining (up to ${config.server.drainTimeoutMs} ms; a second signal exits at once)`);
+    server.drain(config.server.drainTimeoutMs).then(
+      ({ inFlight, cutShort }) => {
+        console.log(`iris: drained: ${inFlight - cutShort} of ${inFlight} in-flight requests finished, ${cutShort} ended with SHUTTING_DOWN`);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error('iris: drain failed', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -25,6 +25,11 @@ export interface ServerConfig {
   readonly corsCredentials: boolean;
   /** A line per HTTP request (method, operation, model, status, duration), plain text or JSON. */
   readonly accessLog: AccessLogFormat;
+  /**
+   * On SIGTERM/SIGINT, how long running generations and open streams may take to finish
+   * before they are ended with SHUTTING_DOWN.
+   */
+  readonly drainTimeoutMs: number;
 }
 
 export interface AccessConfig {
@@ -119,6 +124,11 @@ export interface LimitsConfig {
   readonly bodyBytes: number;
   /** Body of a multipart upload request. */
   readonly uploadBytes: number;
+  /**
+   * Bytes of request bodies being read and decoded at once, across all requests (each
+   * holds its size until its response is sent); the rest wait unread, or get OVERLOADED.
+   */
+  readonly intakeBytes: number;
   readonly requestTimeoutMs: number;
   /** Characters of a question or prompt; the core also checks tokens against the model. */
   readonly promptChars: number;
@@ -126,6 +136,8 @@ export interface LimitsConfig {
   readonly queryAliases: number;
   /** Sum of field costs; a generation field costs what its @cost says in the SDL. */
   readonly queryCost: number;
+  /** Lexical tokens of a document, counted while parsing (a string literal is one token). */
+  readonly queryTokens: number;
 }
 
 export interface IrisConfig {
@@ -147,7 +159,7 @@ const MB = 1024 * 1024;
 const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain' },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000 },
   access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
@@ -172,11 +184,13 @@ export const DEFAULTS: IrisConfig = {
   limits: {
     bodyBytes: 12 * MB,
     uploadBytes: 12 * MB,
+    intakeBytes: 64 * MB,
     requestTimeoutMs: 60_000,
     promptChars: 2_000,
     queryDepth: 8,
     queryAliases: 10,
     queryCost: 400,
+    queryTokens: 2_000,
   },
 };
 
@@ -224,6 +238,7 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
     corsOrigins: Object.freeze(corsOrigins.includes('*') ? ['*'] : corsOrigins),
     corsCredentials,
     accessLog,
+    drainTimeoutMs: int('server.drainTimeoutMs', input.drainTimeoutMs ?? d.drainTimeoutMs, 0, 3_600_000),
   });
 }
 
@@ -336,11 +351,13 @@ function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
   return Object.freeze({
     bodyBytes: int('limits.bodyBytes', input.bodyBytes ?? d.bodyBytes, 1024),
     uploadBytes: int('limits.uploadBytes', input.uploadBytes ?? d.uploadBytes, 1024),
+    intakeBytes: int('limits.intakeBytes', input.intakeBytes ?? d.intakeBytes, 1024),
     requestTimeoutMs: int('limits.requestTimeoutMs', input.requestTimeoutMs ?? d.requestTimeoutMs, 1, 3_600_000),
     promptChars: int('limits.promptChars', input.promptChars ?? d.promptChars, 1, 1_000_000),
     queryDepth: int('limits.queryDepth', input.queryDepth ?? d.queryDepth, 1, 100),
     queryAliases: int('limits.queryAliases', input.queryAliases ?? d.queryAliases, 0, 1000),
     queryCost: int('limits.queryCost', input.queryCost ?? d.queryCost, 1),
+    queryTokens: int('limits.queryTokens', input.queryTokens ?? d.queryTokens, 100, 1_000_000),
   });
 }
 

@@ -27,6 +27,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'metrics-key', env: 'IRIS_METRICS_KEY', kind: 'string', path: ['access', 'metricsKey'], help: 'bearer key for GET /metrics (unset: /metrics is open)' },
   { flag: 'rate-limit-rpm', env: 'IRIS_RATE_LIMIT_RPM', kind: 'int', path: ['access', 'requestsPerMinute'], help: 'requests per minute per key (per client address without keys); 0: unlimited' },
   { flag: 'rate-limit-tpm', env: 'IRIS_RATE_LIMIT_TPM', kind: 'int', path: ['access', 'tokensPerMinute'], help: 'generated tokens per minute per key (per client address without keys); 0: unlimited' },
+  { flag: 'drain-timeout-ms', env: 'IRIS_DRAIN_TIMEOUT_MS', kind: 'int', path: ['server', 'drainTimeoutMs'], help: 'on SIGTERM/SIGINT, time for running generations and streams to finish before they end with SHUTTING_DOWN' },
   { flag: 'dtype', env: 'IRIS_DTYPE', kind: 'string', path: ['models', 'dtype'], help: 'ONNX variant of models whose --model names none: fp32, q8 (*_quantized.onnx), fp16 (*_fp16.onnx)' },
   { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'requests in line per model (image loading, waiting, preempted) before OVERLOADED' },
   { flag: 'max-batch-size', env: 'IRIS_MAX_BATCH_SIZE', kind: 'int', path: ['models', 'maxBatchSize'], help: 'rows decoded together per model (1: batching off)' },
@@ -46,11 +47,13 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'url-allow', env: 'IRIS_URL_ALLOW', kind: 'list', path: ['images', 'url', 'allow'], help: 'private hosts/IPs/CIDRs image URLs may reach (comma-separated)' },
   { flag: 'body-limit', env: 'IRIS_BODY_LIMIT_BYTES', kind: 'int', path: ['limits', 'bodyBytes'], help: 'bytes of a JSON request body' },
   { flag: 'upload-limit', env: 'IRIS_UPLOAD_LIMIT_BYTES', kind: 'int', path: ['limits', 'uploadBytes'], help: 'bytes of a multipart request body' },
+  { flag: 'intake-budget-bytes', env: 'IRIS_INTAKE_BUDGET_BYTES', kind: 'int', path: ['limits', 'intakeBytes'], help: 'bytes of request bodies read and decoded at once, across all requests; the rest wait unread or get OVERLOADED' },
   { flag: 'request-timeout-ms', env: 'IRIS_REQUEST_TIMEOUT_MS', kind: 'int', path: ['limits', 'requestTimeoutMs'], help: 'time for one generation, queueing included' },
   { flag: 'prompt-max-chars', env: 'IRIS_PROMPT_MAX_CHARS', kind: 'int', path: ['limits', 'promptChars'], help: 'characters of a question or prompt' },
   { flag: 'query-max-depth', env: 'IRIS_QUERY_MAX_DEPTH', kind: 'int', path: ['limits', 'queryDepth'], help: 'selection depth of a document' },
   { flag: 'query-max-aliases', env: 'IRIS_QUERY_MAX_ALIASES', kind: 'int', path: ['limits', 'queryAliases'], help: 'aliases in a document' },
   { flag: 'query-max-cost', env: 'IRIS_QUERY_MAX_COST', kind: 'int', path: ['limits', 'queryCost'], help: 'summed field cost of a document' },
+  { flag: 'query-max-tokens', env: 'IRIS_QUERY_MAX_TOKENS', kind: 'int', path: ['limits', 'queryTokens'], help: 'lexical tokens of a document, counted while parsing' },
 ];
 
 /** `--model id=dir[:dtype]`, repeatable; IRIS_MODELS takes the same, comma-separated. */

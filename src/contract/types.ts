@@ -167,12 +167,14 @@ export type IrisErrorCode =
   | 'INVALID_OPTIONS'
   | 'PROMPT_TOO_LONG'
   | 'MODEL_NOT_FOUND'
+  | 'MODEL_UNAVAILABLE'
   | 'OVERLOADED'
   | 'RATE_LIMITED'
   | 'UNAUTHENTICATED'
   | 'TIMEOUT'
   | 'CANCELLED'
-  | 'ATTENTION_UNAVAILABLE';
+  | 'ATTENTION_UNAVAILABLE'
+  | 'SHUTTING_DOWN';
 
 export interface IrisErrorDetails {
   /** When retrying makes sense (OVERLOADED, RATE_LIMITED): seconds to wait first. */

@@ -31,6 +31,12 @@ export interface EngineOptions extends EngineConfigInput {
   draftDir?: string;
   /** Drafts from this instead of the draft folder's model (tests wrap one to force rejections). */
   drafter?: Drafter;
+  /**
+   * Called when the default `<modelDir>/draft/` is present but fails to load: the engine
+   * then runs without it (speculative 'draft' off for this model, as if there were no
+   * draft folder). Without this option such a failure fails the engine.
+   */
+  onDraftFailure?: (error: Error) => void;
   onStep?: (info: StepInfo) => void;
 }
 
@@ -93,7 +99,10 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
   const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner), prefixCache && family.kind === 'joint' ? { cache: prefixCache, numTokens: family.numImageTokens } : undefined);
   const loaded = options.drafter ? undefined : await loadDrafter(model, config, options);
   try {
-    const speculator = new Speculator(config, options.drafter ?? loaded);
+    const drafter = options.drafter ?? loaded;
+    // A default of 'draft' without a draft model (its load failed) falls back to plain decoding.
+    const speculation = config.speculative === 'draft' && !drafter && options.onDraftFailure ? { ...config, speculative: 'off' as const } : config;
+    const speculator = new Speculator(speculation, drafter);
     return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, onStep: options.onStep });
   } catch (error) {
     await loaded?.release(); // the draft session loaded here is ours to free when the engine cannot be built
@@ -107,7 +116,13 @@ async function loadDrafter(model: IrisModel, config: EngineConfig, options: Engi
     if (options.draftDir) throw new RangeError(`draftDir ${options.draftDir} has no onnx/decoder_model_merged.onnx`);
     return undefined;
   }
-  return DraftModel.load(path, model.folder.ids.pad, sessionOptionsOf({ threads: config.threads }));
+  try {
+    return await DraftModel.load(path, model.folder.ids.pad, sessionOptionsOf({ threads: config.threads }));
+  } catch (error) {
+    if (options.draftDir || !options.onDraftFailure) throw error;
+    options.onDraftFailure(error instanceof Error ? error : new Error(String(error)));
+    return undefined;
+  }
 }
 
 /** Image patches per row, read from the encoder itself (a conv stem may change the grid). */

@@ -8,10 +8,13 @@ import type { IrisConfig } from '../config/config.ts';
 import { createImageIntake } from './intake/intake.ts';
 import { createModelRegistry, type LoadModel, type ModelRegistry } from './registry.ts';
 import { useBodyLimit } from './plugins/body-limit.ts';
+import { useCsrfPrevention } from './plugins/csrf.ts';
 import { useRequestDeadline } from './plugins/deadline.ts';
-import { createMaskError } from './plugins/errors.ts';
+import { createDrain, useDrain, type Drain } from './plugins/drain.ts';
+import { createMaskError, type MaskError } from './plugins/errors.ts';
 import { createMetrics, type IrisMetrics } from './plugins/metrics.ts';
 import { usePlayground } from './playground/serve.ts';
+import { nestingFor, useDocumentLimits } from './plugins/document-limits.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { useModelReadiness } from './plugins/readiness.ts';
 import { OPENAI_PREFIX, useOpenAIRoutes } from './openai/routes.ts';
@@ -39,6 +42,10 @@ export interface IrisApp {
   readonly registry: ModelRegistry;
   readonly metrics: IrisMetrics;
   readonly access: AccessControl;
+  /** The masking yoga applies, for errors a transport reports outside yoga (graphql-ws). */
+  readonly maskError: MaskError;
+  /** Graceful shutdown: listen.ts starts it on SIGTERM/SIGINT. */
+  readonly drain: Drain;
 }
 
 /** What the WebSocket transport puts in an operation's initial context. */
@@ -75,6 +82,8 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       ? [useAccessLog({ format: accessLog, write: options.logAccess, notes, defaultModel: registry.defaultModel, clientOf: (r) => access.clientOf(r) })]
       : [];
   const logUnexpected = options.logUnexpected ?? ((e: unknown) => console.error('iris: unexpected error', e));
+  const drain = createDrain();
+  const maskError = createMaskError({ logUnexpected });
   const yoga = createYoga<Record<string, unknown>, Partial<IrisContext>>({
     schema: createIrisSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
@@ -84,27 +93,30 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     renderGraphiQL,
     landingPage: false,
     healthCheckEndpoint: '/health',
-    // Counts chunked bodies as they are read; body-limit.ts applies the per-kind caps
-    // from Content-Length before reading.
-    maxRequestBodySize: Math.max(config.limits.bodyBytes, config.limits.uploadBytes),
+    // body-limit.ts applies the per-kind caps, from Content-Length before reading and by
+    // counting chunked bodies; yoga's own cap answered with an undocumented code.
+    maxRequestBodySize: false,
     context: (initial: TransportContext) => ({ iris: access.servicesFor(services, initial.irisClient ?? access.clientOf(initial.request)) }),
     cors: corsOptionsOf(config.server),
-    maskedErrors: { maskError: createMaskError({ logUnexpected }) },
+    maskedErrors: { maskError },
     logging: false,
     plugins: [
       ...accessLogPlugins,
+      useDrain(drain, GRAPHQL_PATH),
+      useCsrfPrevention(GRAPHQL_PATH),
       useAccessControl({ access, graphqlPath: GRAPHQL_PATH, metricsPath: METRICS_PATH, openaiPrefix: OPENAI_PREFIX }),
       // Before the body limit: /v1 answers its own refusals in OpenAI's error shape.
       useOpenAIRoutes({ services: (request) => access.servicesFor(services, access.clientOf(request)), timeoutMs: config.limits.requestTimeoutMs, bodyBytes: config.limits.bodyBytes, logUnexpected, notes }),
       useBodyLimit(config.limits),
       metrics.plugin,
-      useModelReadiness(registry),
+      useModelReadiness(registry, drain),
+      useDocumentLimits({ tokens: config.limits.queryTokens, nesting: nestingFor(config.limits.queryDepth) }),
       usePlayground(),
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
-      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs }),
+      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, shutdown: drain.track }),
       useExecutionCancellation(),
       useRoutingKey(),
     ],
   });
-  return { config, yoga, registry, metrics, access };
+  return { config, yoga, registry, metrics, access, maskError, drain };
 }

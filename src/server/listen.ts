@@ -1,11 +1,20 @@
 // Puts an IrisApp on a socket: HTTP (GraphQL, GraphiQL, SSE, /health, /ready, /metrics)
-// and GraphQL over WebSocket on the same port and path.
-import { createServer, type Server } from 'node:http';
+// and GraphQL over WebSocket on the same port and path, and takes it off gracefully.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { ConfigError } from '../config/config.ts';
 import { GRAPHQL_PATH, type IrisApp } from './app.ts';
+import { anySignal } from './any-signal.ts';
+import { createByteBudget, type ByteBudget } from './intake/budget.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
+
+export interface DrainReport {
+  /** HTTP requests (SSE streams included) and WebSocket operations running when draining began. */
+  readonly inFlight: number;
+  /** Those the drain time cut short (they ended with SHUTTING_DOWN). */
+  readonly cutShort: number;
+}
 
 export interface IrisServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -13,6 +22,13 @@ export interface IrisServer {
   readonly port: number;
   readonly http: Server;
   close(): Promise<void>;
+  /**
+   * Graceful shutdown: /ready turns 503 and new requests and WebSocket connections are
+   * refused (SHUTTING_DOWN) at once, while running requests, streams and WebSocket
+   * operations finish; after `timeoutMs` what still runs ends with SHUTTING_DOWN. Then
+   * the server closes.
+   */
+  drain(timeoutMs: number): Promise<DrainReport>;
 }
 
 export interface ListenOptions {
@@ -28,8 +44,72 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+const POLL_MS = 20;
+/** After the drain time, how long cut-short requests get to send their SHUTTING_DOWN answer. */
+const FLUSH_MS = 5_000;
+
+/** How many budgets' worth of request bodies may wait unread before new ones get OVERLOADED. */
+const WAITING_BUDGETS = 16;
+
+function overloadedResponse(res: ServerResponse, message: string): void {
+  if (res.headersSent) return;
+  res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close', 'retry-after': '1' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code: 'OVERLOADED' } }] }));
+}
+
+/**
+ * The bytes a request reserves: its Content-Length, or for a chunked body the cap of its
+ * kind; none for a body the caps refuse unread (body-limit.ts) or a request without one.
+ */
+function reservationOf(req: IncomingMessage, limits: IrisApp['config']['limits']): number {
+  const cap = (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/') ? limits.uploadBytes : limits.bodyBytes;
+  const header = req.headers['content-length'];
+  if (header !== undefined) return /^\d+$/.test(header) && Number(header) <= cap ? Number(header) : 0;
+  return req.headers['transfer-encoding'] !== undefined ? cap : 0;
+}
+
+/** Runs `handle` once the request's bytes fit the budget; answers OVERLOADED if they cannot, in time. */
+function withinBudget(budget: ByteBudget, app: IrisApp, req: IncomingMessage, res: ServerResponse, handle: () => void): void {
+  const bytes = reservationOf(req, app.config.limits);
+  if (bytes === 0) return handle();
+  const gone = new AbortController();
+  res.once('close', () => gone.abort(new Error('the client went away')));
+  const signal = anySignal([gone.signal, AbortSignal.timeout(app.config.limits.requestTimeoutMs)]);
+  budget.acquire(bytes, signal).then(
+    (release) => {
+      res.once('close', release);
+      handle();
+    },
+    (error: unknown) => {
+      if (gone.signal.aborted) return;
+      overloadedResponse(res, error instanceof Error && !(error instanceof DOMException) ? error.message : 'the server could not start reading this request in time; retry later');
+    },
+  );
+}
+
+async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!isDone()) {
+    if (Date.now() >= end) return false;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  return true;
+}
+
 export async function listen(app: IrisApp, options: ListenOptions): Promise<IrisServer> {
-  const http = createServer(app.yoga);
+  // Requests whose response has not closed yet: an SSE stream counts until its last event.
+  let activeRequests = 0;
+  const budget = createByteBudget(app.config.limits.intakeBytes, WAITING_BUDGETS * app.config.limits.intakeBytes);
+  const http = createServer((req, res) => {
+    // Those that arrive while draining are answered at once (SHUTTING_DOWN, /ready 503).
+    if (!app.drain.isDraining()) {
+      activeRequests++;
+      res.once('close', () => activeRequests--);
+      withinBudget(budget, app, req, res, () => void app.yoga(req, res));
+    } else {
+      void app.yoga(req, res);
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     http.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? portInUse(options) : error));
     http.listen(options.port, options.host, () => {
@@ -40,19 +120,39 @@ export async function listen(app: IrisApp, options: ListenOptions): Promise<Iris
   // Attached once the port is ours: a WebSocket server on a socket that failed to listen
   // would report the failure again, as an "internal error" of its own.
   // The WebSocket cap matches the HTTP body cap: base64 images travel in both.
-  const wsServer = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: app.config.limits.bodyBytes });
-  const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, app.access);
+  const wsServer = new WebSocketServer({
+    server: http,
+    path: GRAPHQL_PATH,
+    maxPayload: app.config.limits.bodyBytes,
+    verifyClient: (_info, accept) => (app.drain.isDraining() ? accept(false, 503, 'shutting down') : accept(true)),
+  });
+  const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, { maskError: app.maskError, access: app.access });
   const { port } = http.address() as AddressInfo;
+  const inFlight = (): number => activeRequests + ws.activeOperations();
+  const close = async (): Promise<void> => {
+    for (const client of wsServer.clients) client.terminate();
+    await ws.dispose();
+    await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  };
   return {
     url: `http://${hostForUrl(options.host)}:${port}${GRAPHQL_PATH}`,
     port,
     http,
-    async close() {
-      for (const client of wsServer.clients) client.terminate();
-      await ws.dispose();
-      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+    close,
+    async drain(timeoutMs) {
+      app.drain.start();
+      const running = inFlight();
+      let cutShort = 0;
+      if (!(await waitUntil(() => inFlight() === 0, timeoutMs))) {
+        cutShort = inFlight();
+        app.drain.cutShort();
+        await waitUntil(() => inFlight() === 0, FLUSH_MS);
+      }
+      for (const client of wsServer.clients) client.close(1001, 'server shutting down');
+      await close();
+      return { inFlight: running, cutShort };
     },
   };
 }

@@ -13,14 +13,24 @@ export interface EngineLoaderOptions {
   readonly engine: EngineConfig;
   /** Called with each loaded engine (tests and benchmarks observe it). */
   readonly onEngine?: (modelId: string, engine: Engine) => void;
+  /** Where a model's degraded parts are reported; console.warn by default. */
+  readonly warn?: (message: string) => void;
 }
 
 export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
+  const warn = options.warn ?? ((message: string) => console.warn(`iris: warning: ${message}`));
   return async (spec) => {
     await checkModelFolder(spec);
-    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype) });
+    const details: string[] = [];
+    // An optional part that fails degrades this model instead of stopping the server.
+    const onDraftFailure = (error: Error): void => {
+      const detail = `speculative 'draft' is off: draft/ failed to load (${error.message})`;
+      details.push(detail);
+      warn(`model ${spec.id}: ${detail}`);
+    };
+    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onDraftFailure });
     options.onEngine?.(spec.id, engine);
     const { templates } = engine.model.folder;
-    return { generator: engine, tasks: tasksOf(templates), templates, attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats() };
+    return { generator: engine, tasks: tasksOf(templates), templates, attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats(), detail: details.join('; ') || undefined };
   };
 }

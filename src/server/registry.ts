@@ -17,6 +17,8 @@ export interface LoadedModel {
   /** The folder's prompt templates, when known (the OpenAI routes match questions against them). */
   readonly templates?: TaskTemplates;
   readonly stats?: () => EngineStats;
+  /** What is degraded, if anything (e.g. a draft model that failed to load). */
+  readonly detail?: string;
 }
 
 export type LoadModel = (spec: ModelSpec) => Promise<LoadedModel>;
@@ -33,6 +35,8 @@ export interface ModelStatus {
   readonly templates: TaskTemplates | undefined;
   readonly state: ModelState;
   readonly engine: EngineStats | undefined;
+  /** Why it failed, or what is degraded while it serves. */
+  readonly detail?: string;
 }
 
 export interface GenerationOutcome {
@@ -56,6 +60,9 @@ export interface ModelRegistry {
   readonly defaultModel: string;
   /** Resolves when every model is loaded; rejects with the first load failure. */
   readonly loaded: Promise<void>;
+  /** Resolves when every load has finished, loaded or failed, with each model's status. */
+  readonly settled: Promise<ModelStatus[]>;
+  /** Nothing is loading any more and at least one model serves (failed ones are listed as such). */
   isReady(): boolean;
   list(): ModelStatus[];
   generate(modelId: string | null | undefined, request: GenerationRequest, hooks?: GenerateHooks): Promise<GenerationResult>;
@@ -66,19 +73,30 @@ interface Entry {
   readonly model: Promise<LoadedModel>;
   state: ModelState;
   loaded: LoadedModel | undefined;
+  failure: string | undefined;
+  /** Settles (never rejects) once `model` has. */
+  readonly settled: Promise<void>;
 }
 
 function createEntry(spec: ModelSpec, options: ModelRegistryOptions): Entry {
-  const entry: Entry = { spec, model: options.load(spec), state: 'loading', loaded: undefined };
-  entry.model.then(
-    (model) => {
-      entry.state = 'ready';
-      entry.loaded = model;
-    },
-    () => {
-      entry.state = 'failed';
-    },
-  );
+  const model = options.load(spec);
+  const entry: Entry = {
+    spec,
+    model,
+    state: 'loading',
+    loaded: undefined,
+    failure: undefined,
+    settled: model.then(
+      (loaded) => {
+        entry.state = 'ready';
+        entry.loaded = loaded;
+      },
+      (error: unknown) => {
+        entry.state = 'failed';
+        entry.failure = error instanceof Error ? error.message : String(error);
+      },
+    ),
+  };
   return entry;
 }
 
@@ -99,7 +117,9 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
 
   const run = async (entry: Entry, request: GenerationRequest, hooks: GenerateHooks | undefined): Promise<GenerationResult> => {
     const queuedAt = performance.now();
-    const { generator } = await entry.model;
+    await entry.settled;
+    if (!entry.loaded) throw new IrisError('MODEL_UNAVAILABLE', `model "${entry.spec.id}" failed to load; the other models serve`);
+    const { generator } = entry.loaded;
     const waitedMs = performance.now() - queuedAt;
     const result = await generator.generate(request, hooks);
     // Time spent waiting for the model to load is queueing the Generator cannot see.
@@ -110,21 +130,25 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
   const loaded = Promise.all([...entries.values()].map((e) => e.model)).then(() => undefined);
   // Marked handled so a server that only polls isReady() does not crash on a failed load.
   loaded.catch(() => undefined);
+  const list = (): ModelStatus[] =>
+    [...entries.values()].map((e) => ({
+      id: e.spec.id,
+      dtype: e.spec.dtype,
+      tasks: e.loaded?.tasks ?? [],
+      attention: e.loaded?.attention ?? false,
+      family: e.loaded?.family,
+      templates: e.loaded?.templates,
+      state: e.state,
+      engine: e.loaded?.stats?.(),
+      detail: e.failure ?? e.loaded?.detail,
+    }));
+  const states = (): ModelState[] => [...entries.values()].map((e) => e.state);
   return {
     defaultModel,
     loaded,
-    isReady: () => [...entries.values()].every((e) => e.state === 'ready'),
-    list: () =>
-      [...entries.values()].map((e) => ({
-        id: e.spec.id,
-        dtype: e.spec.dtype,
-        tasks: e.loaded?.tasks ?? [],
-        attention: e.loaded?.attention ?? false,
-        family: e.loaded?.family,
-        templates: e.loaded?.templates,
-        state: e.state,
-        engine: e.loaded?.stats?.(),
-      })),
+    settled: Promise.all([...entries.values()].map((e) => e.settled)).then(list),
+    isReady: () => !states().includes('loading') && states().includes('ready'),
+    list,
     async generate(modelId, request, hooks) {
       const entry = lookup(modelId);
       const started = performance.now();
@@ -141,7 +165,10 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
         options.onOutcome?.({ model: entry.spec.id, task: request.task, outcome, seconds: (performance.now() - started) / 1000, firstTokenSeconds, result });
       try {
         const result = await run(entry, request, observed);
-        report('ok', result);
+        // A generation cut short by its client or deadline is not a success: its partial
+        // result stays out of the latency and token figures.
+        if (result.finishReason === 'cancelled') report('CANCELLED');
+        else report('ok', result);
         return result;
       } catch (error) {
         report(codeOf(error));

@@ -2,10 +2,11 @@
 // GraphQL over HTTP, running every operation through yoga's envelop, so the limits,
 // deadline, error masking and metrics are the same on both transports.
 import type { IncomingMessage } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError, getOperationAST, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { IrisYoga } from './app.ts';
+import type { MaskError } from './plugins/errors.ts';
 import type { AccessControl, Client } from './access.ts';
 import { IrisError } from '../contract/types.ts';
 
@@ -14,45 +15,89 @@ interface Envelope {
   subscribe: (args: ExecutionArgs) => unknown;
 }
 
-/** Closes graphql-ws's handling of `wsServer`; returned by useServer. */
-export type WebSocketDisposer = { dispose(): void | Promise<void> };
+export interface WebSocketService {
+  /** Closes graphql-ws's handling of the server. */
+  dispose(): void | Promise<void>;
+  /** Operations subscribed and not yet complete, on every socket (what a drain waits for). */
+  activeOperations(): number;
+}
 
 /**
  * Each operation gets an AbortController that fires when it completes (client sent
  * `complete`) or when the socket closes, and becomes the operation's client signal, so a
  * client that goes away stops its generation between decode steps.
+ *
+ * Whatever goes wrong before an operation runs (a syntax error, a refused document, no
+ * operation to run) is answered with an `error` message for that operation, masked like
+ * HTTP errors: graphql-ws closes the whole socket (4500) on a thrown error, which lost
+ * every other subscription on it.
  */
+function toGraphQLError(error: Error): GraphQLError {
+  return error instanceof GraphQLError ? error : new GraphQLError(error.message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+/** yoga adds GRAPHQL_PARSE_FAILED to syntax errors of HTTP requests only. */
+function parseOrCode(parse: (query: string) => DocumentNode, query: string): DocumentNode {
+  try {
+    return parse(query);
+  } catch (error) {
+    if (!(error instanceof GraphQLError) || error.extensions.code) throw error;
+    throw new GraphQLError(error.message, { source: error.source, positions: error.positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+  }
+}
+
 /** The key from connection_init's payload (`authorization` or `Authorization`), else the upgrade request's header. */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined, request: IncomingMessage): string | undefined {
   const fromParams = params?.authorization ?? params?.Authorization;
   return typeof fromParams === 'string' ? fromParams : request.headers.authorization;
 }
 
-/**
- * With `access`, a connection needs a valid key (else it is closed with 4403 Forbidden) and
- * each operation counts against its client's rate limits (else it gets a RATE_LIMITED error).
- */
-export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer, access?: AccessControl): WebSocketDisposer {
+export interface WebSocketOptions {
+  /** The masking yoga applies, for errors reported outside it. */
+  readonly maskError: MaskError;
+  /**
+   * With access control, a connection needs a valid key (else it is closed with 4403
+   * Forbidden) and each operation counts against its client's rate limits (else it gets
+   * a RATE_LIMITED error).
+   */
+  readonly access?: AccessControl;
+}
+
+export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer, options: WebSocketOptions): WebSocketService {
+  const { maskError, access } = options;
   const clients = new WeakMap<WebSocket, Client>();
   const operations = new WeakMap<WebSocket, Map<string, AbortController>>();
+  const live = new Set<AbortController>();
   const controllerFor = (socket: WebSocket, id: string): AbortController => {
     let byId = operations.get(socket);
     if (!byId) {
       const created = new Map<string, AbortController>();
-      socket.once('close', () => created.forEach((c) => c.abort(new Error('WebSocket closed'))));
+      socket.once('close', () =>
+        created.forEach((c) => {
+          c.abort(new Error('WebSocket closed'));
+          live.delete(c);
+        }),
+      );
       operations.set(socket, created);
       byId = created;
     }
     const controller = new AbortController();
     byId.set(id, controller);
+    live.add(controller);
     return controller;
   };
   const finish = (socket: WebSocket, id: string): void => {
-    operations.get(socket)?.get(id)?.abort(new Error('operation complete'));
+    const controller = operations.get(socket)?.get(id);
+    controller?.abort(new Error('operation complete'));
+    if (controller) live.delete(controller);
     operations.get(socket)?.delete(id);
   };
+  const refuse = (socket: WebSocket, id: string, errors: readonly GraphQLError[]): GraphQLError[] => {
+    finish(socket, id);
+    return [...errors];
+  };
 
-  return useServer<Record<string, unknown>, { socket: WebSocket; request: IncomingMessage }>(
+  const disposer = useServer<Record<string, unknown>, { socket: WebSocket; request: IncomingMessage }>(
     {
       execute: (args) => (args.rootValue as Envelope).execute(args) as never,
       subscribe: (args) => (args.rootValue as Envelope).subscribe(args) as never,
@@ -76,29 +121,37 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
           }
         }
         const controller = controllerFor(ctx.extra.socket, id);
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          clientSignal: controller.signal,
-          irisClient,
-        });
-        const document = parse(payload.query);
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        const args: ExecutionArgs = {
-          schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies Envelope,
-        };
-        return args;
+        try {
+          const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+            ...ctx,
+            req: ctx.extra.request,
+            socket: ctx.extra.socket,
+            params: payload,
+            clientSignal: controller.signal,
+            irisClient,
+          });
+          const document = parseOrCode(parse, payload.query);
+          const errors = validate(schema, document);
+          if (errors.length > 0) return refuse(ctx.extra.socket, id, errors.map((e: GraphQLError) => toGraphQLError(maskError(e, 'Unexpected error.'))));
+          if (!getOperationAST(document, payload.operationName)) {
+            return refuse(ctx.extra.socket, id, [new GraphQLError('Could not determine what operation to execute.', { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })]);
+          }
+          const args: ExecutionArgs = {
+            schema,
+            operationName: payload.operationName,
+            document,
+            variableValues: payload.variables,
+            contextValue: await contextFactory(),
+            rootValue: { execute, subscribe } satisfies Envelope,
+          };
+          return args;
+        } catch (error) {
+          return refuse(ctx.extra.socket, id, [toGraphQLError(maskError(error, 'Unexpected error.'))]);
+        }
       },
       onComplete: (ctx, id) => finish(ctx.extra.socket, id),
     },
     wsServer,
   );
+  return { dispose: () => disposer.dispose(), activeOperations: () => live.size };
 }

@@ -99,6 +99,15 @@ describe('request errors', () => {
     expect(generator.aborted).toHaveLength(1);
   });
 
+  it('CANCELLED, not a logged unexpected error, when the operation fails because its request was aborted', async () => {
+    const logged: unknown[] = [];
+    const generator = createFakeGenerator({ fail: new DOMException('This operation was aborted', 'AbortError') });
+    const app = createTestApp({ generator, logUnexpected: (e) => logged.push(e) });
+    const res = await gql(app, CAPTION, { i: { base64: await png64() } });
+    expect(codes(res)).toEqual(['CANCELLED']);
+    expect(logged).toEqual([]);
+  });
+
   it('masks unexpected errors', async () => {
     const logged: unknown[] = [];
     const generator = createFakeGenerator({ fail: new Error('secret: /etc/iris/key') });
@@ -214,10 +223,13 @@ describe('document and body limits (HTTP 400/413 with a code)', () => {
     expect(((await response.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0].extensions.code).toBe('QUERY_TOO_COSTLY');
   });
 
-  it('lets introspection through any limit', async () => {
+  it('holds introspection to the same limits (ofType chains do not deepen it)', async () => {
+    const ok = await gql(app, '{ __schema { types { name ofType { name ofType { name } } } } }');
+    expect(ok.status).toBe(200);
+    expect(ok.body.errors).toBeUndefined();
     const res = await gql(app, '{ __schema { types { name fields { name type { name ofType { name ofType { name } } } } } } }');
-    expect(res.status).toBe(200);
-    expect(res.body.errors).toBeUndefined();
+    expect(res.status).toBe(400);
+    expect(codes(res)).toEqual(['QUERY_TOO_DEEP']);
   });
 
   it('PAYLOAD_TOO_LARGE for a body over the cap', async () => {

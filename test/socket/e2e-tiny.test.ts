@@ -69,7 +69,7 @@ describe('end to end on assets/models/tiny-random', () => {
     form.set('operations', JSON.stringify({ query: `query($f: File!) { answer(image: { upload: $f }, question: "how many shapes are there?", options: { maxNewTokens: 3 }) { ${FIELDS} } }`, variables: { f: null } }));
     form.set('map', JSON.stringify({ 0: ['variables.f'] }));
     form.set('0', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'scene.png');
-    const body = (await (await fetch(iris.url, { method: 'POST', body: form })).json()) as { data: { answer: Generation } };
+    const body = (await (await fetch(iris.url, { method: 'POST', headers: { 'graphql-require-preflight': '1' }, body: form })).json()) as { data: { answer: Generation } };
     expect(body.data.answer.model).toBe('tiny');
     expect(body.data.answer.usage.promptTokens).toBeGreaterThan(1);
   });

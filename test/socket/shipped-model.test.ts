@@ -46,7 +46,7 @@ describe.skipIf(!isShippedModelPresent)('npm start on the shipped model', () => 
       form.set('operations', JSON.stringify({ query: 'query($f: File!, $q: String!) { answer(image: { upload: $f }, question: $q) { text } }', variables: { f: null, q: s.questions[0].question } }));
       form.set('map', JSON.stringify({ 0: ['variables.f'] }));
       form.set('0', new Blob([new Uint8Array(bytes(s))], { type: 'image/png' }), s.image);
-      const answer = (await (await fetch(server.url, { method: 'POST', body: form })).json()) as { data: { answer: { text: string } } };
+      const answer = (await (await fetch(server.url, { method: 'POST', headers: { 'graphql-require-preflight': '1' }, body: form })).json()) as { data: { answer: { text: string } } };
       const query = 'query($u: String!, $p: String!) { generate(image: { url: $u }, prompt: $p) { text } }';
       const generate = await post(JSON.stringify({ query, variables: { u: `${host.base}/scene.png?i=${i}`, p: s.continuation.prefix } }));
       matches += Number(caption.data.caption.text === s.caption) + Number(answer.data.answer.text === s.questions[0].answer);

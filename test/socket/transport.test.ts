@@ -42,7 +42,7 @@ describe('transports', () => {
     form.set('operations', JSON.stringify({ query: 'query($f: File!) { caption(image: { upload: $f }) { text } }', variables: { f: null } }));
     form.set('map', JSON.stringify({ 0: ['variables.f'] }));
     form.set('0', file, 'scene.png');
-    return fetch(iris.url, { method: 'POST', body: form });
+    return fetch(iris.url, { method: 'POST', headers: { 'graphql-require-preflight': '1' }, body: form });
   };
 
   it('takes a multipart upload (GraphQL multipart request spec)', async () => {
@@ -96,7 +96,7 @@ describe('transports', () => {
       slowIris = await startIris({ generator: slow });
     });
     afterAll(() => slowIris.server.close());
-    const abortedSoon = (n: number) => vi.waitFor(() => expect(slow.aborted.length).toBe(n), { timeout: 2000, interval: 20 });
+    const abortedSoon = (n: number) => vi.waitFor(() => expect(slow.aborted.length).toBe(n), { timeout: 10_000, interval: 20 });
 
     it('stops the generation when an SSE client disconnects', async () => {
       const res = await fetch(slowIris.url, {

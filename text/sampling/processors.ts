@@ -32,8 +32,17 @@ export function suppressIds(logits: Float32Array, ids: Iterable<number>): Float3
   return out;
 }
 
+/**
+ * Divides by the temperature relative to the largest logit, which so stays 0: a plain
+ * `v / T` overflows float32 for a tiny T (1e-40 makes every logit ±Infinity, and softmax
+ * NaN), while `(v - max) / T` only sends the others to -Infinity, the greedy limit.
+ * Softmax is unchanged by the shift.
+ */
 export function scaleByTemperature(logits: Float32Array, temperature: number): Float32Array {
-  return logits.map((v) => v / temperature);
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  if (max === -Infinity || !Number.isFinite(max)) return logits.slice();
+  return logits.map((v) => (v - max) / temperature);
 }
 
 /** Keep the k largest logits (ties at the boundary are kept, as in HF). */

@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { IrisError } from '../../contract/types.ts';
+import { anySignal } from '../any-signal.ts';
 import type { UrlFetchConfig } from '../../config/config.ts';
 import { createAddressPolicy, normalizeHost, type AddressPolicy } from './address-policy.ts';
 
@@ -136,7 +137,7 @@ export function createUrlFetcher(config: UrlFetchConfig, maxBytes: number): UrlF
   return {
     async fetch(raw, signal) {
       const deadline = AbortSignal.timeout(config.timeoutMs);
-      const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+      const combined = signal ? anySignal([signal, deadline]) : deadline;
       try {
         return await fetchWithin(raw, config, policy, maxBytes, combined);
       } catch (error) {

@@ -28,6 +28,8 @@ function tooLarge(bytes: number, maxBytes: number): IrisError {
 }
 
 async function readUpload(file: File, maxBytes: number): Promise<Uint8Array> {
+  // The File scalar refuses anything else; this guards direct callers.
+  if (typeof (file as Partial<File> | null)?.arrayBuffer !== 'function') throw new IrisError('BAD_IMAGE', 'upload must be a file part of a multipart request');
   if (file.size > maxBytes) throw tooLarge(file.size, maxBytes);
   return new Uint8Array(await file.arrayBuffer());
 }

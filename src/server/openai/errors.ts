@@ -27,6 +27,8 @@ const MAPPINGS: Readonly<Record<IrisErrorCode | 'INTERNAL' | 'PAYLOAD_TOO_LARGE'
   UNAUTHENTICATED: { status: 401, type: 'authentication_error' },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error' },
   OVERLOADED: { status: 503, type: 'server_error' },
+  MODEL_UNAVAILABLE: { status: 503, type: 'server_error' },
+  SHUTTING_DOWN: { status: 503, type: 'server_error' },
   TIMEOUT: { status: 504, type: 'timeout_error' },
   // The client is gone; nobody reads this. 499 is nginx's "client closed request".
   CANCELLED: { status: 499, type: 'invalid_request_error' },

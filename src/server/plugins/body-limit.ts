@@ -1,6 +1,11 @@
-// Request body caps: one for JSON bodies (base64 images travel there), one for multipart
-// uploads. With a Content-Length the request is refused before a byte is read; without
-// one (chunked) the body is counted as the request parser reads it and cut at the cap.
+// Reading a request: body caps, one for JSON bodies (base64 images travel there), one for
+// multipart uploads. With a Content-Length the request is refused before a byte is read;
+// without one (chunked) the body is counted as the request parser reads it and cut at the
+// cap, answered PAYLOAD_TOO_LARGE whichever parser was reading (yoga's multipart parser
+// reported it as invalid multipart data). A parser that fails on malformed parameters
+// (GET `variables` that are not JSON, a multipart `map` whose values are not lists) is
+// answered BAD_REQUEST, not as an internal error.
+import { GraphQLError } from 'graphql';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
 
 export interface BodyLimits {
@@ -40,7 +45,12 @@ export function checkContentLength(request: Request, limits: BodyLimits): Respon
   return undefined;
 }
 
-function countingBody(request: Request, cap: number): Request {
+interface CountedBody {
+  readonly request: Request;
+  isOver(): boolean;
+}
+
+function countingBody(request: Request, cap: number): CountedBody {
   let bytes = 0;
   const counted = (request.body as ReadableStream<Uint8Array>).pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -51,7 +61,32 @@ function countingBody(request: Request, cap: number): Request {
       },
     }),
   );
-  return new Request(request.url, { method: request.method, headers: request.headers, signal: request.signal, body: counted, duplex: 'half' } as RequestInit);
+  const init = { method: request.method, headers: request.headers, signal: request.signal, body: counted, duplex: 'half' } as RequestInit;
+  return { request: new Request(request.url, init), isOver: () => bytes > cap };
+}
+
+function badRequest(): GraphQLError {
+  return createGraphQLError('the request parameters could not be read: GET variables and extensions must be JSON objects, a multipart map must map each file to a list of paths', {
+    extensions: { code: 'BAD_REQUEST', http: { status: 400, spec: false } },
+  });
+}
+
+type RequestParser = (request: Request) => unknown;
+
+function readWithin(parser: RequestParser, limits: BodyLimits): RequestParser {
+  return async (request) => {
+    const isChunked = request.headers.get('content-length') === null && request.body !== null;
+    const counted = isChunked ? countingBody(request, capFor(request, limits).cap) : undefined;
+    try {
+      return await parser(counted?.request ?? request);
+    } catch (error) {
+      if (counted?.isOver()) throw tooLargeError(capFor(request, limits).cap);
+      if (!(error instanceof GraphQLError)) throw badRequest();
+      // The parsers' own refusals ("Missing multipart form field") came without a code.
+      if (error.extensions.code === undefined) throw createGraphQLError(error.message, { extensions: { ...error.extensions, code: 'BAD_REQUEST', http: { status: 400, spec: false } } });
+      throw error;
+    }
+  };
 }
 
 export function useBodyLimit(limits: BodyLimits): Plugin {
@@ -60,10 +95,8 @@ export function useBodyLimit(limits: BodyLimits): Plugin {
       const refusal = checkContentLength(request, limits);
       if (refusal) endResponse(refusal);
     },
-    onRequestParse({ request, requestParser, setRequestParser }) {
-      if (request.headers.get('content-length') !== null || request.body === null || !requestParser) return;
-      const { cap } = capFor(request, limits);
-      setRequestParser((req) => requestParser(countingBody(req, cap)));
+    onRequestParse({ requestParser, setRequestParser }) {
+      if (requestParser) setRequestParser(readWithin(requestParser as RequestParser, limits) as typeof requestParser);
     },
   };
 }

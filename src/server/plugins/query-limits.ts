@@ -1,10 +1,14 @@
 // Depth, alias and cost limits, checked during validation so a rejected document runs
 // nothing. Fragments are expanded (ten spreads of a fragment with ten generations are a
 // hundred generations), and the walk stops as soon as the cost limit is passed, so a
-// fragment bomb costs the server no more than the limit. Introspection is free, so
-// GraphiQL and tooling work under any limit.
+// fragment bomb costs the server no more than the limit. Introspection is under the same
+// limits (1,000 aliased `__schema` once made a 15.7 MB answer); only `ofType` does not
+// deepen it, being a chain rather than a fan-out, so GraphiQL's introspection query
+// (depth 4, cost about 150) passes the defaults.
 import {
   GraphQLError,
+  SchemaMetaFieldDef,
+  TypeMetaFieldDef,
   getNamedType,
   isCompositeType,
   Kind,
@@ -29,7 +33,12 @@ interface Tally {
   depth: number;
 }
 
-const INTROSPECTION = new Set(['__schema', '__type']);
+const META_FIELDS: Record<string, GraphQLField<unknown, unknown>> = { __schema: SchemaMetaFieldDef, __type: TypeMetaFieldDef };
+
+function fieldOf(type: GraphQLCompositeType | undefined, name: string): GraphQLField<unknown, unknown> | undefined {
+  if (name in META_FIELDS) return META_FIELDS[name];
+  return type && 'getFields' in type ? type.getFields()[name] : undefined;
+}
 
 function fieldCost(field: GraphQLField<unknown, unknown> | undefined): number {
   const directive = field?.astNode?.directives?.find((d) => d.name.value === 'cost');
@@ -49,13 +58,13 @@ function createWalker(ctx: ValidationContext, limits: QueryLimits, tally: Tally)
     for (const selection of set.selections) {
       if (tally.cost > limits.cost) return;
       if (selection.kind === Kind.FIELD) {
-        if (INTROSPECTION.has(selection.name.value)) continue;
         if (selection.alias) tally.aliases++;
         if (selection.name.value === '__typename') continue;
-        const field = type && 'getFields' in type ? type.getFields()[selection.name.value] : undefined;
+        const field = fieldOf(type, selection.name.value);
         tally.cost += fieldCost(field);
         const child = field ? getNamedType(field.type) : undefined;
-        if (selection.selectionSet) walk(selection.selectionSet, isCompositeType(child) ? child : undefined, depth + 1, path);
+        const next = type?.name === '__Type' && selection.name.value === 'ofType' ? depth : depth + 1;
+        if (selection.selectionSet) walk(selection.selectionSet, isCompositeType(child) ? child : undefined, next, path);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         const cond = selection.typeCondition ? ctx.getSchema().getType(selection.typeCondition.name.value) : type;
         walk(selection.selectionSet, isCompositeType(cond) ? cond : undefined, depth, path);
@@ -75,6 +84,11 @@ export function createQueryLimitsRule(limits: QueryLimits): ValidationRule {
   return (ctx: ValidationContext): ASTVisitor => ({
     OperationDefinition(node) {
       const root = ctx.getSchema().getRootType(node.operation) ?? undefined;
+      // graphql-js 16 validates no such rule; execute() then failed with no code.
+      if (!root) {
+        ctx.reportError(new GraphQLError(`this schema has no ${node.operation} operations`, { nodes: node }));
+        return;
+      }
       const tally: Tally = { cost: 0, aliases: 0, depth: 0 };
       createWalker(ctx, limits, tally)(node.selectionSet, root, 1, new Set());
       const name = node.name ? `operation ${node.name.value}` : 'the operation';

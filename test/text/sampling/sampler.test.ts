@@ -129,3 +129,23 @@ describe('logits processors', () => {
     expect(createRng(123)()).toBe(xs[0]);
   });
 });
+
+describe('tiny temperatures', () => {
+  it('a temperature of 1e-40 (in range, but 1/T overflows float32) always draws the argmax, like greedy', () => {
+    // Several positive logits before the largest: each overflowed to +Infinity, and the
+    // NaN fallback's argmax took the first of them.
+    const logits = Float32Array.from([0.5, 1.0, 0.2, 2.5, -1, 0.1]);
+    for (const temperature of [1e-40, 1e-30, Number.MIN_VALUE]) {
+      for (const extra of [{}, { topK: 3 }, { topP: 0.9 }, { minP: 0.1 }]) {
+        const ids = draw({ temperature, seed: 7, ...extra }, 100, logits);
+        expect(new Set(ids), `${temperature} ${JSON.stringify(extra)}`).toEqual(new Set([3]));
+      }
+    }
+  });
+
+  it('keeps ties at the maximum and every logit finite or -Infinity', () => {
+    const tied = Float32Array.from([3, 1, 3, -2]);
+    const ids = draw({ temperature: 1e-40, seed: 3 }, 400, tied);
+    expect(new Set(ids)).toEqual(new Set([0, 2]));
+  });
+});

@@ -1,0 +1,68 @@
+// Graceful shutdown, the part inside yoga: once draining, /ready answers 503 (see
+// readiness.ts) and new GraphQL requests are refused with SHUTTING_DOWN, while requests
+// and streams already running go on; when the drain time runs out, `shutdown` fires and
+// what still runs ends with SHUTTING_DOWN (deadline.ts, schema/generation.ts). The
+// sockets' side (waiting, closing) is listen.ts's.
+import type { Plugin } from 'graphql-yoga';
+
+export interface Drain {
+  isDraining(): boolean;
+  /**
+   * A signal for one request that fires if the drain time runs out while it runs. One per
+   * request rather than one for the server, which every request's combined signal would
+   * leave a listener on (see any-signal.ts). The caller keeps it referenced while the
+   * request runs.
+   */
+  track(): AbortSignal;
+  start(): void;
+  cutShort(): void;
+}
+
+/** Tracked signals are held weakly: a finished request's signal is collected with it. */
+export function createDrain(): Drain {
+  let isDraining = false;
+  let isCut = false;
+  const live = new Set<WeakRef<AbortSignal>>();
+  const controllers = new WeakMap<AbortSignal, AbortController>();
+  let pruneAt = 1024;
+  const prune = (): void => {
+    for (const ref of live) if (ref.deref() === undefined) live.delete(ref);
+    pruneAt = Math.max(1024, 2 * live.size);
+  };
+  return {
+    isDraining: () => isDraining,
+    track() {
+      const controller = new AbortController();
+      if (isCut) controller.abort(new Error('the drain time ran out'));
+      controllers.set(controller.signal, controller);
+      live.add(new WeakRef(controller.signal));
+      if (live.size > pruneAt) prune();
+      return controller.signal;
+    },
+    start: () => void (isDraining = true),
+    cutShort() {
+      isCut = true;
+      for (const ref of live) {
+        const signal = ref.deref();
+        if (signal) controllers.get(signal)?.abort(new Error('the drain time ran out'));
+      }
+      live.clear();
+    },
+  };
+}
+
+export function shuttingDownResponse(): Response {
+  const message = 'the server is shutting down and takes no new requests; retry on another instance';
+  return new Response(JSON.stringify({ errors: [{ message, extensions: { code: 'SHUTTING_DOWN' } }] }), {
+    status: 503,
+    headers: { 'content-type': 'application/json; charset=utf-8', connection: 'close', 'retry-after': '1' },
+  });
+}
+
+export function useDrain(drain: Drain, graphqlPath: string): Plugin {
+  return {
+    onRequest({ url, endResponse }) {
+      if (drain.isDraining() && url.pathname === graphqlPath) endResponse(shuttingDownResponse());
+    },
+  };
+}
