@@ -10,7 +10,7 @@ import { expectDocumented, type Answer } from './support.ts';
 
 const URL_ = 'http://iris.test/graphql';
 // IRIS_FUZZ_RUNS raises the runs for a longer hunt; the time limit keeps `npm test` bounded.
-const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 300), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 6_000) };
+const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 1000), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 6_000) };
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 
 async function fetchText(app: IrisApp, init: RequestInit, url = URL_): Promise<Answer> {

@@ -8,7 +8,7 @@ import { codes, createEngineApp, gql, type EngineApp } from '../api/support/app.
 import { sceneAs, scenePng } from '../api/support/images.ts';
 import { DOCUMENTED } from './support.ts';
 
-const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 60), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 10_000) };
+const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 200), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 10_000) };
 const CAPTION = 'query($i: ImageInput!) { caption(image: $i, options: { maxNewTokens: 2 }) { text } }';
 const MAGIC = [[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], [0xff, 0xd8, 0xff], [0x47, 0x49, 0x46, 0x38, 0x39, 0x61], [0x52, 0x49, 0x46, 0x46, 0, 0, 0, 0, 0x57, 0x45, 0x42, 0x50], [0x49, 0x49, 0x2a, 0], [0x42, 0x4d]];
 

@@ -7,7 +7,7 @@ import { IrisError } from '../../src/contract/types.ts';
 import { resolveOptions } from '../../text/sampling/options.ts';
 import { createSampler } from '../../text/sampling/sampler.ts';
 
-const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 500), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 5_000) };
+const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 2000), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 5_000) };
 
 describe('fuzz: option values into the sampler', () => {
   it('accepted options always sample an id in range; refused ones are INVALID_OPTIONS', () => {

@@ -10,7 +10,7 @@ import { startIris, type RunningIris } from '../socket/support.ts';
 import { DOCUMENTED } from './support.ts';
 
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
-const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 60), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 8_000) };
+const RUNS = { numRuns: Number(process.env.IRIS_FUZZ_RUNS ?? 200), interruptAfterTimeLimit: Number(process.env.IRIS_FUZZ_MS ?? 8_000) };
 
 interface Session {
   readonly messages: Array<{ type?: string; payload?: unknown }>;
