@@ -10,18 +10,16 @@ import { createEngineLoader } from '../../src/server/load-models.ts';
 import { createFakeGenerator } from '../api/support/fake-generator.ts';
 import { SHIPPED_MODEL, isShippedModelPresent } from '../helpers.ts';
 import { startIris, type RunningIris } from './support.ts';
+import { readSamples, type SampleLabel } from '../golden/make-goldens.ts';
 
 const SAMPLES = new URL('../../assets/samples/', import.meta.url);
-
-interface Sample {
-  image: string;
-  caption: string;
-  questions: Array<{ question: string; answer: string }>;
-  continuation: { prefix: string; caption: string };
-}
+type Sample = SampleLabel;
 
 describe.skipIf(!isShippedModelPresent)('OpenAI API on the shipped model (shapes-base)', () => {
-  const samples = readFileSync(new URL('labels.jsonl', SAMPLES), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Sample);
+  let samples: Sample[] = [];
+  beforeAll(async () => {
+    samples = await readSamples();
+  });
   const dataUrl = (s: Sample) => `data:image/png;base64,${readFileSync(new URL(s.image, SAMPLES)).toString('base64')}`;
   let iris: RunningIris;
   let client: OpenAI;

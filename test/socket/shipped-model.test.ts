@@ -8,18 +8,16 @@ import type { IrisServer } from '../../src/server/listen.ts';
 import { startServer } from '../../src/server.ts';
 import { isShippedModelPresent, waitForReady } from '../helpers.ts';
 import { startImageHost, type ImageHost } from './support.ts';
+import { readSamples, type SampleLabel } from '../golden/make-goldens.ts';
 
 const SAMPLES = new URL('../../assets/samples/', import.meta.url);
-
-interface Sample {
-  image: string;
-  caption: string;
-  questions: Array<{ question: string; answer: string }>;
-  continuation: { prefix: string; caption: string };
-}
+type Sample = SampleLabel;
 
 describe.skipIf(!isShippedModelPresent)('npm start on the shipped model', () => {
-  const samples = readFileSync(new URL('labels.jsonl', SAMPLES), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Sample);
+  let samples: Sample[] = [];
+  beforeAll(async () => {
+    samples = await readSamples();
+  });
   const bytes = (s: Sample) => readFileSync(new URL(s.image, SAMPLES));
   let server: IrisServer;
   let host: ImageHost;
