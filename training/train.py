@@ -207,6 +207,13 @@ def optimizer(model: torch.nn.Module, aux: torch.nn.Module, args: argparse.Names
     return opt, sched, total
 
 
+def save_run(out: str, cfg, model: torch.nn.Module, history: list) -> None:
+    """The checkpoint (config + weights) and the per-epoch history, rewritten after every epoch."""
+    torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, f"{out}/model.pt")
+    with open(f"{out}/history.json", "w") as f:
+        json.dump(history, f, indent=1)
+
+
 def add_run_args(ap: argparse.ArgumentParser, presets: dict) -> None:
     """The arguments every model trainer takes (train.py, train_joint.py)."""
     ap.add_argument("--out", required=True)
@@ -287,9 +294,7 @@ def main() -> None:
             metrics.update(evaluate_ood(model, val_ood_x, val_ood_s, val_x[:val_ood_count]))
         history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0), **metrics})
         print(json.dumps(history[-1]), file=sys.stderr)
-        torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, f"{args.out}/model.pt")
-        with open(f"{args.out}/history.json", "w") as f:
-            json.dump(history, f, indent=1)
+        save_run(args.out, cfg, model, history)
         if step >= total:
             break
 

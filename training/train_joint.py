@@ -121,9 +121,7 @@ def main() -> None:
         history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0),
                         "median_step_seconds": round(timing[len(timing) // 2], 4), **metrics})
         print(json.dumps(history[-1]), file=sys.stderr)
-        torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, f"{args.out}/model.pt")
-        with open(f"{args.out}/history.json", "w") as f:
-            json.dump(history, f, indent=1)
+        train.save_run(args.out, cfg, model, history)
         if step >= total:
             break
 
