@@ -7,6 +7,7 @@ import { ConfigError } from '../config/config.ts';
 import { GRAPHQL_PATH, type IrisApp } from './app.ts';
 import { anySignal } from './any-signal.ts';
 import { createByteBudget, type ByteBudget } from './intake/budget.ts';
+import { collectAfterBursts } from './intake/collect.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
 
 export interface DrainReport {
@@ -99,7 +100,7 @@ async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<bool
 export async function listen(app: IrisApp, options: ListenOptions): Promise<IrisServer> {
   // Requests whose response has not closed yet: an SSE stream counts until its last event.
   let activeRequests = 0;
-  const budget = createByteBudget(app.config.limits.intakeBytes, WAITING_BUDGETS * app.config.limits.intakeBytes);
+  const budget = createByteBudget(app.config.limits.intakeBytes, WAITING_BUDGETS * app.config.limits.intakeBytes, collectAfterBursts(app.config.limits.intakeBytes));
   const http = createServer((req, res) => {
     // Those that arrive while draining are answered at once (SHUTTING_DOWN, /ready 503).
     if (!app.drain.isDraining()) {

@@ -19,9 +19,14 @@ interface Waiter {
   readonly grant: () => void;
 }
 
-export function createByteBudget(capacity: number, maxWaitingBytes: number): ByteBudget {
+/**
+ * `onIdle(bytes)`: called when the last reservation is released and nothing waits, with the
+ * bytes that passed through since the budget was last idle (a burst's size).
+ */
+export function createByteBudget(capacity: number, maxWaitingBytes: number, onIdle?: (bytes: number) => void): ByteBudget {
   let reserved = 0;
   let waitingBytes = 0;
+  let passed = 0;
   const queue: Waiter[] = [];
 
   const fits = (bytes: number): boolean => reserved === 0 || reserved + bytes <= capacity;
@@ -34,7 +39,13 @@ export function createByteBudget(capacity: number, maxWaitingBytes: number): Byt
       if (isReleased) return;
       isReleased = true;
       reserved -= bytes;
+      passed += bytes;
       pump();
+      if (reserved === 0 && queue.length === 0) {
+        const burst = passed;
+        passed = 0;
+        onIdle?.(burst);
+      }
     };
   };
 

@@ -34,6 +34,19 @@ describe('createByteBudget', () => {
     (await waiting)();
   });
 
+  it('reports each burst once it is over: the bytes that passed since the budget was last idle', async () => {
+    const bursts: number[] = [];
+    const budget = createByteBudget(100, 1000, (bytes) => bursts.push(bytes));
+    const first = await budget.acquire(60);
+    const second = budget.acquire(60); // waits
+    first();
+    expect(bursts).toEqual([]); // the second one runs now: not idle yet
+    (await second)();
+    expect(bursts).toEqual([120]);
+    (await budget.acquire(10))();
+    expect(bursts).toEqual([120, 10]);
+  });
+
   it('a waiter whose signal fires leaves the line and lets the next one in', async () => {
     const budget = createByteBudget(100, 1000);
     const held = await budget.acquire(100);
