@@ -131,12 +131,14 @@ function inPlanOrder(parts: readonly BatchStep[], ids: readonly number[]): Batch
   const where = new Map(parts.flatMap((p, k) => p.batch.ids.map((id, row): [number, [number, number]] => [id, [k, row]])));
   const picks = ids.map((id) => where.get(id)!);
   const vocab = parts[0].vocabSize;
-  const sources: BatchRows[] = [];
+  // Consecutive rows of one part are one source: [part, its rows in plan order] runs.
+  const runs: [number, number[]][] = [];
   for (const [k, row] of picks) {
-    const last = sources.at(-1);
-    if (last && last.batch === parts[k].batch) (last.rows as number[]).push(row);
-    else sources.push({ batch: parts[k].batch, rows: [row], fromColumn: 0 });
+    const last = runs.at(-1);
+    if (last && last[0] === k) last[1].push(row);
+    else runs.push([k, [row]]);
   }
+  const sources: BatchRows[] = runs.map(([k, rows]) => ({ batch: parts[k].batch, rows, fromColumn: 0 }));
   const attention = parts[0].attention && {
     ...parts[0].attention,
     data: concatFloats(picks.map(([k, row]) => rowSlice(parts[k].attention!.data, row, parts[k].batch.ids.length))),

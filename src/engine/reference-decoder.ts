@@ -107,7 +107,10 @@ export class ReferenceDecoder implements Generator {
     const prefillMs = performance.now() - started;
     for (;;) {
       const { batch, logits, vocabSize } = step;
-      const live = new Set(batch.ids.filter((id, i) => rows[id].accept(logits.subarray(i * vocabSize, (i + 1) * vocabSize))));
+      const live = new Set<number>();
+      batch.ids.forEach((id, i) => {
+        if (rows[id].accept(logits.subarray(i * vocabSize, (i + 1) * vocabSize))) live.add(id);
+      });
       if (live.size === 0) break;
       if (signal?.aborted) {
         for (const id of live) rows[id].finish('cancelled');
