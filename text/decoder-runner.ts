@@ -45,8 +45,8 @@ export class DecoderRunner {
   private readonly inputNames: ReadonlySet<string>;
   /** The attention outputs, in layer order (empty: the plain graph). */
   readonly attentionOutputs: readonly string[];
-  /** fp16 exports declare float16 hidden states; Iris keeps float32 and converts here. */
-  private readonly isHalfHidden: boolean;
+  /** Float inputs fp16 exports declare as float16 (hidden states, embeddings); Iris keeps float32 and converts at the feed. */
+  private readonly halfInputs: ReadonlySet<string>;
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -56,8 +56,7 @@ export class DecoderRunner {
   ) {
     this.inputNames = new Set(session.inputNames);
     this.attentionOutputs = session.outputNames.filter((n) => ATTENTION_OUTPUT.test(n)).sort((a, b) => layerOf(a) - layerOf(b));
-    const hidden = session.inputMetadata.find((m) => m.name === 'encoder_hidden_states');
-    this.isHalfHidden = hidden?.isTensor === true && hidden.type === 'float16';
+    this.halfInputs = new Set(session.inputMetadata.filter((m) => m.isTensor && m.type === 'float16').map((m) => m.name));
   }
 
   static async load(path: string, options: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder): Promise<DecoderRunner> {
@@ -124,8 +123,7 @@ export class DecoderRunner {
 
   /** A float input in the type the graph declares (fp16 exports take float16; Iris computes in float32). */
   private hiddenTensor(data: Float32Array, dims: number[], name = 'encoder_hidden_states'): ort.Tensor {
-    const isHalf = name === 'encoder_hidden_states' ? this.isHalfHidden : this.session.inputMetadata.some((m) => m.name === name && m.isTensor && m.type === 'float16');
-    return isHalf ? new ort.Tensor('float16', floatToHalf(data), dims) : new ort.Tensor('float32', data, dims);
+    return this.halfInputs.has(name) ? new ort.Tensor('float16', floatToHalf(data), dims) : new ort.Tensor('float32', data, dims);
   }
 
   async release(): Promise<void> {
