@@ -61,8 +61,13 @@ if [[ "$MODELS" == *,joint,* ]]; then
   node onnx_parity.mjs "$JOINT_OUT" "$JOINT_OUT/parity.json"
 
   echo "== evaluate (PyTorch) on $TEST"
-  $PY evaluate.py --joint --checkpoint "$JOINT_RUN/model.pt" --folder "$TEST" --out "$JOINT_RUN/eval_pytorch.json"
-  cp "$JOINT_RUN/eval_pytorch.json" "$JOINT_RUN/history.json" "$JOINT_OUT/"
+  $PY evaluate.py --joint --checkpoint "$JOINT_RUN/model.pt" --folder "$TEST" --out "$JOINT_RUN/eval_pytorch.json" --ood-out "$JOINT_RUN/eval_ood_pytorch.json"
+
+  $PY model_card.py --joint --run "$JOINT_RUN" --model "$JOINT_OUT" --minutes $(( ($(date +%s) - joint_start) / 60 ))
+
+  echo "== int8 and fp16 variants, and the quality table through Iris's TypeScript pipeline"
+  node ../bin/iris.js quantize "$JOINT_OUT" --dtype all
+  node ../bin/iris.js eval "$TEST" --model "$JOINT_OUT" --update-model
   echo "== shapes-joint done in $(( $(date +%s) - joint_start )) s"
 fi
 echo "== done in $(( $(date +%s) - start )) s"

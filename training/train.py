@@ -183,6 +183,37 @@ def evaluate_ood(model: VisionLanguageModel, ood_images: np.ndarray, ood_metas, 
     return {"ood_caption": cap / n, "ood_answer": ans / n, "ood_continuation": cont / n, "oog_answer": oog / max(1, len(images))}
 
 
+def generate_splits(args: argparse.Namespace, image_size: int):
+    """The training scenes with --ood-share out-of-domain images mixed in, the validation
+    scenes, and the validation out-of-domain images (none when --ood-share is 0)."""
+    t0 = time.time()
+    ood_count = round(args.ood_share * args.train_size)
+    train_x, train_s = data.generate("train", args.train_size, image_size, ood_count=ood_count)
+    val_x, val_s = data.generate("val", args.val_size, image_size)
+    val_ood_count = min(300, max(16, round(args.ood_share * args.val_size))) if ood_count else 0
+    val_ood_x, val_ood_s = data.generate("val", 0, image_size, ood_count=val_ood_count)
+    print(f"generated {args.train_size} train scenes + {ood_count} out-of-domain images / {len(val_s)} val scenes"
+          f" + {val_ood_count} out-of-domain in {time.time() - t0:.0f}s", file=sys.stderr)
+    return train_x, train_s, val_x, val_s, val_ood_x, val_ood_s
+
+
+def aux_loss(aux: "PatchHeads", feats: torch.Tensor, scenes, grid: int, weight: float) -> torch.Tensor | float:
+    """The weighted per-patch attribute loss over the batch's in-domain images (out-of-domain
+    images have no attributes to read)."""
+    in_domain = [j for j, s in enumerate(scenes) if isinstance(s, shapes.Scene)]
+    if weight <= 0 or not in_domain:
+        return 0.0
+    return weight * aux.loss(feats[in_domain].float(), patch_targets([scenes[j] for j in in_domain], grid))
+
+
+def validate(model, val_x, val_s, val_ood_x, val_ood_s) -> dict:
+    """End-of-epoch validation: the in-domain figures, and the out-of-domain ones when there are OOD images."""
+    metrics = evaluate(model, val_x, val_s)
+    if len(val_ood_s):
+        metrics.update(evaluate_ood(model, val_ood_x, val_ood_s, val_x[: len(val_ood_s)]))
+    return metrics
+
+
 def progress(epoch: int, step: int, steps: int, loss: float, started: float) -> None:
     width = 30
     done = int(width * step / steps)
@@ -230,29 +261,22 @@ def add_run_args(ap: argparse.ArgumentParser, presets: dict) -> None:
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="training arithmetic (export is always fp32)")
     ap.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-patch attribute loss")
     ap.add_argument("--val-every", type=int, default=300, help="also validate every N steps (on 250 scenes; 0: off)")
+    ap.add_argument("--ood-share", type=float, default=0.1,
+                    help="out-of-domain training images, as a share of --train-size, added to the scenes")
+    ap.add_argument("--oog-rate", type=float, default=0.1,
+                    help="chance that a scene's question is an out-of-grammar one (answer unknown)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     add_run_args(ap, PRESETS)
-    ap.add_argument("--ood-share", type=float, default=0.1,
-                    help="out-of-domain training images, as a share of --train-size, added to the scenes")
-    ap.add_argument("--oog-rate", type=float, default=0.1,
-                    help="chance that a scene's question is an out-of-grammar one (answer unknown)")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     cfg = make_config(args.preset)
-    t0 = time.time()
-    ood_count = round(args.ood_share * args.train_size)
-    train_x, train_s = data.generate("train", args.train_size, cfg.image_size, ood_count=ood_count)
-    val_x, val_s = data.generate("val", args.val_size, cfg.image_size)
-    val_ood_count = min(300, max(16, round(args.ood_share * args.val_size))) if ood_count else 0
-    val_ood_x, val_ood_s = data.generate("val", 0, cfg.image_size, ood_count=val_ood_count)
-    print(f"generated {args.train_size} train scenes + {ood_count} out-of-domain images / {len(val_s)} val scenes"
-          f" + {val_ood_count} out-of-domain in {time.time() - t0:.0f}s", file=sys.stderr)
+    train_x, train_s, val_x, val_s, val_ood_x, val_ood_s = generate_splits(args, cfg.image_size)
 
     model = VisionLanguageModel(cfg)
     aux = PatchHeads(cfg.enc_dim)
@@ -273,10 +297,7 @@ def main() -> None:
             with autocast(args.precision):
                 logits, feats = model(px, ids, image_index)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
-            in_domain = [j for j, k in enumerate(idx) if isinstance(train_s[k], shapes.Scene)]
-            if args.aux_weight > 0 and in_domain:  # out-of-domain images have no attributes to read
-                targets = patch_targets([train_s[idx[j]] for j in in_domain], cfg.grid)
-                loss = loss + args.aux_weight * aux.loss(feats[in_domain].float(), targets)
+            loss = loss + aux_loss(aux, feats, [train_s[k] for k in idx], cfg.grid, args.aux_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
@@ -289,9 +310,7 @@ def main() -> None:
             if args.val_every and step % args.val_every == 0 and b != steps_per_epoch - 1:
                 print("\n" + json.dumps({"step": step, **evaluate(model, val_x[:250], val_s[:250])}), file=sys.stderr)
         sys.stderr.write("\n")
-        metrics = evaluate(model, val_x, val_s)
-        if val_ood_count:
-            metrics.update(evaluate_ood(model, val_ood_x, val_ood_s, val_x[:val_ood_count]))
+        metrics = validate(model, val_x, val_s, val_ood_x, val_ood_s)
         history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0), **metrics})
         print(json.dumps(history[-1]), file=sys.stderr)
         save_run(args.out, cfg, model, history)

@@ -34,14 +34,14 @@ from model_joint import NEG, PRESETS, JointVLM, make_config
 IGNORE = train.IGNORE
 
 
-def pack(rng: random.Random, scenes, num_questions: int, num_image_tokens: int, image_id: int):
+def pack(rng: random.Random, scenes, num_questions: int, num_image_tokens: int, image_id: int, oog_rate: float = 0.0):
     """Packed teacher-forcing rows, one per scene: ids, targets, position_ids [b, T] and the
     additive attention bias [b, 1, T, T]."""
     n = num_image_tokens
     rows = []
     for scene in scenes:
         ids, tgt, seg, pos = [image_id] * n, [IGNORE] * n, [0] * n, list(range(n))
-        for j, (i, t) in enumerate(train.sequences(rng, scene, num_questions)):
+        for j, (i, t) in enumerate(train.sequences(rng, scene, num_questions, oog_rate)):
             ids += i
             tgt += t
             seg += [j + 1] * len(i)
@@ -75,9 +75,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     cfg = make_config(args.preset)
     t0 = time.time()
-    train_x, train_s = data.generate("train", args.train_size, cfg.image_size)
-    val_x, val_s = data.generate("val", args.val_size, cfg.image_size)
-    print(f"generated {len(train_s)} train / {len(val_s)} val scenes in {time.time() - t0:.0f}s", file=sys.stderr)
+    train_x, train_s, val_x, val_s, val_ood_x, val_ood_s = train.generate_splits(args, cfg.image_size)
 
     model = JointVLM(cfg)
     aux = train.PatchHeads(cfg.enc_dim)
@@ -97,12 +95,11 @@ def main() -> None:
             idx = order[b * args.batch : (b + 1) * args.batch]
             batch_scenes = [train_s[k] for k in idx]
             px = data.preprocess(train_x[idx])
-            ids, tgt, pos, bias = pack(rng, batch_scenes, args.questions, cfg.num_image_tokens, cfg.image_token_id)
+            ids, tgt, pos, bias = pack(rng, batch_scenes, args.questions, cfg.num_image_tokens, cfg.image_token_id, args.oog_rate)
             with train.autocast(args.precision):
                 logits, feats = model(px, ids, bias, pos)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE)
-            if args.aux_weight > 0:
-                loss = loss + args.aux_weight * aux.loss(feats.float(), train.patch_targets(batch_scenes, cfg.grid))
+            loss = loss + train.aux_loss(aux, feats, batch_scenes, cfg.grid, args.aux_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
@@ -116,7 +113,7 @@ def main() -> None:
             if args.val_every and step % args.val_every == 0 and b != steps_per_epoch - 1:
                 print("\n" + json.dumps({"step": step, **train.evaluate(model, val_x[:250], val_s[:250])}), file=sys.stderr)
         sys.stderr.write("\n")
-        metrics = train.evaluate(model, val_x, val_s)
+        metrics = train.validate(model, val_x, val_s, val_ood_x, val_ood_s)
         timing = sorted(step_times[1:] or step_times)  # the first step warms up
         history.append({"epoch": epoch, "step": step, "loss": running, "seconds": round(time.time() - t0),
                         "median_step_seconds": round(timing[len(timing) // 2], 4), **metrics})
