@@ -21,12 +21,12 @@ export interface RowAttention {
 export type Aggregation = (layers: readonly Float32Array[]) => Float32Array;
 
 /**
- * Ways to combine the layers' maps (each the mean of its heads). The default,
- * `first+last`, is the mean of the first and the last layer, chosen by the pointing game
- * (`iris eval --attention` scores them all): on shapes-base the first layer looks at the
- * object whose shape is being written and the last at the one whose color and size are,
- * while the middle layer points anywhere; `mean` (all layers) or one layer alone each miss
- * a word kind by 4 to 50 points.
+ * Ways to combine the layers' maps (each the mean of its heads). Which one points best
+ * depends on the trained weights, so each model folder names its own in `attention.json`,
+ * written by the pointing game (`iris eval DIR --attention --update-model` scores them
+ * all and keeps the one whose worst word kind is best). Two trainings of shapes-base from
+ * different data disagreed: one needed `first+last` (its middle layer pointed anywhere),
+ * the other points best with `mean`.
  */
 export const AGGREGATIONS: Readonly<Record<string, Aggregation>> = {
   'first+last': (layers) => mean(layers.length > 1 ? [layers[0], layers[layers.length - 1]] : layers),
@@ -36,7 +36,14 @@ export const AGGREGATIONS: Readonly<Record<string, Aggregation>> = {
   last: (layers) => layers[layers.length - 1],
 };
 
-export const DEFAULT_AGGREGATION = 'first+last';
+/** For a folder without `attention.json`: every layer counts the same. */
+export const DEFAULT_AGGREGATION = 'mean';
+
+/** Throws a RangeError naming the known aggregations when `name` is not one. */
+export function checkAggregation(name: string): string {
+  if (!Object.hasOwn(AGGREGATIONS, name)) throw new RangeError(`unknown aggregation '${name}'; known: ${Object.keys(AGGREGATIONS).join(', ')}`);
+  return name;
+}
 
 /** The patch grid: a square when the count is a square (ViT patches of a square input), else one row. */
 export function gridOf(numPatches: number): { rows: number; cols: number } {
@@ -62,8 +69,7 @@ export function layerMaps(row: RowAttention): { layers: Float32Array[]; imageSha
 
 export function tokenAttention(row: RowAttention, aggregation = DEFAULT_AGGREGATION): TokenAttention {
   const { layers, imageShare } = layerMaps(row);
-  const combine = AGGREGATIONS[aggregation];
-  if (!combine) throw new RangeError(`unknown aggregation '${aggregation}'; known: ${Object.keys(AGGREGATIONS).join(', ')}`);
+  const combine = AGGREGATIONS[checkAggregation(aggregation)];
   return {
     ...gridOf(row.numPatches),
     weights: Array.from(combine(layers)),

@@ -101,20 +101,31 @@ a continuation from nothing on an OOD image reads `an image i cannot describe`.
 """
 
 
-# Measured through Iris (`iris eval DIR --attention`), not by this script: re-measure after a retrain.
-ATTENTION_SECTION = """
+def attention_section(model: str, grid: int) -> str:
+    """Attention maps, from the pointing game Iris ran on the exported folder (attention.json,
+    written by `iris eval DIR --attention --update-model`); nothing when it has not run."""
+    path = f"{model}/attention.json"
+    if not os.path.exists(path):
+        return ""
+    a = json.load(open(path))
+    rates, name = a["rates"], a["aggregation"]
+    def pct(m: str) -> str:
+        r = rates[m]
+        return f"{r['color']:.1f} % of color words, {r['shape']:.1f} % of shape words and {r['size']:.1f} % of size words"
+    layers = sorted(k for k in rates if k.startswith("layer "))
+    per_layer = "; ".join(f"{k} alone: {rates[k]['color']:.1f} / {rates[k]['shape']:.1f} / {rates[k]['size']:.1f} %" for k in layers)
+    return f"""
 ## Attention maps: what they mean and what they don't
-`onnx/decoder_with_attentions_model_merged.onnx` gives, per generated token, the decoder's
-cross-attention over the 8 × 8 patch grid; Iris combines the layers as the mean of the
-first and the last (the default map, chosen by the pointing game: `iris eval DIR
---attention`). On 1,000 held-out scenes (png128), the default map's highest patch lies on
-the described object for 99.8 % of color words, 95.3 % of shape words and 95.9 % of size
-words of correct two- and three-object captions; the first layer alone looks at the
-object whose shape is written (96.4 %), the last at the one whose color and size are
-(99.6 %, 95.8 %). These are attention weights, not attributions: they show where the
-decoder's queries went, not what caused the word; the maps of function words ("a",
-"above", "and") carry little meaning; and a different training run may spread the roles
-over the layers differently, which the pointing game measures again.
+The attentions variant of the decoder gives, per generated token, the decoder's attention
+over the {grid} × {grid} patch grid; Iris combines the layers with `{name}` (named in this
+folder's `attention.json`, chosen by the pointing game: `iris eval DIR --attention
+--update-model` keeps the aggregation whose worst word kind scores best). On
+{a['scenes']} correct two- and three-object captions of held-out scenes ({a['variant']}), the map's
+highest patch lies on the described object for {pct(name)} (color / shape / size: {per_layer}).
+These are attention weights, not attributions: they show where the decoder's queries
+went, not what caused the word; the maps of function words ("a", "above", "and") carry
+little meaning; and a different training run spreads the roles over the layers
+differently, which is why the choice is measured again for every export.
 """
 
 
@@ -228,7 +239,7 @@ CPU than fp32); weights, optimizer state and losses stay fp32, and the export is
 {chr(10).join(hist)}
 
 Last run: {args.minutes} minutes end to end on a 2-core machine.
-{draft_section(args.run, args.model)}{refusal_section(ood)}{ATTENTION_SECTION}
+{draft_section(args.run, args.model)}{refusal_section(ood)}{attention_section(args.model, enc['image_size'] // 8)}
 ## Quality (held-out scenes rendered with a seed the training never saw)
 Measured in PyTorch by `training/evaluate.py` (exact match, %):
 

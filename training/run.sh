@@ -41,6 +41,9 @@ if [[ "$MODELS" == *,base,* ]]; then
   echo "== evaluate (PyTorch) on $TEST"
   $PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json" --ood-out "$RUN/eval_ood_pytorch.json"
 
+  echo "== the attention map that points best (the pointing game through Iris) into $OUT/attention.json"
+  node ../bin/iris.js eval "$TEST" --model "$OUT" --attention --update-model
+
   $PY model_card.py --run "$RUN" --model "$OUT" --minutes $(( ($(date +%s) - start) / 60 ))
 
   echo "== int8 and fp16 variants, and the quality table through Iris's TypeScript pipeline"
@@ -62,6 +65,8 @@ if [[ "$MODELS" == *,joint,* ]]; then
 
   echo "== evaluate (PyTorch) on $TEST"
   $PY evaluate.py --joint --checkpoint "$JOINT_RUN/model.pt" --folder "$TEST" --out "$JOINT_RUN/eval_pytorch.json" --ood-out "$JOINT_RUN/eval_ood_pytorch.json"
+
+  node ../bin/iris.js eval "$TEST" --model "$JOINT_OUT" --attention --update-model
 
   $PY model_card.py --joint --run "$JOINT_RUN" --model "$JOINT_OUT" --minutes $(( ($(date +%s) - joint_start) / 60 ))
 

@@ -2,6 +2,7 @@
 // and a contact sheet of them all (labelled with the tokens) in the folder given; for
 // eval, the pointing game's table.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { ATTENTION_FILE, readModelFolder } from '../model/folder.ts';
 import { basename, extname, join } from 'node:path';
 import { IrisError, type GenerationResult, type Generator } from '../contract/types.ts';
 import { contactSheet, renderOverlay } from '../../vision/heatmap.ts';
@@ -32,9 +33,23 @@ export async function writeAttention(outDir: string, imagePath: string, image: U
   return paths;
 }
 
-export async function runPointingGame(generator: Generator, dir: string | undefined, isJson: boolean): Promise<number> {
+/**
+ * The pointing game on a labelled folder with the model's current map marked; with
+ * `isModelUpdated`, the best aggregation and the table behind it go into the model's
+ * attention.json, which the engine reads at load.
+ */
+export async function runPointingGame(generator: Generator, dir: string | undefined, modelDir: string, isJson: boolean, isModelUpdated: boolean): Promise<number> {
   if (!dir) throw new IrisError('INVALID_OPTIONS', 'eval --attention needs a labelled folder: iris eval <dir> --attention');
-  const report = await pointingGame(generator, dir);
+  const folder = await readModelFolder(modelDir);
+  const report = await pointingGame(generator, dir, folder.attentionAggregation);
   console.log(isJson ? JSON.stringify(report) : formatPointing(report));
+  if (isModelUpdated) {
+    if (report.scenes === 0) throw new IrisError('INVALID_OPTIONS', `no caption of ${dir} was correct: the pointing game has nothing to choose a map by, so ${ATTENTION_FILE} was not written`);
+    const path = join(folder.dir, ATTENTION_FILE);
+    const { bestAggregation, variant, scenes, words, rates } = report;
+    const chosenBy = 'iris eval --attention --update-model: the aggregation whose lowest hit rate over color, shape and size words is highest';
+    await writeFile(path, `${JSON.stringify({ aggregation: bestAggregation, chosenBy, variant, scenes, words, rates }, null, 2)}\n`);
+    console.error(`wrote ${path} (aggregation ${bestAggregation})`);
+  }
   return 0;
 }

@@ -7,6 +7,7 @@ import { runPointingGame, writeAttention } from './attention.ts';
 import { runEval } from './eval.ts';
 import { runDtype, runQuantize } from './quantize.ts';
 import { onnxFiles } from '../model/files.ts';
+import { DEFAULT_MODEL_DIR } from '../model/load.ts';
 import { createEngine } from '../engine/create-engine.ts';
 import type { Engine } from '../engine/engine.ts';
 import { resolveOptions } from '../../text/sampling/options.ts';
@@ -71,7 +72,7 @@ export async function runCommand(settings: CliSettings): Promise<number> {
   const engine = await loadEngine(settings);
   try {
     if (settings.command === 'batch') return await runBatch(engine, process.stdin, (line) => console.log(line));
-    if (settings.command === 'eval' && settings.attention !== undefined) return await runPointingGame(engine, settings.positionals[0], settings.isJson);
+    if (settings.command === 'eval' && settings.attention !== undefined) return await runPointingGame(engine, settings.positionals[0], settings.modelDir ?? DEFAULT_MODEL_DIR, settings.isJson, settings.isModelUpdated);
     if (settings.command === 'eval') return await runEval(engine, settings.positionals[0], settings);
     return await runSingle(engine, settings);
   } finally {

@@ -3,10 +3,11 @@
 // call that produced the word counts as a hit when its highest patch's centre lies inside
 // the described object's bounding box, widened by half a patch. Scored for every way of
 // combining the layers (fusion/attention.ts AGGREGATIONS) and for each layer alone, so
-// the default map is chosen by measurement.
+// each model's map is chosen by measurement: the aggregation whose worst word kind scores
+// best (`--update-model` writes it into the folder's attention.json).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AGGREGATIONS, DEFAULT_AGGREGATION, peakOf } from '../../fusion/attention.ts';
+import { AGGREGATIONS, peakOf } from '../../fusion/attention.ts';
 import { IrisError, type GeneratedToken, type Generator } from '../contract/types.ts';
 import { readImageFile } from './batch.ts';
 
@@ -33,7 +34,10 @@ export interface PointingReport {
   /** Correct captions of 2-3 object scenes that were scored, of the scenes with boxes. */
   scenes: number;
   scenesWithBoxes: number;
+  /** The map the model uses now (its attention.json, else the default). */
   defaultAggregation: string;
+  /** The aggregation whose lowest rate over the word kinds is highest: the one `--update-model` keeps. */
+  bestAggregation: string;
   /** Hit rate in % per map (an aggregation name, or `layer N`) per word kind, and the words counted. */
   rates: Record<string, Record<WordKind, number>>;
   words: Record<WordKind, number>;
@@ -68,7 +72,7 @@ export function isHit(weights: ArrayLike<number>, rows: number, cols: number, bo
   return x >= x0 - cellW / 2 && x <= x1 + cellW / 2 && y >= y0 - cellH / 2 && y <= y1 + cellH / 2;
 }
 
-export async function pointingGame(generator: Generator, dir: string, variant = 'png128', window = 48): Promise<PointingReport> {
+export async function pointingGame(generator: Generator, dir: string, modelAggregation: string, variant = 'png128', window = 48): Promise<PointingReport> {
   const rows = (await readFile(join(dir, 'labels.jsonl'), 'utf8')).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as PointingRow);
   const scenes = rows.filter((r) => (r.domain ?? 'in') === 'in' && r.objects && r.objects.length >= 2);
   if (scenes.length === 0) throw new IrisError('INVALID_OPTIONS', `${dir}/labels.jsonl has no scenes with object boxes (write it with training/data.py write_folder)`);
@@ -104,7 +108,18 @@ export async function pointingGame(generator: Generator, dir: string, variant = 
   const pct = (n: number, total: number): number => (total === 0 ? 0 : Math.round((10000 * n) / total) / 100);
   const rates = Object.fromEntries([...hits].map(([name, t]) => [name, { color: pct(t.color, words.color), shape: pct(t.shape, words.shape), size: pct(t.size, words.size) }]));
   const imageShare = shares.length === 0 ? null : shares.reduce((a, b) => a + b, 0) / shares.length;
-  return { variant, scenes: scored, scenesWithBoxes: scenes.length, defaultAggregation: DEFAULT_AGGREGATION, rates, words, imageShare };
+  return { variant, scenes: scored, scenesWithBoxes: scenes.length, defaultAggregation: modelAggregation, bestAggregation: bestOf(rates), rates, words, imageShare };
+}
+
+/** The aggregation (not a single layer) whose worst word kind scores highest; the first listed on ties. */
+export function bestOf(rates: Record<string, Record<WordKind, number>>): string {
+  const worst = (name: string): number => Math.min(...WORD_KINDS.map((k) => rates[name]?.[k] ?? -1));
+  return Object.keys(AGGREGATIONS).reduce((best, name) => (worst(name) > worst(best) ? name : best));
+}
+
+function markOf(report: PointingReport, name: string): string {
+  const marks = [name === report.defaultAggregation && "the model's", name === report.bestAggregation && 'best'].filter(Boolean);
+  return marks.length > 0 ? ` (${marks.join(', ')})` : '';
 }
 
 export function formatPointing(report: PointingReport): string {
@@ -112,7 +127,7 @@ export function formatPointing(report: PointingReport): string {
     `pointing game (${report.variant}, ${report.scenes} correct captions of ${report.scenesWithBoxes} scenes with 2-3 objects; words: ${WORD_KINDS.map((k) => `${k} ${report.words[k]}`).join(', ')})`,
     `| map | ${WORD_KINDS.join(' | ')} |`,
     `| --- | ${WORD_KINDS.map(() => '---').join(' | ')} |`,
-    ...Object.entries(report.rates).map(([name, r]) => `| ${name}${name === report.defaultAggregation ? ' (default)' : ''} | ${WORD_KINDS.map((k) => `${r[k].toFixed(1)} %`).join(' | ')} |`),
+    ...Object.entries(report.rates).map(([name, r]) => `| ${name}${markOf(report, name)} | ${WORD_KINDS.map((k) => `${r[k].toFixed(1)} %`).join(' | ')} |`),
   ];
   if (report.imageShare !== null) lines.push(`mean share of attention on the image: ${(100 * report.imageShare).toFixed(1)} %`);
   return lines.join('\n');

@@ -239,7 +239,8 @@ export class Engine implements Generator {
     const per = numLayers * numHeads * numKeys;
     const numPatches = entry.lease!.embedding.numPatches;
     const isJoint = this.parts.model.folder.family.kind === 'joint';
-    return tokenAttention({ data: data.subarray(i * per, (i + 1) * per), numLayers, numHeads, numKeys, imageStart: isJoint ? firstKey[i] : 0, numPatches, hasTextKeys: isJoint });
+    const row = { data: data.subarray(i * per, (i + 1) * per), numLayers, numHeads, numKeys, imageStart: isJoint ? firstKey[i] : 0, numPatches, hasTextKeys: isJoint };
+    return tokenAttention(row, this.parts.model.folder.attentionAggregation);
   }
 
   /** Hand out deltas, then settle finished requests. A consumer that throws is treated as gone. */

@@ -5,6 +5,7 @@ import { IrisError } from '../contract/types.ts';
 import { parsePreprocessorConfig, type PreprocessorConfig } from '../../vision/preprocess.ts';
 import { adapterFor, positionLimit, type DecoderAdapter } from '../../fusion/adapters.ts';
 import { parseTaskTemplates, type TaskTemplates } from '../../fusion/prompts.ts';
+import { checkAggregation, DEFAULT_AGGREGATION } from '../../fusion/attention.ts';
 
 export interface SpecialIds {
   decoderStart: number;
@@ -35,6 +36,8 @@ export interface ModelFolder {
   suppressIds: readonly number[];
   templates: TaskTemplates;
   preprocessor: PreprocessorConfig;
+  /** How attention maps combine the decoder's layers: `attention.json`'s choice (the pointing game's), else the default. */
+  attentionAggregation: string;
 }
 
 type Json = Record<string, unknown>;
@@ -50,10 +53,11 @@ async function readJson(path: string, isRequired: boolean): Promise<Json> {
 
 export async function readModelFolder(dir: string): Promise<ModelFolder> {
   const root = resolve(dir);
-  const [config, generation, preprocessor] = await Promise.all([
+  const [config, generation, preprocessor, attention] = await Promise.all([
     readJson(join(root, 'config.json'), true),
     readJson(join(root, 'generation_config.json'), false),
     readJson(join(root, 'preprocessor_config.json'), true),
+    readJson(join(root, ATTENTION_FILE), false),
   ]);
   const family = familyOf(config, root);
   const decoder = ((family.kind === 'joint' ? config.text_config : config.decoder) ?? {}) as Json;
@@ -71,7 +75,20 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
     ids: specialIds([config, decoder, generation]),
     templates: parseTaskTemplates(config.task_specific_params),
     preprocessor: parsePreprocessorConfig(preprocessor),
+    attentionAggregation: aggregationOf(attention, join(root, ATTENTION_FILE)),
   });
+}
+
+/** Iris's own file in a model folder: the pointing game's choice of attention map (`iris eval --attention --update-model`). */
+export const ATTENTION_FILE = 'attention.json';
+
+function aggregationOf(attention: Json, path: string): string {
+  if (attention.aggregation === undefined) return DEFAULT_AGGREGATION;
+  try {
+    return checkAggregation(String(attention.aggregation));
+  } catch (err) {
+    throw new IrisError('MODEL_NOT_FOUND', `${path}: ${(err as Error).message}`);
+  }
 }
 
 /** `model_type: llava` (and the families that share its layout) → joint embedding; anything else → cross-attention. */

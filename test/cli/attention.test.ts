@@ -1,11 +1,11 @@
 // `--attention` on the command line: overlays and a contact sheet for caption/ask/generate,
 // the pointing game's report for eval, and a clear error without a folder.
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FIXTURES, syntheticImage, writeHeldOut } from '../helpers.ts';
+import { FIXTURES, isShippedModelPresent, SHIPPED_MODEL, syntheticImage, writeHeldOut } from '../helpers.ts';
 import { iris } from './support.ts';
 
 describe('iris --attention', () => {
@@ -31,12 +31,36 @@ describe('iris --attention', () => {
     writeHeldOut(folder, 12);
     const res = await iris(['eval', folder, '--model', FIXTURES.encoderDecoder, '--attention', '--json']);
     expect(res.code, res.stderr).toBe(0);
-    const report = JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { scenesWithBoxes: number; defaultAggregation: string; variant: string };
+    const report = JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { scenesWithBoxes: number; defaultAggregation: string; bestAggregation: string; variant: string; rates: Record<string, Record<string, number>> };
     expect(report.scenesWithBoxes).toBeGreaterThan(0);
-    expect([report.variant, report.defaultAggregation]).toEqual(['png128', 'first+last']);
-    expect(existsSync(join(FIXTURES.encoderDecoder, 'eval.json'))).toBe(false); // the pointing game writes nothing into the model
+    expect([report.variant, report.defaultAggregation]).toEqual(['png128', 'mean']); // no attention.json: the default
+    expect(existsSync(join(FIXTURES.encoderDecoder, 'attention.json'))).toBe(false); // without --update-model it writes nothing into the model
+    // the random fixture captions nothing right: no evidence, so no choice is written
+    const refused = await iris(['eval', folder, '--model', FIXTURES.encoderDecoder, '--attention', '--update-model']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/INVALID_OPTIONS.*nothing to choose a map by/);
+    expect(existsSync(join(FIXTURES.encoderDecoder, 'attention.json'))).toBe(false);
     const bare = await iris(['caption', join(work, 'scene.png'), '--model', FIXTURES.encoderDecoder, '--attention']);
     expect(bare.code).toBe(1);
     expect(bare.stderr).toMatch(/INVALID_OPTIONS.*--attention needs a folder/);
   }, 180_000);
+
+  it.skipIf(!isShippedModelPresent)('eval --attention --update-model keeps the best map in attention.json, which the model then uses', async () => {
+    const folder = join(work, 'held-out-shapes');
+    writeHeldOut(folder, 40);
+    const copy = join(work, 'model-copy');
+    cpSync(SHIPPED_MODEL, copy, { recursive: true, filter: (src) => !/_(fp16|quantized)\.onnx$/.test(src) });
+    rmSync(join(copy, 'attention.json'), { force: true });
+    const updated = await iris(['eval', folder, '--model', copy, '--attention', '--update-model', '--json']);
+    expect(updated.code, updated.stderr).toBe(0);
+    const kept = JSON.parse(readFileSync(join(copy, 'attention.json'), 'utf8')) as { aggregation: string };
+    expect(kept.aggregation).toBe((JSON.parse(updated.stdout.trim().split('\n').at(-1)!) as { bestAggregation: string }).bestAggregation);
+    writeFileSync(join(copy, 'attention.json'), JSON.stringify({ aggregation: 'first' }));
+    const after = await iris(['eval', folder, '--model', copy, '--attention', '--json']);
+    expect((JSON.parse(after.stdout.trim().split('\n').at(-1)!) as { defaultAggregation: string }).defaultAggregation).toBe('first');
+    writeFileSync(join(copy, 'attention.json'), JSON.stringify({ aggregation: 'loudest' }));
+    const junk = await iris(['caption', join(work, 'scene.png'), '--model', copy]);
+    expect(junk.code).toBe(1);
+    expect(junk.stderr).toMatch(/MODEL_NOT_FOUND.*attention\.json.*unknown aggregation 'loudest'/);
+  }, 300_000);
 });

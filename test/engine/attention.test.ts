@@ -2,12 +2,13 @@
 // requests that do not ask), every map is a grid over the image patches summing to 1,
 // the maps point at the objects the caption names (the pointing game, on the held-out
 // scenes), and the combinations that cannot work are refused with their codes.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pointingGame, WORD_KINDS } from '../../src/cli/eval-attention.ts';
 import { createEngine } from '../../src/engine/create-engine.ts';
+import { readModelFolder } from '../../src/model/folder.ts';
 import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerationResult } from '../../src/contract/types.ts';
 import { FIXTURES, isShippedModelPresent, SHIPPED_MODEL, syntheticImage, writeHeldOut } from '../helpers.ts';
@@ -41,7 +42,7 @@ describe('attention in the engine (tiny fixture)', () => {
       for (const map of [weights, ...layers]) expect(map.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
       expect(layers.length).toBeGreaterThan(0);
       expect(imageShare).toBeNull(); // cross-attention attends only to the image
-      expect(aggregation).toMatch(/first\+last/);
+      expect(aggregation).toMatch(/^mean of \d+ decoder layers/); // the fixture has no attention.json: the default
     }
   });
 
@@ -62,11 +63,13 @@ describe.skipIf(!isShippedModelPresent)('pointing game on shapes-base', () => {
   const work = mkdtempSync(join(tmpdir(), 'iris-pointing-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('the default map points at the described object for at least 95 % of color, shape and size words', async () => {
+  it("the model's map (its attention.json) points at the described object for at least 95 % of color, shape and size words", async () => {
     writeHeldOut(work, 1000);
+    const folder = await readModelFolder(SHIPPED_MODEL);
     const engine = await createEngine({ modelDir: SHIPPED_MODEL });
     try {
-      const report = await pointingGame(engine, work);
+      const report = await pointingGame(engine, work, folder.attentionAggregation);
+      expect(report.defaultAggregation).toBe(JSON.parse(readFileSync(join(SHIPPED_MODEL, 'attention.json'), 'utf8')).aggregation);
       console.log(`pointing game (default ${report.defaultAggregation}):`, JSON.stringify(report.rates[report.defaultAggregation]));
       expect(report.scenes).toBeGreaterThan(500);
       for (const kind of WORD_KINDS) expect(report.rates[report.defaultAggregation][kind], kind).toBeGreaterThanOrEqual(95);
