@@ -157,23 +157,19 @@ def main() -> None:
     ap.add_argument("--run", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--minutes", type=int, default=0)
+    ap.add_argument("--joint", action="store_true", help="the card of shapes-joint (train_joint.py, the LLaVA layout)")
     args = ap.parse_args()
+    if args.joint:
+        return joint_main(args)
     cfg = json.load(open(f"{args.model}/config.json"))
     history = json.load(open(f"{args.run}/history.json"))
     pt = json.load(open(f"{args.run}/eval_pytorch.json"))
     ood_path = f"{args.run}/eval_ood_pytorch.json"
     ood = json.load(open(ood_path)) if os.path.exists(ood_path) else {}
-    onnx_dir = f"{args.model}/onnx"
-    sizes = {n: os.path.getsize(f"{onnx_dir}/{n}") for n in sorted(os.listdir(onnx_dir))}
+    sizes = onnx_sizes(args.model)
     enc, dec = cfg["encoder"], cfg["decoder"]
-    hist = ["| epoch | steps | train loss | val caption | val answer | minutes |", "| --- | --- | --- | --- | --- | --- |"]
-    hist += [f"| {h['epoch']} | {h['step']} | {h['loss']:.4f} | {100 * h['caption']:.1f} % | {100 * h['answer']:.1f} % | {h['seconds'] / 60:.1f} |" for h in history]
-    old = open(f"{args.model}/README.md").read() if os.path.exists(f"{args.model}/README.md") else ""
-    ts_eval = ""
-    if "<!-- eval:start -->" in old:
-        ts_eval = old[old.index("<!-- eval:start -->"): old.index("<!-- eval:end -->") + len("<!-- eval:end -->")]
-    else:
-        ts_eval = "<!-- eval:start -->\n(not measured yet: run `npx iris eval <folder>`)\n<!-- eval:end -->"
+    hist = history_table(history)
+    ts_eval = iris_eval_block(args.model)
     card = f"""# shapes-base
 
 Iris's default model: a small vision-language model trained from scratch on the synthetic
@@ -249,13 +245,107 @@ Measured through Iris's TypeScript pipeline (`iris eval`):
 
 {ts_eval}
 """
-    with open(f"{args.model}/README.md", "w") as f:
+    write_card(args.model, card, pt, ood)
+
+
+def onnx_sizes(model: str) -> dict:
+    onnx_dir = f"{model}/onnx"
+    return {n: os.path.getsize(f"{onnx_dir}/{n}") for n in sorted(os.listdir(onnx_dir))}
+
+
+def history_table(history: list) -> list:
+    rows = ["| epoch | steps | train loss | val caption | val answer | minutes |", "| --- | --- | --- | --- | --- | --- |"]
+    return rows + [f"| {h['epoch']} | {h['step']} | {h['loss']:.4f} | {100 * h['caption']:.1f} % | {100 * h['answer']:.1f} % | {h['seconds'] / 60:.1f} |" for h in history]
+
+
+def iris_eval_block(model: str) -> str:
+    """The card's `iris eval` tables (written by `iris eval --update-model`), kept across rewrites."""
+    old = open(f"{model}/README.md").read() if os.path.exists(f"{model}/README.md") else ""
+    if "<!-- eval:start -->" in old:
+        return old[old.index("<!-- eval:start -->"): old.index("<!-- eval:end -->") + len("<!-- eval:end -->")]
+    return "<!-- eval:start -->\n(not measured yet: run `npx iris eval <folder>`)\n<!-- eval:end -->"
+
+
+def write_card(model: str, card: str, pt: dict, ood: dict) -> None:
+    with open(f"{model}/README.md", "w") as f:
         f.write(card)
-    with open(f"{args.model}/eval_pytorch.json", "w") as f:
+    with open(f"{model}/eval_pytorch.json", "w") as f:
         json.dump(pt, f, indent=2)
     if ood:
-        with open(f"{args.model}/eval_ood_pytorch.json", "w") as f:
+        with open(f"{model}/eval_ood_pytorch.json", "w") as f:
             json.dump(ood, f, indent=2)
+
+
+def joint_main(args: argparse.Namespace) -> None:
+    """shapes-joint's card: the same world, tasks and measurements as shapes-base's, the
+    other way of joining image and text."""
+    cfg = json.load(open(f"{args.model}/config.json"))
+    history = json.load(open(f"{args.run}/history.json"))
+    pt = json.load(open(f"{args.run}/eval_pytorch.json"))
+    ood_path = f"{args.run}/eval_ood_pytorch.json"
+    ood = json.load(open(ood_path)) if os.path.exists(ood_path) else {}
+    vis, txt = cfg["vision_config"], cfg["text_config"]
+    grid = vis["image_size"] // vis["patch_size"]
+    token_grid = grid // vis.get("token_pool", 1)
+    sizes = onnx_sizes(args.model)
+    card = f"""# shapes-joint
+
+The second of Iris's shipped models: the same shapes world, tasks and vocabulary as
+[shapes-base](../shapes-base/README.md), joined the other way. shapes-base is a vision
+encoder-decoder (the decoder cross-attends to the patch embeddings); shapes-joint is a
+joint-embedding model in the LLaVA layout that transformers.js runs: the projected image
+features are {cfg['image_seq_length']} tokens placed at the start of the decoder's own sequence, and
+the decoder attends to them with the same self-attention it uses for text.
+
+## What it can and cannot do
+- It knows only the shapes world: {txt['vocab_size']} tokens (the words of captions, questions and
+  answers, and `<image>`). {refusal_summary(ood)}
+- It reads images at {vis['image_size']}×{vis['image_size']} px (scenes from 32 to 256 px, PNG, JPEG, WebP).
+- Questions must follow the spec's six forms, one-word answers{"; any other question is answered `unknown`" if ood else ""}.
+
+## Prompts
+`config.json`'s `task_specific_params` (Iris reads them; the image goes first):
+
+| task | template | output |
+| --- | --- | --- |
+| caption | `{cfg['task_specific_params']['caption']['template']}` | `a large blue square to the left of a small red circle` |
+| answer | `{cfg['task_specific_params']['answer']['template']}` | `red` |
+| continue a caption | `{cfg['task_specific_params']['generate']['template']}` | the rest of the caption |
+
+The processor expands `<image>` into {cfg['image_seq_length']} image tokens.
+
+## Architecture and size
+- Vision encoder: a ViT with a convolutional stem (stride {vis['patch_size']}: a {grid}×{grid} grid of
+  patches), {vis['num_hidden_layers']} transformer layers of width {vis['hidden_size']}; neighbouring 2×2 patches are
+  merged into one token ({token_grid}×{token_grid} = {cfg['image_seq_length']} image tokens) and projected into the
+  decoder's embedding space (`onnx/vision_encoder.onnx`).
+- Decoder: a Llama-style decoder ({txt['num_hidden_layers']} layers of width {txt['hidden_size']},
+  {txt['num_attention_heads']} heads, {txt['num_key_value_heads']} key/value heads, RoPE, RMSNorm, SwiGLU), LM head tied to
+  the token embedding (`onnx/embed_tokens.onnx` gives the text tokens' embeddings).
+- ONNX files: {", ".join(f"`{n}` {s / 1e6:.2f} MB" for n, s in sizes.items())}.
+
+## Training
+`npm run train` (`training/run.sh`, `IRIS_MODELS=joint` for this model alone) reproduces
+this folder from fixed seeds with `training/train_joint.py`: the same scenes, augmentation,
+out-of-domain images and out-of-grammar questions, optimizer, schedule and auxiliary
+per-patch loss as shapes-base. One row holds an image's tokens followed by its caption and
+3 questions, each attending to the image tokens and causally to itself only, so the image
+is encoded once per row:
+
+{chr(10).join(history_table(history))}
+
+Last run: {args.minutes} minutes end to end on a 2-core machine.
+{refusal_section(ood)}{attention_section(args.model, token_grid)}
+## Quality (held-out scenes rendered with a seed the training never saw)
+Measured in PyTorch by `training/evaluate.py --joint` (exact match, %):
+
+{quality_table(pt)}
+
+Measured through Iris's TypeScript pipeline (`iris eval`):
+
+{iris_eval_block(args.model)}
+"""
+    write_card(args.model, card, pt, ood)
 
 
 if __name__ == "__main__":

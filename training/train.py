@@ -276,6 +276,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     cfg = make_config(args.preset)
+    t0 = time.time()
     train_x, train_s, val_x, val_s, val_ood_x, val_ood_s = generate_splits(args, cfg.image_size)
 
     model = VisionLanguageModel(cfg)
