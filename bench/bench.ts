@@ -201,17 +201,21 @@ const IRIS = '#3b6fd8';
 const TJS = '#e08a1e';
 const bar = (label: string, value: number, color: string) => ({ label, value: Number.isFinite(value) ? value : 0, color });
 const vs = (pick: (s: Summary) => number, w: Record<string, Record<number, Summary>>, c: number) => [bar('Iris', pick(w.iris[c]), IRIS), bar('transformers.js', pick(w.tjs[c]), TJS)];
-const CPU_ROWS = [['ort', 'ORT', '#2e5aa8'], ['image', 'image', '#7fa3e6'], ['http', 'HTTP', '#9e5bd1'], ['gc', 'GC', '#c94c4c'], ['engine', 'engine', '#2e9e5b'], ['mainJs', 'main JS', '#888'], ['otherThreads', 'threads', '#e0c060'], ['other', 'other', '#bbb']] as const;
+const CPU_BARS: [string, string, (b: Breakdown) => number][] = [
+  ['ORT', '#2e5aa8', (b) => b.ort], ['image', '#7fa3e6', (b) => b.image], ['HTTP', '#9e5bd1', (b) => b.http], ['GC', '#c94c4c', (b) => b.gc],
+  ['engine', '#2e9e5b', (b) => b.engine], ['other', '#bbb', (b) => b.otherThreads + b.mainJs + b.other], ['Iris', IRIS, (b) => b.total],
+];
+const cpuBars = (c: number) => [...CPU_BARS.map(([label, color, pick]) => bar(label, pick(cap.iris[c].cpu), color)), bar('tjs', cap.tjs[c].cpu.total, TJS)];
 const rowsPanels: Panel[][] = [[
   { title: 'captions, 1 client', unit: 'requests/s (higher is better)', bars: vs((s) => s.requestsPerSecond, cap, 1) },
   { title: 'captions, 32 clients', unit: `requests/s; onnxruntime-only bound ${captionBound.requestsPerSecond.toFixed(0)}`, bars: vs((s) => s.requestsPerSecond, cap, 32) },
   { title: 'captions, p50 latency', unit: 'ms, 1 client | 32 clients (lower is better)', bars: [...vs((s) => s.p50Ms, cap, 1), ...vs((s) => s.p50Ms, cap, 32)].map((b, i) => ({ ...b, label: `${i % 2 ? 'tjs' : 'Iris'} c${i < 2 ? 1 : 32}` })) },
   { title: `${GEN_TOKENS}-token generations`, unit: `tokens/s at c1 | c8 | c32; one-thread bound ${genBound.toFixed(0)}`, bars: [1, 8, 32].flatMap((c) => vs((s) => s.tokensPerSecond, gen, c).map((b) => ({ ...b, label: `${b.label === 'Iris' ? 'Iris' : 'tjs'} c${c}` }))) },
 ], [
-  { title: 'server CPU per caption, 1 client', unit: 'ms per request, Iris by part | transformers.js total', bars: [...CPU_ROWS.map(([k, label, color]) => bar(label, cap.iris[1].cpu[k], color)), bar('tjs', cap.tjs[1].cpu.total, TJS)] },
-  { title: 'server CPU per caption, 32 clients', unit: 'ms per request, Iris by part | transformers.js total', bars: [...CPU_ROWS.map(([k, label, color]) => bar(label, cap.iris[32].cpu[k], color)), bar('tjs', cap.tjs[32].cpu.total, TJS)] },
+  { title: 'server CPU per caption, 1 client', unit: 'ms per request: Iris by part, Iris and tjs totals', bars: cpuBars(1) },
+  { title: 'server CPU per caption, 32 clients', unit: 'ms per request: Iris by part, Iris and tjs totals', bars: cpuBars(32) },
   { title: 'speculation, 1 client, captions', unit: 'p50 latency, ms (lower is better)', bars: [bar('plain', figures.speculativeP50Ms.plain, IRIS), bar('draft', figures.speculativeP50Ms.draft, '#2e9e5b')] },
-  { title: 'targets (issue 12)', unit: 'measured / bar (≥ 1 passes)', bars: targets.map((t) => bar(t.id.replace(/^(captions|generate)/, '').slice(0, 8), t.atMost ? t.bar / t.value : t.value / t.bar, t.pass ? '#2e9e5b' : '#c94c4c')) },
+  { title: 'targets (issue 12)', unit: 'measured / bar, numbered as printed (≥ 1 passes)', bars: targets.map((t, i) => bar(`T${i + 1}`, t.atMost ? t.bar / t.value : t.value / t.bar, t.pass ? '#2e9e5b' : '#c94c4c')) },
 ]];
 const title = `${result.model}: Iris vs transformers.js over HTTP, ${cores} cores, ${date.slice(0, 10)}${busy ? `, machine busy (load ${loadBefore[0].toFixed(1)})` : ''}${quick ? ', quick' : ''}`;
 const pngs = await Promise.all(rowsPanels.map((p, i) => renderChart(i === 0 ? title : 'CPU, speculation and targets', p)));
@@ -246,5 +250,5 @@ for (const [k, label] of ROWS) {
   console.log(row([label, ...cells.map(f1)], CW));
 }
 console.log('\ntargets:');
-for (const t of targets) console.log(`  ${t.target.padEnd(72)} ${formatTarget(t)}`);
+targets.forEach((t, i) => console.log(`  T${i + 1} ${t.target.padEnd(72)} ${formatTarget(t)}`));
 console.log(`\nwrote ${shown(join(dir, stem))}.json and .png`);
