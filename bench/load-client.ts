@@ -2,12 +2,23 @@
 // as soon as the previous one ends, over real HTTP. Iris is driven through its streaming
 // subscriptions (SSE) so every token's arrival is timed; the transformers.js baseline
 // through its NDJSON endpoint (bench/tjs-server.ts).
-import type { Task } from '../src/contract/types.ts';
+import type { SpeculativeMode, Task } from '../src/contract/types.ts';
 
 export interface LoadRequest {
   task: Task;
   image: Uint8Array;
   question?: string;
+  /** The text to continue, for `generate`. */
+  prompt?: string;
+}
+
+/** The generation options every request of a level shares. */
+export interface LoadOptions {
+  maxNewTokens: number;
+  /** Forces this many tokens (e.g. fixed-length generations); 0 or absent: stop at EOS. */
+  minNewTokens?: number;
+  /** Iris only; absent: the server's default. */
+  speculative?: SpeculativeMode;
 }
 
 export interface RequestTiming {
@@ -15,53 +26,69 @@ export interface RequestTiming {
   firstTokenMs: number;
   tokens: number;
   ok: boolean;
+  error?: string;
 }
 
-export type Send = (request: LoadRequest, maxNewTokens: number) => Promise<RequestTiming>;
+export type Send = (request: LoadRequest, options: LoadOptions) => Promise<RequestTiming>;
+
+const FIELDS: Record<Task, { variable: string; field: string }> = {
+  caption: { variable: '', field: 'captionStream(image: $i, options: $o)' },
+  answer: { variable: '$q: String!, ', field: 'answerStream(image: $i, question: $q, options: $o)' },
+  generate: { variable: '$p: String!, ', field: 'generateStream(image: $i, prompt: $p, options: $o)' },
+};
 
 /** Iris over GraphQL SSE: one `next` event per decoded piece, then the final Generation. */
 export function irisSender(url: string): Send {
-  return async (request, maxNewTokens) => {
-    const isAnswer = request.task === 'answer';
-    const field = isAnswer ? 'answerStream(image: $i, question: $q, options: $o)' : 'captionStream(image: $i, options: $o)';
-    const query = `subscription($i: ImageInput!, ${isAnswer ? '$q: String!, ' : ''}$o: GenerationOptions) { ${field} { delta done generation { usage { completionTokens } } } }`;
-    const variables = { i: { base64: Buffer.from(request.image).toString('base64') }, o: { maxNewTokens }, ...(isAnswer ? { q: request.question } : {}) };
+  return async (request, options) => {
+    const { variable, field } = FIELDS[request.task];
+    const query = `subscription($i: ImageInput!, ${variable}$o: GenerationOptions) { ${field} { delta done generation { usage { completionTokens } } } }`;
+    const o = { maxNewTokens: options.maxNewTokens, ...(options.minNewTokens ? { minNewTokens: options.minNewTokens } : {}), ...(options.speculative ? { speculative: options.speculative.toUpperCase() } : {}) }; // a GraphQL enum
+    const variables = { i: { base64: Buffer.from(request.image).toString('base64') }, o, q: request.question, p: request.prompt };
     const started = performance.now();
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify({ query, variables }) });
     let firstTokenMs = NaN;
     let tokens = 0;
     let ok = false;
+    let error: string | undefined;
     for await (const data of lines(res, '\n\n')) {
       const payload = /^data: (.*)$/m.exec(data)?.[1];
       if (!payload || !/^event: next$/m.test(data)) continue;
-      const event = JSON.parse(payload) as { data?: Record<string, { done: boolean; generation?: { usage: { completionTokens: number } } }> };
+      const event = JSON.parse(payload) as { data?: Record<string, { done: boolean; generation?: { usage: { completionTokens: number } } }>; errors?: { message: string }[] };
       const body = event.data && Object.values(event.data)[0];
-      if (!body) break; // an error (e.g. OVERLOADED)
+      if (!body) {
+        error = event.errors?.[0]?.message; // e.g. OVERLOADED
+        break;
+      }
       if (Number.isNaN(firstTokenMs)) firstTokenMs = performance.now() - started;
       if (body.done) {
         tokens = body.generation?.usage.completionTokens ?? 0;
         ok = true;
       }
     }
-    return { ms: performance.now() - started, firstTokenMs, tokens, ok };
+    return { ms: performance.now() - started, firstTokenMs, tokens, ok, error };
   };
 }
 
 /** transformers.js baseline: one NDJSON line per generated token. */
 export function tjsSender(url: string): Send {
-  return async (request, maxNewTokens) => {
-    const body = JSON.stringify({ task: request.task, question: request.question, image: Buffer.from(request.image).toString('base64'), maxNewTokens });
+  return async (request, options) => {
+    const body = JSON.stringify({
+      task: request.task, question: request.question, prompt: request.prompt, image: Buffer.from(request.image).toString('base64'),
+      maxNewTokens: options.maxNewTokens, minNewTokens: options.minNewTokens ?? 0,
+    });
     const started = performance.now();
     const res = await fetch(url, { method: 'POST', body });
     let firstTokenMs = NaN;
     let tokens = 0;
     let ok = false;
+    let error: string | undefined;
     for await (const line of lines(res, '\n')) {
       if (line === '{"t":1}') {
         if (tokens++ === 0) firstTokenMs = performance.now() - started;
       } else if (line.startsWith('{"done"')) ok = true;
+      else if (line.startsWith('{"error"')) error = line;
     }
-    return { ms: performance.now() - started, firstTokenMs, tokens, ok };
+    return { ms: performance.now() - started, firstTokenMs, tokens, ok, error };
   };
 }
 
@@ -83,21 +110,25 @@ export interface LevelResult {
   concurrency: number;
   requests: number;
   failed: number;
+  /** The first failure's message, if any. */
+  firstError?: string;
   seconds: number;
   requestsPerSecond: number;
   tokensPerSecond: number;
   latencyMs: { p50: number; p95: number };
   firstTokenMs: { p50: number; p95: number };
   perOutputTokenMs: { p50: number; p95: number };
+  /** Generated tokens per successful request. */
+  tokensPerRequest: number;
 }
 
 /** `concurrency` clients share `requests` requests (distinct images), each sending the next when its last ends. */
-export async function runLevel(send: Send, concurrency: number, requests: readonly LoadRequest[], maxNewTokens: number): Promise<LevelResult> {
+export async function runLevel(send: Send, concurrency: number, requests: readonly LoadRequest[], options: LoadOptions): Promise<LevelResult> {
   let next = 0;
   const timings: RequestTiming[] = [];
   const started = performance.now();
   const client = async (): Promise<void> => {
-    while (next < requests.length) timings.push(await send(requests[next++], maxNewTokens));
+    while (next < requests.length) timings.push(await send(requests[next++], options));
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   const seconds = (performance.now() - started) / 1000;
@@ -107,12 +138,14 @@ export async function runLevel(send: Send, concurrency: number, requests: readon
     concurrency,
     requests: timings.length,
     failed: timings.length - ok.length,
+    firstError: timings.find((t) => !t.ok)?.error,
     seconds,
     requestsPerSecond: ok.length / seconds,
     tokensPerSecond: ok.reduce((n, t) => n + t.tokens, 0) / seconds,
     latencyMs: percentiles(ok.map((t) => t.ms)),
     firstTokenMs: percentiles(ok.map((t) => t.firstTokenMs)),
     perOutputTokenMs: percentiles(tpot),
+    tokensPerRequest: ok.reduce((n, t) => n + t.tokens, 0) / Math.max(1, ok.length),
   };
 }
 

@@ -1,6 +1,6 @@
 // The benchmark's transformers.js baseline as an HTTP server, so the load generator drives
 // it exactly as it drives Iris: POST /generate {task, image (base64), question?, prompt?,
-// maxNewTokens} answers NDJSON, one line per generated token, then {"done": true}.
+// maxNewTokens, minNewTokens?} answers NDJSON, one line per generated token, then {"done": true}.
 // Concurrent requests each call generate() (transformers.js has no request batching).
 // Prompts are built by Iris's fusion code from the same folder, so both decode the same ids.
 // Usage: tsx bench/tjs-server.ts <modelDir>   (prints "tjs: serving http://127.0.0.1:PORT")
@@ -21,6 +21,8 @@ interface Body {
   question?: string;
   prompt?: string;
   maxNewTokens: number;
+  /** Forces at least this many new tokens (fixed-length generations); 0 or absent: none. */
+  minNewTokens?: number;
 }
 
 const dir = process.argv[2];
@@ -65,7 +67,7 @@ const server = createServer((req, res) => {
       const ids = buildPromptIds(promptText(body, folder.templates, []), tokenizer, { decoderStartId: folder.ids.decoderStart });
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       const streamer = new TokenCounter(ids.length, () => res.write('{"t":1}\n'));
-      await model.generate({ pixel_values, decoder_input_ids: [Array.from(ids)] as never, max_new_tokens: body.maxNewTokens, do_sample: false, streamer: streamer as never });
+      await model.generate({ pixel_values, decoder_input_ids: [Array.from(ids)] as never, max_new_tokens: body.maxNewTokens, ...(body.minNewTokens ? { min_new_tokens: body.minNewTokens } : {}), do_sample: false, streamer: streamer as never });
       res.end('{"done":true}\n');
     } catch (error) {
       if (!res.headersSent) res.writeHead(500);
