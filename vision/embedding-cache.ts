@@ -3,8 +3,21 @@
 import { createHash } from 'node:crypto';
 import type { ImageEmbedding } from './encoder.ts';
 
+const hashes = new WeakMap<Uint8Array, string>();
+
+/**
+ * The sha256 of an image's bytes (hex), the key embeddings are cached and routed by.
+ * Computed once per buffer: the server's intake hashes a request's image as it takes it
+ * (the routing key), and the image loader gets the same buffer, so it reads the bytes
+ * only once. Image bytes are never modified once read.
+ */
 export function contentHash(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  let hash = hashes.get(bytes);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(bytes).digest('hex');
+    hashes.set(bytes, hash);
+  }
+  return hash;
 }
 
 interface Entry {

@@ -1,7 +1,7 @@
 // Decoding untrusted image bytes into RGB pixels, with the failure modes named.
 import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
-import { probeImage } from './probe.ts';
+import { checkFormat } from './probe.ts';
 
 /** RGB pixels, row-major HWC, one byte per channel. */
 export interface RgbImage {
@@ -19,27 +19,31 @@ export interface DecodeLimits {
  * Decode a supported format (probe.ts; GIF: first frame), apply EXIF orientation, and flatten
  * alpha onto white — the background the shapes-world trainer composites onto. For opaque
  * images this is byte-identical to transformers.js, which drops the alpha channel instead.
+ * One sharp pipeline and no separate metadata read: the signature is checked here, the
+ * size by sharp's pixel limit from the header before any pixel is decoded, and flatten is
+ * a no-op on images without alpha.
  */
 export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits): Promise<RgbImage> {
-  if (bytes.byteLength === 0) throw new IrisError('BAD_IMAGE', 'image is empty');
-  const meta = await probeImage(bytes, limits.maxPixels);
+  checkFormat(bytes);
   try {
-    let img = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error' }).rotate();
-    if (meta.hasAlpha) img = img.flatten({ background: { r: 255, g: 255, b: 255 } });
-    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error' })
+      .rotate()
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     return toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels);
   } catch (err) {
-    throw asImageError(err);
+    throw asImageError(err, limits.maxPixels);
   }
 }
 
-function asImageError(err: unknown): IrisError {
+function asImageError(err: unknown, maxPixels: number): IrisError {
   if (err instanceof IrisError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (/unsupported image format/i.test(message)) {
     return new IrisError('UNSUPPORTED_IMAGE_FORMAT', 'unsupported or unrecognised image format');
   }
-  if (/pixel limit/i.test(message)) return new IrisError('IMAGE_TOO_LARGE', 'image exceeds the pixel limit');
+  if (/pixel limit/i.test(message)) return new IrisError('IMAGE_TOO_LARGE', `the image has more than ${maxPixels} pixels`);
   return new IrisError('BAD_IMAGE', `cannot decode image: ${message}`);
 }
 

@@ -1,14 +1,14 @@
 // Pixels → the encoder's pixel_values, in transformers.js's exact order and float rounding.
-import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
-import { toRgb, type RgbImage } from './image.ts';
+import type { RgbImage } from './image.ts';
+import { resampleToPlanes, type ResampleMode } from './resample.ts';
 
 /** The parts of preprocessor_config.json that Iris honours. */
 export interface PreprocessorConfig {
   width: number;
   height: number;
   /** PIL resample code: 0 nearest, 2 bilinear, 3 bicubic. */
-  resample: number;
+  resample: ResampleMode;
   doResize: boolean;
   doRescale: boolean;
   rescaleFactor: number;
@@ -17,7 +17,7 @@ export interface PreprocessorConfig {
   std: [number, number, number];
 }
 
-const INTERPOLATORS: Record<number, 'nearest' | 'bilinear' | 'bicubic'> = { 0: 'nearest', 2: 'bilinear', 3: 'bicubic' };
+const isResampleMode = (mode: number): mode is ResampleMode => mode === 0 || mode === 2 || mode === 3;
 
 export function parsePreprocessorConfig(raw: Record<string, unknown>): PreprocessorConfig {
   const size = raw.size as { height?: number; width?: number } | number | undefined;
@@ -26,7 +26,7 @@ export function parsePreprocessorConfig(raw: Record<string, unknown>): Preproces
     throw new IrisError('MODEL_NOT_FOUND', 'preprocessor_config.json: size must be {"height": H, "width": W}');
   }
   const resample = typeof raw.resample === 'number' ? raw.resample : 2;
-  if (!(resample in INTERPOLATORS)) {
+  if (!isResampleMode(resample)) {
     throw new IrisError('MODEL_NOT_FOUND', `preprocessor_config.json: resample ${resample} is not supported (0, 2 or 3)`);
   }
   return Object.freeze({
@@ -50,44 +50,39 @@ function triple(value: unknown, fallback: number): [number, number, number] {
   return [fallback, fallback, fallback];
 }
 
-/**
- * Resize with an affine transform like transformers.js (and PIL): sharp's `resize` uses a
- * different kernel and would break bit-exact parity.
- */
-export async function resizeRgb(image: RgbImage, config: PreprocessorConfig): Promise<RgbImage> {
-  if (!config.doResize) return image;
-  const { width, height } = config;
-  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .affine([width / image.width, 0, 0, height / image.height], { interpolator: INTERPOLATORS[config.resample] })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return toRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels);
-}
+/** What each 8-bit channel value becomes: rescaled then normalised, per channel (3 × 256). */
+const tables = new WeakMap<PreprocessorConfig, Float32Array>();
 
 /**
- * Rescale, normalize, HWC → CHW. Each intermediate is rounded to float32 (Math.fround)
- * because transformers.js stores it in a Float32Array between the steps.
+ * Rescale and normalise as a table over the 256 byte values, one per channel. Each
+ * intermediate is rounded to float32 (Math.fround) because transformers.js stores it in a
+ * Float32Array between the steps, so a lookup gives exactly its values.
  */
-export function toPixelValues(image: RgbImage, config: PreprocessorConfig): Float32Array {
-  const { width, height, data } = image;
-  const plane = width * height;
-  const out = new Float32Array(3 * plane); // [3, H, W]
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      let v = data[p * 3 + c];
+export function pixelTable(config: PreprocessorConfig): Float32Array {
+  let table = tables.get(config);
+  if (table) return table;
+  table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    for (let b = 0; b < 256; b++) {
+      let v = b;
       if (config.doRescale) v = Math.fround(config.rescaleFactor * v);
       if (config.doNormalize) v = Math.fround((v - config.mean[c]) / config.std[c]);
-      out[c * plane + p] = v;
+      table[c * 256 + b] = v;
     }
   }
-  return out;
+  tables.set(config, table);
+  return table;
 }
 
-/** Decoded RGB → pixel_values for one image, [3, H, W]. */
-export async function preprocessImage(image: RgbImage, config: PreprocessorConfig): Promise<Float32Array> {
-  const resized = await resizeRgb(image, config);
-  if (resized.width !== config.width || resized.height !== config.height) {
-    throw new IrisError('BAD_IMAGE', `resized image is ${resized.width}x${resized.height}, expected ${config.width}x${config.height}`);
+/**
+ * Decoded RGB → pixel_values for one image, [3, H, W]: resized as transformers.js resizes
+ * (sharp's affine with the config's interpolator, reproduced in resample.ts), rescaled,
+ * normalised and laid out channel-first in the same pass.
+ */
+export function preprocessImage(image: RgbImage, config: PreprocessorConfig): Float32Array {
+  const { width, height } = config;
+  if (!config.doResize && (image.width !== width || image.height !== height)) {
+    throw new IrisError('BAD_IMAGE', `the image is ${image.width}x${image.height} and the model does not resize; it needs ${width}x${height}`);
   }
-  return toPixelValues(resized, config);
+  return resampleToPlanes(image, width, height, config.resample, pixelTable(config));
 }

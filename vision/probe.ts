@@ -1,8 +1,9 @@
 // The one place image formats and sizes are checked: a header-only look at the bytes,
 // the format from its signature, the size from sharp's metadata (which reads headers and
 // decodes no pixels), so a decompression bomb is refused before anything allocates its
-// pixels. The server's intake runs it before a request is queued, the decoder again
-// before it decodes (the CLI reads files straight from disk).
+// pixels. The server's intake runs it before a request is queued. The decoder (image.ts)
+// checks the signature the same way (checkFormat) and leaves the size to sharp's own
+// pixel limit, which is also read from the header: one metadata read per image at most.
 import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
 
@@ -47,13 +48,18 @@ const UNSUPPORTED: ReadonlyArray<readonly [string, (b: Uint8Array) => boolean]> 
   ['PSD', (b) => ascii(b, 0, 4) === '8BPS'],
 ];
 
-export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<ImageProbe> {
+/** The supported format the signature names; the stable error for anything else. */
+export function checkFormat(bytes: Uint8Array): ImageFormat {
+  if (bytes.byteLength === 0) throw new IrisError('BAD_IMAGE', 'image is empty');
   const format = sniffFormat(bytes);
-  if (format === undefined) {
-    const other = UNSUPPORTED.find(([, test]) => test(bytes));
-    if (other) throw new IrisError('UNSUPPORTED_IMAGE_FORMAT', `${other[0]} images are not supported; send PNG, JPEG, WebP, GIF, AVIF or TIFF`);
-    throw new IrisError('BAD_IMAGE', 'the bytes are not an image in a known format');
-  }
+  if (format !== undefined) return format;
+  const other = UNSUPPORTED.find(([, test]) => test(bytes));
+  if (other) throw new IrisError('UNSUPPORTED_IMAGE_FORMAT', `${other[0]} images are not supported; send PNG, JPEG, WebP, GIF, AVIF or TIFF`);
+  throw new IrisError('BAD_IMAGE', 'the bytes are not an image in a known format');
+}
+
+export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<ImageProbe> {
+  const format = checkFormat(bytes);
   let width: number | undefined;
   let height: number | undefined;
   let hasAlpha = false;

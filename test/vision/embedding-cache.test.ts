@@ -1,6 +1,7 @@
 // The embedding cache: content keys, reference counts, eviction by bytes.
 import { describe, expect, it } from 'vitest';
-import { EmbeddingCache } from '../../vision/embedding-cache.ts';
+import { createHash } from 'node:crypto';
+import { EmbeddingCache, contentHash } from '../../vision/embedding-cache.ts';
 import type { ImageEmbedding } from '../../vision/encoder.ts';
 
 function embedding(bytes: number): ImageEmbedding {
@@ -29,5 +30,21 @@ describe('EmbeddingCache', () => {
     expect(cache.has('big')).toBe(true);
     cache.release('big');
     expect(cache.has('big')).toBe(false);
+  });
+});
+
+describe('contentHash', () => {
+  it('is the sha256 of the bytes, the same for equal bytes in different buffers', () => {
+    const a = Uint8Array.from([1, 2, 3, 4]);
+    expect(contentHash(a)).toBe(createHash('sha256').update(a).digest('hex'));
+    expect(contentHash(Uint8Array.from(a))).toBe(contentHash(a));
+    expect(contentHash(Uint8Array.from([1, 2, 3, 5]))).not.toBe(contentHash(a));
+  });
+
+  it('reads a buffer once: a second call on the same buffer is the remembered hash', () => {
+    const bytes = Uint8Array.from([9, 8, 7]);
+    const first = contentHash(bytes);
+    bytes[0] = 0; // never done to image bytes; here it shows the bytes are not read again
+    expect(contentHash(bytes)).toBe(first);
   });
 });

@@ -56,6 +56,18 @@ describe('decodeImage', () => {
     await expect(decodeImage(heif, LIMITS)).rejects.toMatchObject({ code: 'UNSUPPORTED_IMAGE_FORMAT' });
   });
 
+  it('keeps the codes for broken bytes of each format, decoded without a separate metadata read', async () => {
+    const base = solid(48, 32, 3, [90, 120, 200]);
+    for (const bytes of [await base.clone().jpeg().toBuffer(), await base.clone().webp().toBuffer(), await base.clone().gif().toBuffer()]) {
+      await expect(decodeImage(new Uint8Array(bytes.subarray(0, 40)), LIMITS)).rejects.toMatchObject({ code: 'BAD_IMAGE' });
+    }
+    const bmp = Uint8Array.from([0x42, 0x4d, ...new Array(60).fill(0)]);
+    await expect(decodeImage(bmp, LIMITS)).rejects.toMatchObject({ code: 'UNSUPPORTED_IMAGE_FORMAT' });
+    const png = new Uint8Array(await base.clone().png().toBuffer());
+    await expect(decodeImage(png, { maxPixels: 48 * 32 - 1 })).rejects.toMatchObject({ code: 'IMAGE_TOO_LARGE', message: expect.stringContaining(`${48 * 32 - 1} pixels`) });
+    expect((await decodeImage(png, { maxPixels: 48 * 32 })).width).toBe(48);
+  });
+
   it('rejects a decompression bomb from its header, before decoding', async () => {
     const bomb = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#fff' } }).png({ compressionLevel: 9 }).toBuffer();
     expect(bomb.length).toBeLessThan(200_000); // tiny file, 16 Mpx
