@@ -9,8 +9,10 @@
 // reads. With `coalesce`, the pieces waiting when the consumer asks for the next event go
 // out as one event (a slow reader gets fewer, larger events), and after an event the next
 // one waits until `intervalMs` has passed since it (the first piece and the end are never
-// held back). Every piece still arrives, in order: an event's delta is the concatenation
-// of its pieces and `tokens` lists their tokens.
+// held back). Under load the interval grows with the streams open at once (× open/8 past
+// 8 open), so the events' cost stays bounded while the decode steps' rows grow. Every
+// piece still arrives, in order: an event's delta is the concatenation of its pieces and
+// `tokens` lists their tokens.
 import type { GeneratedToken, GenerateHooks, GenerationResult } from '../src/contract/types.ts';
 import { anySignal } from '../src/server/any-signal.ts';
 
@@ -33,6 +35,16 @@ export interface StreamOptions {
 
 type Start = (hooks: GenerateHooks) => Promise<GenerationResult>;
 
+/** Paced streams open in this process (not yet ended or closed); see LOAD_STREAMS. */
+let openPaced = 0;
+/** Past this many paced streams open at once, each one's interval grows in proportion. */
+const LOAD_STREAMS = 8;
+
+/** The interval after an event of a paced stream, given how many are open. */
+export function pacedIntervalMs(intervalMs: number, open: number): number {
+  return open > LOAD_STREAMS ? (intervalMs * open) / LOAD_STREAMS : intervalMs;
+}
+
 /** `start` gets hooks whose signal fires when the consumer stops early or `signal` fires. */
 export function streamGeneration(start: Start, signal: AbortSignal, options: StreamOptions = {}): AsyncIterableIterator<GenerationEvent> {
   const coalesce = options.coalesce ?? false;
@@ -50,6 +62,12 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
   let wake: (() => void) | undefined;
   /** Set while next() waits out the interval: new pieces need not wake it. */
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let isCounted = intervalMs > 0;
+  if (isCounted) openPaced++;
+  const uncount = (): void => {
+    if (isCounted) openPaced--;
+    isCounted = false;
+  };
 
   const notify = (): void => {
     if (timer !== undefined) {
@@ -70,17 +88,20 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
     (value) => {
       result = value;
       isFinished = true;
+      uncount();
       notify();
     },
     (error: unknown) => {
       failure = { error };
       isFinished = true;
+      uncount();
       notify();
     },
   );
 
   const close = (): IteratorResult<GenerationEvent> => {
     isClosed = true;
+    uncount();
     stop.abort();
     notify();
     return { value: undefined, done: true };
@@ -103,7 +124,7 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
   const next = async (): Promise<IteratorResult<GenerationEvent>> => {
     while (!isClosed) {
       if (tokens.length > 0) {
-        const wait = isFinished || intervalMs === 0 ? 0 : lastSentAt + intervalMs - performance.now();
+        const wait = isFinished || intervalMs === 0 ? 0 : lastSentAt + pacedIntervalMs(intervalMs, openPaced) - performance.now();
         if (wait <= 0) return { value: takePieces(), done: false };
         await new Promise<void>((resolve) => {
           wake = resolve;

@@ -33,7 +33,8 @@ export interface ServerConfig {
   /**
    * Streams (SSE, WebSocket, /v1): the least time between two events carrying text; the
    * pieces decoded meanwhile are merged into the next event (the first piece and the end
-   * go out at once). 0: an event whenever the reader is ready for one.
+   * go out at once); past 8 streams open at once it grows in proportion (schema/stream.ts).
+   * 0: an event whenever the reader is ready for one.
    */
   readonly streamIntervalMs: number;
 }

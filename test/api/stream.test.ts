@@ -120,3 +120,13 @@ describe('streamGeneration coalescing', () => {
     expect(await pending).toEqual({ value: undefined, done: true });
   });
 });
+
+describe('pacedIntervalMs', () => {
+  it('is the configured interval up to 8 open streams, then grows in proportion', async () => {
+    const { pacedIntervalMs } = await import('../../schema/stream.ts');
+    expect(pacedIntervalMs(20, 1)).toBe(20);
+    expect(pacedIntervalMs(20, 8)).toBe(20);
+    expect(pacedIntervalMs(20, 32)).toBe(80);
+    expect(pacedIntervalMs(0, 32)).toBe(0);
+  });
+});
