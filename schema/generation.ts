@@ -12,6 +12,8 @@ export interface IrisServices {
   readonly registry: ModelRegistry;
   readonly intake: ImageIntake;
   readonly promptChars: number;
+  /** Least time between two streamed events carrying text, in ms (0: an event as soon as the reader asks); schema/stream.ts. */
+  readonly streamIntervalMs: number;
 }
 
 export interface IrisContext {

@@ -1,21 +1,34 @@
 // Resolvers for iris.graphql. Enums map to the core's lower-case values, so results pass
 // through as the Generator returned them.
-import { GraphQLError, GraphQLScalarType } from 'graphql';
+import { GraphQLError, GraphQLScalarType, Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import type { ModelStatus } from '../src/server/registry.ts';
 import type { GenerationResult, Task, Timings } from '../src/contract/types.ts';
 import { attentionOverlay, runGeneration, type GenerationArgs, type IrisContext } from './generation.ts';
 import { streamGeneration, type GenerationEvent } from './stream.ts';
 
-type Resolver<TArgs, TResult> = (root: unknown, args: TArgs, ctx: IrisContext) => TResult;
+type Resolver<TArgs, TResult> = (root: unknown, args: TArgs, ctx: IrisContext, info: GraphQLResolveInfo) => TResult;
 
 function generation(task: Task): Resolver<GenerationArgs, ReturnType<typeof runGeneration>> {
   return (_root, args, ctx) => runGeneration(task, args, ctx);
 }
 
+/** Whether a selection on GenerationEvent (fragments included) reads `token`: then each event carries one piece. */
+function selectsToken(selectionSet: SelectionSetNode | undefined, info: GraphQLResolveInfo): boolean {
+  for (const selection of selectionSet?.selections ?? []) {
+    if (selection.kind === Kind.FIELD && selection.name.value === 'token') return true;
+    if (selection.kind === Kind.INLINE_FRAGMENT && selectsToken(selection.selectionSet, info)) return true;
+    if (selection.kind === Kind.FRAGMENT_SPREAD && selectsToken(info.fragments[selection.name.value]?.selectionSet, info)) return true;
+  }
+  return false;
+}
+
 function stream(task: Task) {
   return {
-    subscribe: ((_root, args, ctx) =>
-      streamGeneration((hooks) => runGeneration(task, args, ctx, hooks), ctx.deadline.signal)) as Resolver<
+    subscribe: ((_root, args, ctx, info) =>
+      streamGeneration((hooks) => runGeneration(task, args, ctx, hooks), ctx.deadline.signal, {
+        coalesce: !info.fieldNodes.some((node) => selectsToken(node.selectionSet, info)),
+        intervalMs: ctx.iris.streamIntervalMs,
+      })) as Resolver<
       GenerationArgs,
       AsyncIterableIterator<GenerationEvent>
     >,

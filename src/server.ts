@@ -9,9 +9,28 @@ import { createEngineLoader } from './server/load-models.ts';
 import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
 
+/**
+ * Access log lines go to stdout together once per event-loop turn: under load the
+ * responses that start in one turn (a decode step's first pieces) share one write
+ * instead of a synchronous console.log each. Lines still waiting at exit are written then.
+ */
+function batchedLines(write: (text: string) => void): (line: string) => void {
+  let lines: string[] = [];
+  const flush = (): void => {
+    if (lines.length === 0) return;
+    const text = `${lines.join('\n')}\n`;
+    lines = [];
+    write(text);
+  };
+  process.once('exit', flush);
+  return (line) => {
+    if (lines.push(line) === 1) setImmediate(flush);
+  };
+}
+
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const load = createEngineLoader({ engine: engineConfigOf(config) });
-  const app = createIrisApp({ config, load, logAccess: (line) => console.log(line) });
+  const app = createIrisApp({ config, load, logAccess: batchedLines((text) => process.stdout.write(text)) });
   const server = await listen(app, config.server);
   // One model that fails does not take the others down; with none left, the server stops.
   void app.registry.settled.then((models) => {

@@ -30,6 +30,13 @@ export interface ServerConfig {
    * before they are ended with SHUTTING_DOWN.
    */
   readonly drainTimeoutMs: number;
+  /**
+   * Streams (SSE, WebSocket, /v1): the least time between two events carrying text; the
+   * pieces decoded meanwhile are merged into the next event (the first piece and the end
+   * go out at once); past 8 streams open at once it grows in proportion (schema/stream.ts).
+   * 0: an event whenever the reader is ready for one.
+   */
+  readonly streamIntervalMs: number;
 }
 
 export interface AccessConfig {
@@ -159,7 +166,7 @@ const MB = 1024 * 1024;
 const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000 },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, streamIntervalMs: 20 },
   access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
     specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
@@ -239,6 +246,7 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
     corsCredentials,
     accessLog,
     drainTimeoutMs: int('server.drainTimeoutMs', input.drainTimeoutMs ?? d.drainTimeoutMs, 0, 3_600_000),
+    streamIntervalMs: int('server.streamIntervalMs', input.streamIntervalMs ?? d.streamIntervalMs, 0, 10_000),
   });
 }
 

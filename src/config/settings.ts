@@ -27,6 +27,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'metrics-key', env: 'IRIS_METRICS_KEY', kind: 'string', path: ['access', 'metricsKey'], help: 'bearer key for GET /metrics (unset: /metrics is open)' },
   { flag: 'rate-limit-rpm', env: 'IRIS_RATE_LIMIT_RPM', kind: 'int', path: ['access', 'requestsPerMinute'], help: 'requests per minute per key (per client address without keys); 0: unlimited' },
   { flag: 'rate-limit-tpm', env: 'IRIS_RATE_LIMIT_TPM', kind: 'int', path: ['access', 'tokensPerMinute'], help: 'generated tokens per minute per key (per client address without keys); 0: unlimited' },
+  { flag: 'stream-interval-ms', env: 'IRIS_STREAM_INTERVAL_MS', kind: 'int', path: ['server', 'streamIntervalMs'], help: 'least time between two streamed events carrying text, growing past 8 open streams; pieces decoded meanwhile are merged (0: an event per piece while the reader keeps up)' },
   { flag: 'drain-timeout-ms', env: 'IRIS_DRAIN_TIMEOUT_MS', kind: 'int', path: ['server', 'drainTimeoutMs'], help: 'on SIGTERM/SIGINT, time for running generations and streams to finish before they end with SHUTTING_DOWN' },
   { flag: 'dtype', env: 'IRIS_DTYPE', kind: 'string', path: ['models', 'dtype'], help: 'ONNX variant of models whose --model names none: fp32, q8 (*_quantized.onnx), fp16 (*_fp16.onnx)' },
   { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'requests in line per model (image loading, waiting, preempted) before OVERLOADED' },

@@ -74,6 +74,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     registry,
     intake: createImageIntake(config.images),
     promptChars: config.limits.promptChars,
+    streamIntervalMs: config.server.streamIntervalMs,
   };
   const notes = createRequestNotes();
   const { accessLog } = config.server;

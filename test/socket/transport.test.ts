@@ -74,6 +74,43 @@ describe('transports', () => {
     expect(events.at(-1)?.data.captionStream).toMatchObject({ done: true, generation: { text: WORDS, finishReason: 'EOS' } });
   });
 
+  // Without `token` in the selection, pieces decoded within --stream-interval-ms (20 ms by
+  // default; the fake decodes one every 5 ms) share an event: fewer events, same text.
+  const MERGED = 'subscription($i: ImageInput!) { captionStream(image: $i) { delta done generation { text } } }';
+
+  it('merges pieces into fewer SSE events when token is not selected; the deltas still make the whole text', async () => {
+    const res = await fetch(iris.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: MERGED, variables: { i: { base64 } } }),
+    });
+    const events = (await readSse(res)) as StreamEvent[];
+    const pieces = events.filter((e) => !e.data.captionStream.done);
+    expect(pieces.length).toBeGreaterThanOrEqual(2); // the first piece is not held back
+    expect(pieces.length).toBeLessThan(WORDS.split(' ').length);
+    expect(pieces.map((e) => e.data.captionStream.delta).join('')).toBe(WORDS);
+    expect(events.at(-1)?.data.captionStream).toMatchObject({ done: true, generation: { text: WORDS } });
+  });
+
+  it('keeps one event per piece when a fragment selects token', async () => {
+    const query = 'subscription($i: ImageInput!) { captionStream(image: $i) { ...E done } } fragment E on GenerationEvent { delta token { id } }';
+    const res = await fetch(iris.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query, variables: { i: { base64 } } }),
+    });
+    const pieces = ((await readSse(res)) as StreamEvent[]).filter((e) => !e.data.captionStream.done);
+    expect(pieces.map((e) => e.data.captionStream.delta)).toEqual(WORDS.split(' ').map((w, i) => (i === 0 ? w : ` ${w}`)));
+  });
+
+  it('merges pieces over WebSocket too, text unchanged', async () => {
+    const events: StreamEvent[] = [];
+    for await (const event of wsClient().iterate({ query: MERGED, variables: { i: { base64 } } })) events.push(event as StreamEvent);
+    const pieces = events.filter((e) => !e.data.captionStream.done);
+    expect(pieces.length).toBeLessThan(WORDS.split(' ').length);
+    expect(pieces.map((e) => e.data.captionStream.delta).join('')).toBe(WORDS);
+  });
+
   it('streams over WebSocket (graphql-ws)', async () => {
     const events: StreamEvent[] = [];
     for await (const event of wsClient().iterate({ query: STREAM, variables: { i: { base64 } } })) events.push(event as StreamEvent);

@@ -51,7 +51,7 @@ function streamResponse(events: AsyncIterableIterator<GenerationEvent>, first: G
   const withLogprobs = chat.options.logprobs === true || (chat.options.topLogprobs ?? 0) > 0;
   const toChunks = (event: GenerationEvent): Uint8Array[] => {
     if (!event.done) {
-      const logprobs = withLogprobs && event.token ? logprobsOf([event.token]) : null;
+      const logprobs = withLogprobs ? logprobsOf(event.tokens) : null;
       return [sse(chunkOf(ids, { delta: { content: event.delta }, logprobs }, chat.includeUsage))];
     }
     const result = event.generation!;
@@ -106,7 +106,8 @@ export async function handleChatCompletion(request: Request, services: IrisServi
       const withLogprobs = chat.options.logprobs === true || (chat.options.topLogprobs ?? 0) > 0;
       return Response.json(completionOf(ids, result, withLogprobs));
     }
-    const events = streamGeneration((hooks) => runGeneration(task, args, ctx, hooks), ctx.deadline.signal);
+    // A chunk's delta may hold several pieces (their logprobs all listed), as OpenAI's own streams do.
+    const events = streamGeneration((hooks) => runGeneration(task, args, ctx, hooks), ctx.deadline.signal, { coalesce: true, intervalMs: services.streamIntervalMs });
     const first = await events.next(); // throws when the request fails before its first piece
     return streamResponse(events, first.value as GenerationEvent, ids, chat, options);
   } catch (error) {
