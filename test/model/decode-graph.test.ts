@@ -2,15 +2,18 @@
 // branch alone. A runner with it must give the merged graph's logits at every step with
 // a past (decode steps of left-padded rows with different pasts, multi-token verify
 // steps), for the shipped model, its draft and its q8/fp16 variants, and for the
-// fixture's graph derived by the exporter's surgery; a folder without it runs the merged
-// graph; a file that does not match the merged decoder is refused.
+// fixture's graph derived by the exporter's surgery and by iris quantize's; a folder
+// without it runs the merged graph; a file that does not match the merged decoder is refused.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeOnlyFileOf, onnxFiles } from '../../src/model/files.ts';
 import { loadIrisModel } from '../../src/model/load.ts';
+import { decodeOnlyModel } from '../../src/quantize/decode-graph.ts';
+import { decodeModel, type OnnxModel } from '../../src/quantize/onnx-proto.ts';
+import { addDecodeGraphs } from '../../src/quantize/quantize-folder.ts';
 import { decodeStep, prefillStep } from '../../text/batch-inputs.ts';
 import { DecoderRunner, type EncoderStates } from '../../text/decoder-runner.ts';
 import { argmax } from '../../text/sampling/processors.ts';
@@ -25,6 +28,10 @@ const DERIVED = join(scratch, 'tiny-random');
 cpSync(FIXTURES.encoderDecoder, DERIVED, { recursive: true });
 execFileSync('/usr/bin/python3', ['-c', `import export; export.write_decode_graph(${JSON.stringify(join(DERIVED, 'onnx/decoder_model_merged.onnx'))}, ${JSON.stringify(join(DERIVED, 'onnx/decoder_with_past_model.onnx'))})`],
   { cwd: join(ROOT, 'training'), stdio: 'ignore', timeout: 120_000 });
+/** The same, made by iris quantize's TypeScript surgery (a folder exported without it). */
+const DERIVED_TS = join(scratch, 'tiny-random-ts');
+cpSync(FIXTURES.encoderDecoder, DERIVED_TS, { recursive: true });
+const written = await addDecodeGraphs(DERIVED_TS);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -65,7 +72,10 @@ async function compare(merged: DecoderRunner, withPast: DecoderRunner, numPatche
   expect(maxAbsDiff(a.logits, b.logits)).toBeLessThanOrEqual(tolerance);
 }
 
-const cases: [string, string, string, number][] = [['tiny-random, derived by the exporter', DERIVED, 'decoder_model_merged.onnx', 1e-5]];
+const cases: [string, string, string, number][] = [
+  ['tiny-random, derived by the exporter', DERIVED, 'decoder_model_merged.onnx', 1e-5],
+  ['tiny-random, derived by iris quantize', DERIVED_TS, 'decoder_model_merged.onnx', 1e-5],
+];
 if (isShippedModelPresent) {
   cases.push(['shapes-base', SHIPPED_MODEL, onnxFiles('fp32').decoderFile, 1e-5]);
   cases.push(['shapes-base q8', SHIPPED_MODEL, onnxFiles('q8').decoderFile, 1e-5]);
@@ -88,6 +98,24 @@ describe('decode-only decoder graph', () => {
       }
     }, 60_000);
   }
+
+  it('iris quantize makes the graph the exporter makes, and only where it is missing and possible', async () => {
+    expect(written).toEqual([join(DERIVED_TS, 'onnx/decoder_with_past_model.onnx')]);
+    const summary = (m: OnnxModel): unknown => ({
+      inputs: m.graph.inputs.map((v) => v.name),
+      outputs: m.graph.outputs.map((v) => v.name),
+      ops: m.graph.nodes.map((n) => n.opType).sort(),
+      initializers: m.graph.initializers.length,
+    });
+    const read = (path: string): OnnxModel => decodeModel(new Uint8Array(readFileSync(path)));
+    expect(summary(read(join(DERIVED_TS, 'onnx/decoder_with_past_model.onnx')))).toEqual(summary(read(join(DERIVED, 'onnx/decoder_with_past_model.onnx'))));
+    if (isShippedModelPresent) {
+      const fromMerged = decodeOnlyModel(read(join(SHIPPED_MODEL, 'onnx/decoder_model_merged.onnx')))!;
+      expect(summary(fromMerged)).toEqual(summary(read(join(SHIPPED_MODEL, 'onnx/decoder_with_past_model.onnx'))));
+    }
+    expect(await addDecodeGraphs(DERIVED_TS)).toEqual([]); // already there
+    expect(decodeOnlyModel(read(join(FIXTURES.gpt2, 'onnx/decoder_model_merged.onnx')))).toBeUndefined(); // no If to resolve
+  });
 
   it('is found beside the merged file with the same dtype suffix', () => {
     expect(decodeOnlyFileOf('decoder_model_merged.onnx')).toBe('decoder_with_past_model.onnx');

@@ -1,0 +1,64 @@
+// The decode-only decoder (`onnx/decoder_with_past_model.onnx`, optimum's name for the
+// with-past decoder) from a merged one, for folders exported without it (optimum,
+// transformers.js conversions): the same surgery as training/export.py's
+// decode_only_graph. The If on use_cache_branch is replaced by its then (cached) branch,
+// inlined; the present.*.encoder.* outputs (the cross K/V passed through) are dropped;
+// then every node, input and initializer that feeds no output any more goes too. Same
+// weights and nodes on the cached path, so the same logits.
+import { NameAllocator, node, usedNames } from './graph.ts';
+import type { OnnxGraph, OnnxModel, OnnxNode } from './onnx-proto.ts';
+
+export const DECODE_GRAPH_STEM = 'decoder_with_past_model';
+
+const CROSS_PRESENT = /^present\.\d+\.encoder\.(key|value)$/;
+
+/** The decode-only model, or undefined when the graph has no single If(use_cache_branch) to resolve. The input is not modified. */
+export function decodeOnlyModel(model: OnnxModel): OnnxModel | undefined {
+  const g = model.graph;
+  const ifs = g.nodes.filter((n) => n.opType === 'If' && n.inputs.length === 1 && n.inputs[0] === 'use_cache_branch');
+  const thenBranch = ifs.length === 1 ? ifs[0].attributes.find((a) => a.name === 'then_branch')?.g : undefined;
+  if (!thenBranch) return undefined;
+  const ifNode = ifs[0];
+  const names = new NameAllocator(usedNames(g));
+  // Values the outer graph defines: a name the branch defines again gets a fresh one.
+  const outer = new Set([...g.inputs.map((v) => v.name), ...g.initializers.map((t) => t.name), ...g.nodes.filter((n) => n !== ifNode).flatMap((n) => n.outputs)]);
+  const rename = new Map<string, string>();
+  for (const name of [...thenBranch.initializers.map((t) => t.name), ...thenBranch.nodes.flatMap((n) => n.outputs)]) {
+    if (outer.has(name)) rename.set(name, names.fresh(`then/${name}`));
+  }
+  const produced = new Set(thenBranch.nodes.flatMap((n) => n.outputs));
+  const passThrough: OnnxNode[] = [];
+  thenBranch.outputs.forEach((out, i) => {
+    // A branch output its own nodes make takes the If's output name; one read from outside (an input, an initializer) is copied by an Identity.
+    if (produced.has(out.name) && !thenBranch.inputs.some((v) => v.name === out.name)) rename.set(out.name, ifNode.outputs[i]);
+    else passThrough.push(node('Identity', [rename.get(out.name) ?? out.name], [ifNode.outputs[i]], names.fresh(`then/pass_${i}`)));
+  });
+  const to = (name: string): string => rename.get(name) ?? name;
+  const inlined = thenBranch.nodes.map((n) => ({ ...n, inputs: n.inputs.map(to), outputs: n.outputs.map(to) }));
+  const initializers = [...g.initializers, ...thenBranch.initializers.map((t) => ({ ...t, name: to(t.name) }))];
+  const nodes = g.nodes.flatMap((n) => (n === ifNode ? [...inlined, ...passThrough] : [n]));
+  const outputs = g.outputs.filter((o) => !CROSS_PRESENT.test(o.name));
+  const graph: OnnxGraph = { ...g, nodes: liveNodes(nodes, outputs.map((o) => o.name)), initializers, outputs };
+  const read = new Set([...graph.nodes.flatMap((n) => [...n.inputs, ...subgraphReads(n)]), ...outputs.map((o) => o.name)]);
+  graph.inputs = g.inputs.filter((v) => read.has(v.name));
+  graph.initializers = initializers.filter((t) => read.has(t.name));
+  graph.valueInfo = g.valueInfo.filter((v) => read.has(v.name));
+  return { ...model, graph };
+}
+
+/** Nodes (in order) whose outputs reach `outputs`, directly or through other kept nodes. */
+function liveNodes(nodes: readonly OnnxNode[], outputs: readonly string[]): OnnxNode[] {
+  const needed = new Set(outputs);
+  const live: OnnxNode[] = [];
+  for (const n of [...nodes].reverse()) {
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    live.push(n);
+    for (const i of [...n.inputs, ...subgraphReads(n)]) if (i) needed.add(i);
+  }
+  return live.reverse();
+}
+
+/** Outer values a node's subgraphs (a remaining If or Loop) read. */
+function subgraphReads(n: OnnxNode): string[] {
+  return n.attributes.flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]).flatMap((sub) => sub.nodes.flatMap((m) => [...m.inputs, ...subgraphReads(m)]));
+}
