@@ -6,7 +6,10 @@
 // alternated, as a step's presents become the next step's pasts; with a fixed past this
 // is the most reuse can buy (a real batch grows a column per step). Measured 2026-12-02
 // on shapes-base, allocated/preallocated: 1.00× at 8 rows and 0.96× at 32 (an earlier
-// run: 0.99×, 0.90×). Preallocating is not cheaper, so Iris lets onnxruntime allocate.
+// run: 0.99×, 0.90×). Preallocating is not cheaper, so Iris lets onnxruntime allocate:
+// onnxruntime-node 1.30 writes into the given buffers but still returns each output in
+// a new ArrayBuffer (the returned tensors' buffers are not the ones passed), so reuse only
+// adds a copy; the KV outputs' allocation (and the GC it drives) stays either way.
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
