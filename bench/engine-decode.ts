@@ -45,15 +45,7 @@ async function round(engine: (typeof engines)['merged']): Promise<number> {
   return (cpuUs() - started) / generated;
 }
 
-const names = Object.keys(engines) as (keyof typeof engines)[];
-const perToken: Record<string, number[]> = { merged: [], 'decode-only': [] };
-for (const name of names) await round(engines[name]); // warm-up
-for (let r = 0; r < rounds; r++) {
-  for (const name of r % 2 === 0 ? names : [...names].reverse()) perToken[name].push(await round(engines[name]));
-}
-await Promise.all(names.map((n) => engines[n].release()));
-
-// The tight loop: one runner, `clients` rows, a past of about half a generation.
+// The tight loop: one runner per graph, `clients` rows, a past of about half a generation.
 const model = await loadIrisModel(modelDir, { threads: 1 });
 const merged = await DecoderRunner.load(join(modelDir, 'onnx', 'decoder_model_merged.onnx'), sessionOptionsOf({ threads: 1 }));
 const past = Math.round(tokens / 2) + 2;
@@ -61,23 +53,32 @@ const { hiddenSize, numPatches } = { hiddenSize: model.runner.layout.numHeads * 
 const first = prefillStep(Array.from({ length: clients }, () => Int32Array.from({ length: past }, (_, j) => (j === 0 ? 1 : 5 + (j % 20)))), 0);
 const out = await model.runner.step({ tokens: first.step, encoderStates: { data: new Float32Array(clients * numPatches * hiddenSize).fill(0.01), numPatches, hiddenSize }, cache: model.runner.emptyCache(clients) });
 const input = { tokens: decodeStep(first.state, new Int32Array(clients).fill(5)).step, encoderStates: { data: new Float32Array(clients * hiddenSize), numPatches: 1, hiddenSize }, cache: out.cache };
-const tight = async (runner: DecoderRunner): Promise<number> => {
+const runners = { merged, 'decode-only': model.runner };
+/** Process CPU µs per row-step of 60 steps. */
+async function tight(runner: DecoderRunner): Promise<number> {
   for (let i = 0; i < 5; i++) await runner.step(input);
   const started = cpuUs();
   for (let i = 0; i < 60; i++) await runner.step(input);
   return (cpuUs() - started) / 60 / clients;
-};
-const loop: Record<string, number[]> = { merged: [], 'decode-only': [] };
-for (let r = 0; r < rounds; r++) {
-  loop.merged.push(await tight(merged));
-  loop['decode-only'].push(await tight(model.runner));
 }
-await Promise.all([merged.release(), model.release()]);
+
+// Engine rounds and tight-loop rounds interleaved (the machine's load moves CPU time too), the order alternating.
+const names = Object.keys(engines) as (keyof typeof engines)[];
+const perToken: Record<string, number[]> = { merged: [], 'decode-only': [] };
+const loop: Record<string, number[]> = { merged: [], 'decode-only': [] };
+for (const name of names) await round(engines[name]); // warm-up
+for (let r = 0; r < rounds; r++) {
+  for (const name of r % 2 === 0 ? names : [...names].reverse()) {
+    perToken[name].push(await round(engines[name]));
+    loop[name].push(await tight(runners[name]));
+  }
+}
+await Promise.all([...names.map((n) => engines[n].release()), merged.release(), model.release()]);
 rmSync(mergedOnly, { recursive: true, force: true });
 
 console.log(`${clients} clients × ${tokens} tokens, process CPU µs per generated token (engine) and per row-step (tight loop, past ${past}), medians of ${rounds} interleaved rounds`);
 for (const name of names) {
   const [e, t] = [median(perToken[name]), median(loop[name])];
-  console.log(`${name.padEnd(11)}: engine ${e.toFixed(1)} µs/token, tight loop ${t.toFixed(1)} µs/row-step, engine/tight ${(e / t).toFixed(2)}`);
+  console.log(`${name.padEnd(11)}: engine ${e.toFixed(1)} µs/token, tight loop ${t.toFixed(1)} µs/row-step, engine/tight ${median(perToken[name].map((x, i) => x / loop[name][i])).toFixed(2)}`);
 }
 console.log(`merged/decode-only: engine ${median(perToken.merged.map((x, i) => x / perToken['decode-only'][i])).toFixed(2)}×, tight loop ${median(loop.merged.map((x, i) => x / loop['decode-only'][i])).toFixed(2)}×`);

@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 import data
 import shapes
@@ -203,9 +203,9 @@ DECODE_GRAPH = "decoder_with_past_model.onnx"
 
 def decode_only_graph(merged: onnx.ModelProto, num_patches: int | None = None) -> onnx.ModelProto:
     """The merged decoder with `If(use_cache_branch)` replaced by its then (cached) branch
-    inlined, the `present.*.encoder.*` pass-through outputs dropped, and every node,
-    input and initializer that then feeds nothing removed. `num_patches` pins the cross
-    K/V inputs' patch axis (static shapes)."""
+    inlined, the `present.*.encoder.*` pass-through outputs dropped, the reshapes' target
+    shapes made constant (`static_reshapes`), and every node, input and initializer that
+    then feeds nothing removed. `num_patches` pins the cross K/V inputs' patch axis."""
     m = onnx.ModelProto()
     m.CopyFrom(merged)
     g = m.graph
@@ -234,6 +234,10 @@ def decode_only_graph(merged: onnx.ModelProto, num_patches: int | None = None) -
     kept_outputs = [o for o in g.output if not (o.name.startswith("present.") and ".encoder." in o.name)]
     del g.output[:]
     g.output.extend(kept_outputs)
+    del g.node[:]
+    g.node.extend(nodes)
+    static_reshapes(g)
+    nodes = list(g.node)
     # dead-node elimination: keep the nodes whose outputs reach a graph output
     needed = {o.name for o in g.output}
     live = []
@@ -261,6 +265,68 @@ def decode_only_graph(merged: onnx.ModelProto, num_patches: int | None = None) -
     g.name = f"{g.name}_with_past"
     onnx.checker.check_model(m)
     return m
+
+
+def _const_ints(name, producers, initializers):
+    if name in initializers:
+        return numpy_helper.to_array(initializers[name]).reshape(-1).tolist()
+    node = producers.get(name)
+    if node is not None and node.op_type == "Constant":
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return None if value is None else numpy_helper.to_array(value).reshape(-1).tolist()
+    return None
+
+
+def static_reshapes(g) -> int:
+    """Constant target shapes for the reshapes torch exports as `x.view(*x.shape[:2], h, d)`:
+    Reshape(x, Concat(Unsqueeze(Gather(Shape(x), i)), ..., h, d)). A dimension gathered
+    from the reshaped tensor at its own position (or through the Transpose that made it)
+    becomes 0 (ONNX: copy that dimension), one other computed dimension -1 (what the size
+    implies), constants stay. onnxruntime cannot fold these chains itself (the dims are
+    symbolic); without them the decode step runs about 60 fewer nodes (shapes-base: 213 →
+    153 after onnxruntime's optimizations) and costs 3-8 % less, same values."""
+    producers = {o: n for n in g.node for o in n.output}
+    initializers = {t.name: t for t in g.initializer}
+    count = 0
+    for n in g.node:
+        if n.op_type != "Reshape" or any(a.name == "allowzero" and a.i for a in n.attribute):
+            continue
+        concat = producers.get(n.input[1])
+        if concat is None or concat.op_type != "Concat":
+            continue
+        sources = {n.input[0]: None}  # tensor -> the perm that made the reshaped tensor from it
+        made_by = producers.get(n.input[0])
+        if made_by is not None and made_by.op_type == "Transpose":
+            sources[made_by.input[0]] = next(list(a.ints) for a in made_by.attribute if a.name == "perm")
+        target = []
+        for pos, part in enumerate(concat.input):
+            value = _const_ints(part, producers, initializers)
+            if value is not None:
+                if len(value) != 1 or value[0] == 0 or (value[0] == -1 and -1 in target):
+                    target = None
+                    break
+                target.append(int(value[0]))
+                continue
+            unsq = producers.get(part)
+            gather = producers.get(unsq.input[0]) if unsq is not None and unsq.op_type == "Unsqueeze" else None
+            shape = producers.get(gather.input[0]) if gather is not None and gather.op_type == "Gather" else None
+            index = _const_ints(gather.input[1], producers, initializers) if shape is not None and shape.op_type == "Shape" else None
+            if index is not None and len(index) == 1 and not shape.attribute and shape.input[0] in sources \
+                    and index[0] == (pos if sources[shape.input[0]] is None else sources[shape.input[0]][pos]):
+                target.append(0)
+            elif -1 not in target:
+                target.append(-1)
+            else:
+                target = None
+                break
+        if target is None:
+            continue
+        name = f"{n.output[0]}/static_shape"
+        g.initializer.append(numpy_helper.from_array(np.array(target, dtype=np.int64), name))
+        initializers[name] = g.initializer[-1]
+        n.input[1] = name
+        count += 1
+    return count
 
 
 def write_decode_graph(merged_path: str, out_path: str, num_patches: int | None = None) -> None:
