@@ -86,11 +86,18 @@ export class DecoderRunner {
    * have the merged graph's cache layout and outputs, less the encoder presents.
    */
   static async load(path: string, options: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder, withPastPath?: string): Promise<DecoderRunner> {
-    const [session, withPast] = await Promise.all([ort.InferenceSession.create(path, options), withPastPath ? ort.InferenceSession.create(withPastPath, options) : undefined]);
-    if (session.inputNames.includes('inputs_embeds') && !embedder) throw new IrisError('MODEL_NOT_FOUND', `${path} is fed inputs_embeds, and the folder has no onnx/embed_tokens.onnx`);
-    const layout = layoutOf(path, session);
-    if (withPast) checkWithPast(withPastPath!, withPast, layout, session);
-    return new DecoderRunner(session, layout, embedder, withPast);
+    const session = await ort.InferenceSession.create(path, options);
+    let withPast: ort.InferenceSession | undefined;
+    try {
+      if (session.inputNames.includes('inputs_embeds') && !embedder) throw new IrisError('MODEL_NOT_FOUND', `${path} is fed inputs_embeds, and the folder has no onnx/embed_tokens.onnx`);
+      const layout = layoutOf(path, session);
+      withPast = withPastPath ? await ort.InferenceSession.create(withPastPath, options) : undefined;
+      if (withPast) checkWithPast(withPastPath!, withPast, layout, session);
+      return new DecoderRunner(session, layout, embedder, withPast);
+    } catch (err) {
+      await Promise.all([session.release(), withPast?.release()]);
+      throw err;
+    }
   }
 
   /** True when steps with a past run the decode-only graph. */
