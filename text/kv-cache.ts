@@ -21,7 +21,8 @@ export type KV = { key: ort.Tensor; value: ort.Tensor }; // each [batch, heads, 
 
 const SELF_ONLY = /^past_key_values\.(\d+)\.(key|value)$/;
 const ENC_DEC = /^past_key_values\.(\d+)\.decoder\.(key|value)$/;
-const CROSS_PRESENT = /^present\.\d+\.encoder\.(key|value)$/;
+/** The cross-attention K/V an encoder-decoder graph passes back (present.{i}.encoder.*). */
+export const CROSS_PRESENT = /^present\.\d+\.encoder\.(key|value)$/;
 
 /** Read the naming and the static head shape from the session's declared inputs. */
 export function detectCacheLayout(inputs: readonly { name: string; shape?: readonly (number | string)[]; type?: string }[]): CacheLayout {
@@ -62,6 +63,11 @@ export class KvCache {
     return this.cross;
   }
 
+  /** Does the next step have a past (a merged graph's use_cache_branch)? Encoder-decoder: once the cross K/V are computed; self-only: once any position is. */
+  get isCached(): boolean {
+    return this.layout.naming === 'encoder-decoder' ? this.cross !== null : this.pastLength > 0;
+  }
+
   /** The past inputs of the next step, by the session's input names (plus use_cache_branch). */
   feeds(): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
@@ -78,8 +84,7 @@ export class KvCache {
         feeds[`past_key_values.${i}.encoder.value`] = kv.value;
       }
     }
-    const isCached = isEncDec ? this.cross !== null : this.pastLength > 0;
-    feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([isCached ? 1 : 0]), [1]);
+    feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([this.isCached ? 1 : 0]), [1]);
     return feeds;
   }
 

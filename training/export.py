@@ -1,12 +1,20 @@
 """Exports a trained model.pt to a Hugging Face vision-encoder-decoder ONNX folder.
 
 usage: export.py --checkpoint model.pt --out DIR [--naming encdec|gpt2] [--parity FILE] [--draft]
+       export.py --checkpoint model.pt --out DIR --decode-graph-only   (add the decode-only graph to an exported folder)
 
 encdec naming (the default, decoder model_type "trocr"): the decoder caches
 cross-attention keys/values as `past_key_values.{i}.encoder.*`. They are computed once,
 inside an `If(use_cache_branch)` node, on the first step and passed back after that.
 gpt2 naming (the Xenova/vit-gpt2 layout): only self-attention is cached and cross
 keys/values are recomputed from `encoder_hidden_states` every step.
+
+With encdec naming the folder also gets `decoder_with_past_model.onnx`, the decode-only
+graph (optimum's name for it): the merged file's `If` replaced by its cached branch, so
+the cross keys/values are read straight from `past_key_values.{i}.encoder.*`, without the
+`present.{i}.encoder.*` pass-through outputs, `encoder_hidden_states` or
+`use_cache_branch`. Same weights and nodes, so the same logits; Iris runs it for every
+step after the first (transformers.js keeps loading the merged file).
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import tempfile
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 import data
 import shapes
@@ -190,6 +198,141 @@ def merge_cross_cache(core: onnx.ModelProto, ckv: onnx.ModelProto, cfg: ModelCon
     return core
 
 
+DECODE_GRAPH = "decoder_with_past_model.onnx"
+
+
+def decode_only_graph(merged: onnx.ModelProto, num_patches: int | None = None) -> onnx.ModelProto:
+    """The merged decoder with `If(use_cache_branch)` replaced by its then (cached) branch
+    inlined, the `present.*.encoder.*` pass-through outputs dropped, the reshapes' target
+    shapes made constant (`static_reshapes`), and every node, input and initializer that
+    then feeds nothing removed. `num_patches` pins the cross K/V inputs' patch axis."""
+    m = onnx.ModelProto()
+    m.CopyFrom(merged)
+    g = m.graph
+    ifs = [n for n in g.node if n.op_type == "If" and list(n.input) == ["use_cache_branch"]]
+    if len(ifs) != 1:
+        raise ValueError(f"expected one If(use_cache_branch) in the merged decoder, found {len(ifs)}")
+    if_node = ifs[0]
+    then_g = next(a.g for a in if_node.attribute if a.name == "then_branch")
+    # inline the branch: its values get the If's output names, its initializers move up
+    rename = {sub.name: out for sub, out in zip(then_g.output, if_node.output)}
+    taken = {i.name for i in g.initializer} | {o for n in g.node for o in n.output} | {i.name for i in g.input}
+    for init in then_g.initializer:
+        if init.name in taken:
+            rename[init.name] = f"then/{init.name}"
+            init.name = rename[init.name]
+        g.initializer.append(init)
+    inlined = []
+    for node in then_g.node:
+        for io in (node.input, node.output):
+            for k, name in enumerate(io):
+                io[k] = rename.get(name, name)
+        inlined.append(node)
+    nodes = []
+    for n in g.node:
+        nodes.extend(inlined if n is if_node else [n])
+    kept_outputs = [o for o in g.output if not (o.name.startswith("present.") and ".encoder." in o.name)]
+    del g.output[:]
+    g.output.extend(kept_outputs)
+    del g.node[:]
+    g.node.extend(nodes)
+    static_reshapes(g)
+    nodes = list(g.node)
+    # dead-node elimination: keep the nodes whose outputs reach a graph output
+    needed = {o.name for o in g.output}
+    live = []
+    for n in reversed(nodes):
+        if any(o in needed for o in n.output):
+            live.append(n)
+            needed.update(i for i in n.input if i)
+    live.reverse()
+    del g.node[:]
+    g.node.extend(live)
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    for field in (g.input, g.initializer):
+        kept = [x for x in field if x.name in used]
+        del field[:]
+        field.extend(kept)
+    kept_vi = [v for v in g.value_info if v.name in used]
+    del g.value_info[:]
+    g.value_info.extend(kept_vi)
+    if num_patches is not None:
+        for vi in g.input:
+            if vi.name.startswith("past_key_values.") and ".encoder." in vi.name:
+                d = vi.type.tensor_type.shape.dim[2]
+                d.ClearField("dim_param")
+                d.dim_value = num_patches
+    g.name = f"{g.name}_with_past"
+    onnx.checker.check_model(m)
+    return m
+
+
+def _const_ints(name, producers, initializers):
+    if name in initializers:
+        return numpy_helper.to_array(initializers[name]).reshape(-1).tolist()
+    node = producers.get(name)
+    if node is not None and node.op_type == "Constant":
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return None if value is None else numpy_helper.to_array(value).reshape(-1).tolist()
+    return None
+
+
+def static_reshapes(g) -> int:
+    """Constant target shapes for the reshapes torch exports as `x.view(*x.shape[:2], h, d)`:
+    Reshape(x, Concat(Unsqueeze(Gather(Shape(x), i)), ..., h, d)). A dimension gathered
+    from the reshaped tensor at its own position (or through the Transpose that made it)
+    becomes 0 (ONNX: copy that dimension), one other computed dimension -1 (what the size
+    implies), constants stay. onnxruntime cannot fold these chains itself (the dims are
+    symbolic); without them the decode step runs about 60 fewer nodes (shapes-base: 213 →
+    153 after onnxruntime's optimizations) and costs 3-8 % less, same values."""
+    producers = {o: n for n in g.node for o in n.output}
+    initializers = {t.name: t for t in g.initializer}
+    count = 0
+    for n in g.node:
+        if n.op_type != "Reshape" or any(a.name == "allowzero" and a.i for a in n.attribute):
+            continue
+        concat = producers.get(n.input[1])
+        if concat is None or concat.op_type != "Concat":
+            continue
+        sources = {n.input[0]: None}  # tensor -> the perm that made the reshaped tensor from it
+        made_by = producers.get(n.input[0])
+        if made_by is not None and made_by.op_type == "Transpose":
+            sources[made_by.input[0]] = next(list(a.ints) for a in made_by.attribute if a.name == "perm")
+        target = []
+        for pos, part in enumerate(concat.input):
+            value = _const_ints(part, producers, initializers)
+            if value is not None:
+                if len(value) != 1 or value[0] == 0 or (value[0] == -1 and -1 in target):
+                    target = None
+                    break
+                target.append(int(value[0]))
+                continue
+            unsq = producers.get(part)
+            gather = producers.get(unsq.input[0]) if unsq is not None and unsq.op_type == "Unsqueeze" else None
+            shape = producers.get(gather.input[0]) if gather is not None and gather.op_type == "Gather" else None
+            index = _const_ints(gather.input[1], producers, initializers) if shape is not None and shape.op_type == "Shape" else None
+            if index is not None and len(index) == 1 and not shape.attribute and shape.input[0] in sources \
+                    and index[0] == (pos if sources[shape.input[0]] is None else sources[shape.input[0]][pos]):
+                target.append(0)
+            elif -1 not in target:
+                target.append(-1)
+            else:
+                target = None
+                break
+        if target is None:
+            continue
+        name = f"{n.output[0]}/static_shape"
+        g.initializer.append(numpy_helper.from_array(np.array(target, dtype=np.int64), name))
+        initializers[name] = g.initializer[-1]
+        n.input[1] = name
+        count += 1
+    return count
+
+
+def write_decode_graph(merged_path: str, out_path: str, num_patches: int | None = None) -> None:
+    onnx.save(decode_only_graph(onnx.load(merged_path), num_patches), out_path)
+
+
 def export_gpt2_decoder(model: VisionLanguageModel, path: str) -> None:
     cfg = model.cfg
     L, H, hd = cfg.dec_layers, cfg.dec_heads, cfg.dec_dim // cfg.dec_heads
@@ -283,15 +426,23 @@ def main() -> None:
     ap.add_argument("--parity", help="write PyTorch reference outputs for the Node parity test here")
     ap.add_argument("--draft", action="store_true",
                     help="a speculative-decoding draft: the decoder only (it reads the main model's encoder output)")
+    ap.add_argument("--decode-graph-only", action="store_true",
+                    help=f"only write onnx/{DECODE_GRAPH} from the folder's exported decoder_model_merged.onnx")
     args = ap.parse_args()
     model = load(args.checkpoint)
+    merged = f"{args.out}/onnx/decoder_model_merged.onnx"
+    if args.decode_graph_only:
+        write_decode_graph(merged, f"{args.out}/onnx/{DECODE_GRAPH}", model.cfg.num_patches)
+        print(json.dumps({"decode_graph": f"{args.out}/onnx/{DECODE_GRAPH}", "bytes": os.path.getsize(f"{args.out}/onnx/{DECODE_GRAPH}")}))
+        return
     os.makedirs(f"{args.out}/onnx", exist_ok=True)
     if not args.draft:
         export_encoder(model, f"{args.out}/onnx/encoder_model.onnx")
     if args.naming == "gpt2":
         export_gpt2_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx")
     else:
-        export_encdec_decoder(model, f"{args.out}/onnx/decoder_model_merged.onnx", attentions=False)
+        export_encdec_decoder(model, merged, attentions=False)
+        write_decode_graph(merged, f"{args.out}/onnx/{DECODE_GRAPH}", model.cfg.num_patches)
         if not args.draft:
             export_encdec_decoder(model, f"{args.out}/onnx/decoder_with_attentions_model_merged.onnx", attentions=True)
     write_configs(model.cfg, args.out, args.naming)

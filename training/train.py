@@ -285,7 +285,7 @@ def main() -> None:
     steps_per_epoch = len(train_s) // args.batch
     opt, sched, total = optimizer(model, aux, args, steps_per_epoch)
     rng = random.Random(args.seed)
-    history, step = [], 0
+    history, step, t0 = [], 0, time.time()
     for epoch in range(1, args.epochs + 1):
         order = np.random.RandomState(args.seed + epoch).permutation(len(train_s))
         started, running = time.time(), None

@@ -1,10 +1,11 @@
-// `iris quantize [<model-dir>] [--dtype q8|fp16|all]`, and the --dtype of the running
+// `iris quantize [<model-dir>] [--dtype q8|fp16|all]` (it also adds the decode-only
+// decoder graph a folder lacks), and the --dtype of the running
 // commands (which ONNX variant files they load).
 import { relative, resolve } from 'node:path';
 import type { CliSettings } from './args.ts';
 import { DTYPES, type Dtype } from '../config/config.ts';
 import { DEFAULT_MODEL_DIR } from '../model/load.ts';
-import { quantizeFolder, type QuantizeDtype, type VariantReport } from '../quantize/quantize-folder.ts';
+import { addDecodeGraphs, quantizeFolder, type QuantizeDtype, type VariantReport } from '../quantize/quantize-folder.ts';
 import { IrisError } from '../contract/types.ts';
 
 /** --dtype for caption/ask/generate/batch/eval: which variant files to load. */
@@ -47,13 +48,20 @@ export async function runQuantize(settings: CliSettings): Promise<number> {
   if (settings.positionals.length > 1) throw new IrisError('INVALID_OPTIONS', 'quantize takes one model folder');
   const dir = resolve(settings.positionals[0] ?? settings.modelDir ?? DEFAULT_MODEL_DIR);
   let reports: VariantReport[];
+  let derived: string[];
   try {
+    derived = await addDecodeGraphs(dir);
     reports = await quantizeFolder(dir, { dtypes: quantizeDtypes(settings.dtype) });
   } catch (err) {
     if (err instanceof IrisError) throw err;
     throw new IrisError('MODEL_NOT_FOUND', err instanceof Error ? err.message : String(err));
   }
-  if (settings.isJson) for (const r of reports) console.log(JSON.stringify(r));
-  else console.log(formatReport(reports));
+  if (settings.isJson) {
+    for (const path of derived) console.log(JSON.stringify({ decodeGraph: path }));
+    for (const r of reports) console.log(JSON.stringify(r));
+  } else {
+    for (const path of derived) console.log(`${relative(process.cwd(), path)}\tdecode-only graph of decoder_model_merged.onnx`);
+    console.log(formatReport(reports));
+  }
   return 0;
 }

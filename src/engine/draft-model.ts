@@ -6,13 +6,13 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { DecoderRunner } from '../../text/decoder-runner.ts';
+import { loadDecoderRunner } from '../model/load.ts';
 import type { DraftToken } from '../../text/sampling/speculative.ts';
 import { concatFloats } from './arrays.ts';
 import { assemble, BatchDecoder, keepRows, rollBack, type BatchStep, type DecoderBatch } from './decoder-batch.ts';
 import type { DraftRow, Drafter } from './speculator.ts';
 
-/** `<modelDir>/draft/onnx/decoder_model_merged.onnx`, if the folder ships one. */
+/** `<modelDir>/draft/onnx/decoder_model_merged.onnx`, if the folder ships one (its decode-only graph beside it is used too). */
 export async function findDraftDecoder(draftDir: string): Promise<string | undefined> {
   const path = join(draftDir, 'onnx', 'decoder_model_merged.onnx');
   return access(path).then(() => path, () => undefined);
@@ -26,7 +26,7 @@ export class DraftModel implements Drafter {
   private constructor(private readonly decoder: BatchDecoder) {}
 
   static async load(path: string, padId: number, session: ort.InferenceSession.SessionOptions): Promise<DraftModel> {
-    return new DraftModel(new BatchDecoder(await DecoderRunner.load(path, session), padId));
+    return new DraftModel(new BatchDecoder(await loadDecoderRunner(path, session), padId));
   }
 
   reset(): void {

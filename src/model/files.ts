@@ -11,6 +11,16 @@ export function onnxFiles(dtype: Dtype): { encoderFile: string; decoderFile: str
   return { encoderFile: `encoder_model${SUFFIX[dtype]}.onnx`, decoderFile: `decoder_model_merged${SUFFIX[dtype]}.onnx` };
 }
 
+/**
+ * The decode-only decoder beside a merged one, same dtype suffix:
+ * decoder_model_merged_quantized.onnx → decoder_with_past_model_quantized.onnx (optimum's
+ * name for the with-past graph). Folders without it decode with the merged graph.
+ */
+export function decodeOnlyFileOf(decoderFile: string): string | undefined {
+  const suffix = /^decoder_model_merged(.*\.onnx)$/.exec(decoderFile)?.[1];
+  return suffix === undefined ? undefined : `decoder_with_past_model${suffix}`;
+}
+
 /** Fails with a message that says what to do, rather than a bare ENOENT. */
 export async function checkModelFolder(spec: ModelSpec): Promise<void> {
   const dir = resolve(spec.dir);

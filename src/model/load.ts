@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as ort from 'onnxruntime-node';
+import { decodeOnlyFileOf } from './files.ts';
 import { readModelFolder, type ModelFolder } from './folder.ts';
 import { DecoderRunner } from '../../text/decoder-runner.ts';
 import { TokenEmbedder } from '../../text/embedder.ts';
@@ -49,7 +50,7 @@ export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: Mo
   const [tokenizer, encoder, runner, attentionRunner] = await Promise.all([
     TextTokenizer.load(folder.dir),
     VisionEncoder.load(encoderPath, folder.preprocessor, session),
-    DecoderRunner.load(decoderPath, session, embedder),
+    loadDecoderRunner(decoderPath, session, embedder),
     hasAttention ? DecoderRunner.load(attentionPath, session, embedder) : undefined,
   ]);
   if (folder.adapter && folder.adapter.cacheNaming !== runner.layout.naming) {
@@ -62,6 +63,17 @@ export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: Mo
       await Promise.all([encoder.release(), runner.release(), attentionRunner?.release(), embedder?.release()]);
     },
   };
+}
+
+/**
+ * A merged decoder and, when the folder has it beside the merged file, its decode-only
+ * graph (`decodeOnlyFileOf`), which the runner takes for every step with a past. Without
+ * it (an optimum or transformers.js folder as exported) every step runs the merged graph.
+ */
+export async function loadDecoderRunner(decoderPath: string, session: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder): Promise<DecoderRunner> {
+  const withPastFile = decodeOnlyFileOf(basename(decoderPath));
+  const withPastPath = withPastFile && join(dirname(decoderPath), withPastFile);
+  return DecoderRunner.load(decoderPath, session, embedder, withPastPath && (await exists(withPastPath)) ? withPastPath : undefined);
 }
 
 /** Where the vision encoder's graph is (the engine's image worker loads it again). */

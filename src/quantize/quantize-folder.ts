@@ -1,8 +1,10 @@
 // `iris quantize`: write the q8 (`_quantized.onnx`) and fp16 (`_fp16.onnx`) variants next
-// to every base ONNX file of a model folder, transformers.js naming.
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+// to every base ONNX file of a model folder, transformers.js naming; first, a merged
+// decoder without its decode-only graph beside it gets one (`addDecodeGraphs`).
+import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compactNames } from './compact-names.ts';
+import { DECODE_GRAPH_STEM, decodeOnlyModel } from './decode-graph.ts';
 import { convertModelFp16 } from './fp16.ts';
 import { decodeModel, encodeModel } from './onnx-proto.ts';
 import { DEFAULT_Q8, quantizeModelQ8, type Q8Options } from './q8.ts';
@@ -36,6 +38,22 @@ export async function baseOnnxFiles(modelDir: string): Promise<string[]> {
   const files = names.filter((n) => n.endsWith('.onnx') && !VARIANT.test(n)).sort();
   if (files.length === 0) throw new Error(`${dir}: no .onnx files to quantize`);
   return files.map((n) => join(dir, n));
+}
+
+/**
+ * `onnx/decoder_with_past_model.onnx` made from `onnx/decoder_model_merged.onnx` when the
+ * folder has the merged file, not the decode-only one, and the merged graph has an
+ * If(use_cache_branch) to resolve (an optimum-style export); the paths written.
+ */
+export async function addDecodeGraphs(modelDir: string): Promise<string[]> {
+  const merged = join(modelDir, 'onnx', 'decoder_model_merged.onnx');
+  const output = join(modelDir, 'onnx', `${DECODE_GRAPH_STEM}.onnx`);
+  const isThere = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+  if (!(await isThere(merged)) || (await isThere(output))) return [];
+  const model = decodeOnlyModel(decodeModel(new Uint8Array(await readFile(merged))));
+  if (!model) return [];
+  await writeFile(output, encodeModel(model));
+  return [output];
 }
 
 /** The rewritten bytes of one model file; the input bytes are not modified. */

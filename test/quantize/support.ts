@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { walkGraphs, type Scope } from '../../src/quantize/graph.ts';
 import { decodeModel, type OnnxGraph, type OnnxModel } from '../../src/quantize/onnx-proto.ts';
-import { quantizeFolder, type VariantReport } from '../../src/quantize/quantize-folder.ts';
+import { addDecodeGraphs, quantizeFolder, type VariantReport } from '../../src/quantize/quantize-folder.ts';
 import type { Q8Options } from '../../src/quantize/q8.ts';
 
 export interface QuantizedCopy {
@@ -18,6 +18,7 @@ export async function quantizedCopy(fixture: string, q8?: Q8Options): Promise<Qu
   const root = await mkdtemp(join(tmpdir(), 'iris-quantize-'));
   const dir = join(root, 'model');
   await cp(fixture, dir, { recursive: true });
+  await addDecodeGraphs(dir); // as iris quantize does: the fixtures' variants then include the decode-only graph
   const reports = await quantizeFolder(dir, { dtypes: ['q8', 'fp16'], q8 });
   return { dir, reports, remove: () => rm(root, { recursive: true, force: true }) };
 }

@@ -1,6 +1,7 @@
 // The training pipeline end to end on a tiny configuration: a few teacher-forced steps in
 // PyTorch, the ONNX export, then the exported folder loaded by Iris in Node, whose greedy
-// tokens must equal PyTorch's on the exporter's parity cases. Then the draft model for
+// tokens must equal PyTorch's on the exporter's parity cases (its decode steps on the
+// exported decode-only graph). Then the draft model for
 // speculative decoding: distilled from that checkpoint, exported next to it, and used by
 // the engine, whose greedy tokens must not change.
 import { execFileSync } from 'node:child_process';
@@ -38,7 +39,7 @@ describe('training smoke test (tiny preset)', () => {
       expect(existsSync(join(model, f)), f).toBe(true);
     }
     expect(Object.keys(report.bytes).sort()).toEqual(
-      ['decoder_model_merged.onnx', 'decoder_with_attentions_model_merged.onnx', 'encoder_model.onnx']);
+      ['decoder_model_merged.onnx', 'decoder_with_attentions_model_merged.onnx', 'decoder_with_past_model.onnx', 'encoder_model.onnx']);
 
     const parity = readParity(work);
     const pipeline = await ReferenceDecoder.load({ modelDir: model, threads: 1 });
@@ -63,7 +64,7 @@ describe('training smoke test (tiny preset)', () => {
     expect(metrics.agreement_with_main).toBeLessThanOrEqual(1);
     const report = JSON.parse(python(['export.py', '--checkpoint', join(work, 'draft-run/model.pt'), '--out', join(model, 'draft'), '--draft'])
       .trim().split('\n').at(-1) ?? '{}') as { bytes: Record<string, number> };
-    expect(Object.keys(report.bytes)).toEqual(['decoder_model_merged.onnx']);
+    expect(Object.keys(report.bytes)).toEqual(['decoder_model_merged.onnx', 'decoder_with_past_model.onnx']);
     expect((JSON.parse(readFileSync(join(model, 'draft/config.json'), 'utf8')) as { decoder: { decoder_layers: number } }).decoder.decoder_layers).toBe(1);
 
     const parity = readParity(work);
