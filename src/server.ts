@@ -8,11 +8,25 @@ import { listen, type IrisServer } from './server/listen.ts';
 import { createEngineLoader } from './server/load-models.ts';
 import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
+import { createRedisStore } from './server/redis-store.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
-  const load = createEngineLoader({ engine: engineConfigOf(config) });
+  const { redisUrl } = config.cache;
+  const store = redisUrl ? createRedisStore({ ...config.cache, redisUrl }) : undefined;
+  const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store });
   const app = createIrisApp({ config, load, logAccess: (line) => console.log(line) });
-  const server = await listen(app, config.server);
+  const listening = await listen(app, config.server).catch(async (error: unknown) => {
+    await store?.close();
+    throw error;
+  });
+  // The Redis connection ends with the server (it would keep the process alive).
+  const server: IrisServer = store
+    ? {
+        ...listening,
+        close: () => listening.close().finally(() => store.close()),
+        drain: (timeoutMs) => listening.drain(timeoutMs).finally(() => store.close()),
+      }
+    : listening;
   // One model that fails does not take the others down; with none left, the server stops.
   void app.registry.settled.then((models) => {
     const failed = models.filter((m) => m.state === 'failed');

@@ -140,12 +140,25 @@ export interface LimitsConfig {
   readonly queryTokens: number;
 }
 
+/** The second-level embedding cache shared by replicas (Redis); off without a URL. */
+export interface CacheConfig {
+  /** redis://[user:password@]host:port[/db] or rediss://…; undefined: no shared cache. */
+  readonly redisUrl: string | undefined;
+  /** How long a lookup may take before it counts as a miss (the request goes on to encode). */
+  readonly redisTimeoutMs: number;
+  /** Expiry of each stored embedding, in seconds. */
+  readonly redisTtlSeconds: number;
+  /** Embeddings larger than this (encoded) are not stored; Redis's own maxmemory bounds the total. */
+  readonly redisMaxValueBytes: number;
+}
+
 export interface IrisConfig {
   readonly server: ServerConfig;
   readonly access: AccessConfig;
   readonly models: ModelsConfig;
   readonly images: ImagesConfig;
   readonly limits: LimitsConfig;
+  readonly cache: CacheConfig;
 }
 
 /** What createConfig accepts: every field optional, list elements partial too. */
@@ -192,6 +205,7 @@ export const DEFAULTS: IrisConfig = {
     queryCost: 400,
     queryTokens: 2_000,
   },
+  cache: { redisUrl: undefined, redisTimeoutMs: 25, redisTtlSeconds: 86_400, redisMaxValueBytes: 16 * MB },
 };
 
 export class ConfigError extends Error {
@@ -361,6 +375,17 @@ function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
   });
 }
 
+function createCacheConfig(input: Input<CacheConfig> = {}): CacheConfig {
+  const d = DEFAULTS.cache;
+  const redisUrl = input.redisUrl === undefined ? d.redisUrl : text('cache.redisUrl', input.redisUrl, /^rediss?:\/\/[^\s]+$/);
+  return Object.freeze({
+    redisUrl,
+    redisTimeoutMs: int('cache.redisTimeoutMs', input.redisTimeoutMs ?? d.redisTimeoutMs, 1, 60_000),
+    redisTtlSeconds: int('cache.redisTtlSeconds', input.redisTtlSeconds ?? d.redisTtlSeconds, 1, 365 * 86_400),
+    redisMaxValueBytes: int('cache.redisMaxValueBytes', input.redisMaxValueBytes ?? d.redisMaxValueBytes, 16, 512 * MB),
+  });
+}
+
 /** What one model's engine is configured with: the engine settings and the image pixel limit. */
 export interface EngineConfig extends EngineSettings {
   /** Width × height of one image (images.maxPixels), checked again where the engine decodes it. */
@@ -395,5 +420,6 @@ export function createConfig(input: ConfigInput = {}): IrisConfig {
     models: createModelsConfig(input.models),
     images: createImagesConfig(input.images),
     limits: createLimitsConfig(input.limits),
+    cache: createCacheConfig(input.cache),
   });
 }

@@ -7,6 +7,7 @@ import { createEngine } from '../engine/create-engine.ts';
 import type { Engine } from '../engine/engine.ts';
 import { checkModelFolder, onnxFiles } from '../model/files.ts';
 import type { LoadModel } from './registry.ts';
+import type { ByteStore } from '../engine/shared-embeddings.ts';
 
 export interface EngineLoaderOptions {
   /** The engine slice of the config (engineConfigOf), the same for every model. */
@@ -15,6 +16,8 @@ export interface EngineLoaderOptions {
   readonly onEngine?: (modelId: string, engine: Engine) => void;
   /** Where a model's degraded parts are reported; console.warn by default. */
   readonly warn?: (message: string) => void;
+  /** The embedding store shared by replicas (createRedisStore), behind each model's local cache. */
+  readonly sharedEmbeddings?: ByteStore;
 }
 
 export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
@@ -28,7 +31,7 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
       details.push(detail);
       warn(`model ${spec.id}: ${detail}`);
     };
-    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onDraftFailure });
+    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onDraftFailure, sharedEmbeddings: options.sharedEmbeddings });
     options.onEngine?.(spec.id, engine);
     const { templates } = engine.model.folder;
     return { generator: engine, tasks: tasksOf(templates), templates, attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats(), detail: details.join('; ') || undefined };
