@@ -9,6 +9,7 @@ import { createEngineLoader } from './server/load-models.ts';
 import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
 import { createRedisStore } from './server/redis-store.ts';
+import { isRemoteDir } from './config/remote-model.ts';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const { redisUrl } = config.cache;
@@ -50,7 +51,7 @@ const HINT = [
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
-  await Promise.all(config.models.specs.map(checkModelFolder));
+  await Promise.all(config.models.specs.filter((s) => !isRemoteDir(s.dir)).map(checkModelFolder));
   const server = await startServer(config);
   console.log(`iris: serving ${server.url} (GraphiQL in a browser; /health /ready /metrics)`);
   console.log(`iris: playground ${server.url.replace(/graphql$/, '')}`);

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
+import { isRemoteDir, parseRemoteEndpoint } from './remote-model.ts';
 
 /** The ONNX variants Iris can make (`iris quantize`) and load: fp32, q8 (`*_quantized.onnx`), fp16 (`*_fp16.onnx`). */
 export type Dtype = 'fp32' | 'fp16' | 'q8';
@@ -47,6 +48,7 @@ export interface AccessConfig {
 
 export interface ModelSpec {
   readonly id: string;
+  /** A model folder, or a remote OpenAI-compatible API: openai+http(s)://host/v1#model (remote-model.ts). */
   readonly dir: string;
   readonly dtype: Dtype;
 }
@@ -303,11 +305,15 @@ function checkSpeculative(name: string, mode: unknown): SpeculativeMode {
 
 function createModelSpec(spec: Input<ModelSpec>, index: number, defaultDtype: Dtype): ModelSpec {
   const dtype = checkDtype(`models.specs[${index}].dtype`, spec.dtype ?? defaultDtype);
-  return Object.freeze({
-    id: text(`models.specs[${index}].id`, spec.id, MODEL_ID),
-    dir: text(`models.specs[${index}].dir`, spec.dir),
-    dtype,
-  });
+  const dir = text(`models.specs[${index}].dir`, spec.dir);
+  if (isRemoteDir(dir)) {
+    try {
+      parseRemoteEndpoint(dir);
+    } catch (error) {
+      throw new ConfigError(`models.specs[${index}].dir: ${(error as Error).message}`);
+    }
+  }
+  return Object.freeze({ id: text(`models.specs[${index}].id`, spec.id, MODEL_ID), dir, dtype });
 }
 
 function createEngineSettings(input: Input<EngineSettings>, prefix: string): EngineSettings {

@@ -60,7 +60,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'redis-max-value-bytes', env: 'IRIS_REDIS_MAX_VALUE_BYTES', kind: 'int', path: ['cache', 'redisMaxValueBytes'], help: 'embeddings larger than this are not stored in Redis (its maxmemory bounds the total)' },
 ];
 
-/** `--model id=dir[:dtype]`, repeatable; IRIS_MODELS takes the same, comma-separated. */
+/** `--model id=dir[:dtype]` or `--model id=openai+http://host/v1#name`, repeatable; IRIS_MODELS takes the same, comma-separated. */
 export const MODEL_FLAG = { flag: 'model', env: 'IRIS_MODELS' } as const;
 
 function convert(setting: Setting, raw: string): number | string | boolean | string[] {
@@ -86,6 +86,7 @@ export function parseModelSpec(raw: string): Partial<ModelSpec> {
   if (eq <= 0) throw new ConfigError(`--model / IRIS_MODELS entries look like id=dir[:dtype], got "${raw}"`);
   const id = raw.slice(0, eq);
   const rest = raw.slice(eq + 1);
+  if (rest.startsWith('openai+')) return { id, dir: rest }; // a remote model: its URL has colons of its own
   const colon = rest.lastIndexOf(':');
   if (colon > 0 && /^[a-z0-9]+$/.test(rest.slice(colon + 1))) {
     return { id, dir: rest.slice(0, colon), dtype: rest.slice(colon + 1) as Dtype };

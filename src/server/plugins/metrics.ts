@@ -38,7 +38,7 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
       },
     });
   };
-  gauge('iris_model_ready', '1 when the model is loaded and serving', (m) => (m.state === 'ready' ? 1 : 0));
+  gauge('iris_model_ready', '1 when the model is loaded and serving (a remote model: and its remote answers)', (m) => (m.state === 'ready' && m.healthy ? 1 : 0));
   gauge('iris_engine_queue_depth', 'Requests in the engine\'s line (image loading, waiting or preempted)', (m) => m.engine?.queueDepth);
   gauge('iris_engine_batch_size', 'Sequences in the running decode batch', (m) => m.engine?.batchSize);
   gauge('iris_engine_kv_used_tokens', 'Tokens held in the KV cache', (m) => m.engine?.kvUsedTokens);
