@@ -27,9 +27,9 @@ const HIT_MARGIN = 0.1;
 /**
  * Most requests one replica may take, over the mean, when HAProxy hashes on the routing
  * key. hash-balance-factor 125 bounds each server's concurrent load, not its total: 40
- * popular keys on a consistent-hash ring leave the totals less even (1.38 measured here).
+ * popular keys on a consistent-hash ring leave the totals less even (1.07 to 1.52 in ten runs here).
  */
-const MAX_SKEW = 1.5;
+const MAX_SKEW = 1.75;
 const CONCURRENCY = 6;
 
 interface Replica extends Process {
@@ -86,13 +86,14 @@ async function load(url: string, bodies: readonly string[], onProgress?: (done: 
       if (keys) headers['x-iris-image-key'] = keys[index];
       try {
         const response = await fetch(url, { method: 'POST', headers, body });
-        const answer = (await response.json()) as { data?: { caption?: { text: string } }; errors?: { extensions?: { code?: string } }[] };
+        const text = await response.text();
+        const answer = (text.startsWith('{') ? JSON.parse(text) : {}) as { data?: { caption?: { text: string } }; errors?: { extensions?: { code?: string } }[] };
         const server = response.headers.get('x-served-by') ?? '?';
         report.servedBy[server] = (report.servedBy[server] ?? 0) + 1;
         if (response.status === 200 && !answer.errors && typeof answer.data?.caption?.text === 'string') report.ok++;
         else report.failed.push(`${response.status} ${answer.errors?.[0]?.extensions?.code ?? ''} via ${server}`);
       } catch (error) {
-        report.failed.push(`fetch: ${(error as Error).message}`);
+        report.failed.push(`fetch: ${(error as Error).message} (${String((error as { cause?: unknown }).cause)})`);
       }
       onProgress?.(++done);
     }
@@ -140,13 +141,13 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
     const proc = run(process.execPath, args);
     const replica = { ...proc, name, port };
     replicas.push(replica);
-    return replica;
+    return replica; // not waited for: the 3 load side by side, and HAProxy's checks say when they are ready
   }
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'iris-scale-out-'));
     redis = await startRedis();
-    await Promise.all(['iris1', 'iris2', 'iris3'].map((name) => startReplica(name, redis!.url)));
+    for (const name of ['iris1', 'iris2', 'iris3']) await startReplica(name, redis!.url); // in order: HAProxy's server ids follow it
     // The shipped HAProxy config, with this test's addresses.
     const frontPort = await freePort();
     const shipped = readFileSync(join(ROOT, 'deploy/haproxy/haproxy.cfg'), 'utf8');
