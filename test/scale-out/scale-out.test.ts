@@ -27,7 +27,7 @@ const HIT_MARGIN = 0.1;
 /**
  * Most requests one replica may take, over the mean, when HAProxy hashes on the routing
  * key. hash-balance-factor 125 bounds each server's concurrent load, not its total: 40
- * popular keys on a consistent-hash ring leave the totals less even (1.07 to 1.52 in ten runs here).
+ * popular keys on a consistent-hash ring leave the totals less even (1.07 to 1.52 in a dozen runs here).
  */
 const MAX_SKEW = 1.75;
 const CONCURRENCY = 6;
