@@ -16,7 +16,7 @@ import { FIXTURES } from '../helpers.ts';
 import { join } from 'node:path';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { hasRedis, startRedis, type Redis } from '../scale-out/support.ts';
+import { freePort, hasRedis, startRedis, type Redis } from '../scale-out/support.ts';
 
 const embedding = (seed: number, numPatches = 3, hiddenSize = 4): ImageEmbedding => ({
   data: Float32Array.from({ length: numPatches * hiddenSize }, (_, i) => seed + i / 7),
@@ -209,6 +209,25 @@ describe.skipIf(!hasRedis)('on a real redis-server', () => {
     await settle(async () => store.isReady());
     expect(store.isReady()).toBe(true);
     expect(await store.get(['t:b'])).toEqual({ values: [undefined] });
+  });
+});
+
+describe.skipIf(!hasRedis)('Redis that comes up after Iris', () => {
+  it('fails lookups at once until then, and connects when it does', async () => {
+    const port = await freePort();
+    const store = createRedisStore({ redisUrl: `redis://127.0.0.1:${port}`, redisTimeoutMs: 25, redisTtlSeconds: 60, redisMaxValueBytes: 1024 }, { warn: () => undefined });
+    let redis: Redis | undefined;
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(store.isReady()).toBe(false);
+      expect(await store.get(['a'])).toEqual({ failure: 'error' });
+      redis = await startRedis(port);
+      for (let i = 0; i < 200 && !store.isReady(); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(store.isReady()).toBe(true);
+    } finally {
+      await store.close();
+      await redis?.stop('SIGKILL');
+    }
   });
 });
 
