@@ -8,6 +8,8 @@ import { listen, type IrisServer } from './server/listen.ts';
 import { createEngineLoader } from './server/load-models.ts';
 import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
+import { createRedisStore } from './server/redis-store.ts';
+import { isRemoteDir } from './config/remote-model.ts';
 
 /**
  * Access log lines go to stdout together once per event-loop turn: under load the
@@ -29,9 +31,22 @@ function batchedLines(write: (text: string) => void): (line: string) => void {
 }
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
-  const load = createEngineLoader({ engine: engineConfigOf(config) });
+  const { redisUrl } = config.cache;
+  const store = redisUrl ? createRedisStore({ ...config.cache, redisUrl }) : undefined;
+  const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store });
   const app = createIrisApp({ config, load, logAccess: batchedLines((text) => process.stdout.write(text)) });
-  const server = await listen(app, config.server);
+  const listening = await listen(app, config.server).catch(async (error: unknown) => {
+    await store?.close();
+    throw error;
+  });
+  // The Redis connection ends with the server (it would keep the process alive).
+  const server: IrisServer = store
+    ? {
+        ...listening,
+        close: () => listening.close().finally(() => store.close()),
+        drain: (timeoutMs) => listening.drain(timeoutMs).finally(() => store.close()),
+      }
+    : listening;
   // One model that fails does not take the others down; with none left, the server stops.
   void app.registry.settled.then((models) => {
     const failed = models.filter((m) => m.state === 'failed');
@@ -55,7 +70,7 @@ const HINT = [
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
-  await Promise.all(config.models.specs.map(checkModelFolder));
+  await Promise.all(config.models.specs.filter((s) => !isRemoteDir(s.dir)).map(checkModelFolder));
   const server = await startServer(config);
   console.log(`iris: serving ${server.url} (GraphiQL in a browser; /health /ready /metrics)`);
   console.log(`iris: playground ${server.url.replace(/graphql$/, '')}`);

@@ -32,8 +32,20 @@ export interface InProcessImages {
 /** Most images per encoder call when the caller does not say fewer. */
 export const MAX_IMAGES_PER_CALL = 16;
 
+/**
+ * A second-level cache behind the local LRU (e.g. Redis shared by replicas), keyed by the
+ * same content hash. It answers or gives up on its own: get() never rejects (a failure or
+ * a slow answer is a miss), set() never throws and is not waited for.
+ */
+export interface SecondLevelCache {
+  get(hashes: readonly string[]): Promise<(ImageEmbedding | undefined)[]>;
+  set(hash: string, embedding: ImageEmbedding): void;
+}
+
 interface LoaderBatching {
   cache: EmbeddingCache;
+  /** Asked for the local cache's misses before they are encoded; encoded images are offered to it. */
+  secondLevel?: SecondLevelCache;
   /** Most images per encoder call (default MAX_IMAGES_PER_CALL). */
   maxBatchSize?: number;
   /** How long the first load of a batch waits for company, in ms (the caller's setting). */
@@ -59,7 +71,7 @@ export function createImageLoader(options: ImageLoaderOptions): ImageLoader {
     (windowMs === 0 ? (callback: () => void) => void setImmediate(callback) : (callback: () => void) => void setTimeout(callback, windowMs));
   // cache: false — the EmbeddingCache is the cache; DataLoader's own would hold leases forever.
   const encodeImages = 'encodeImages' in options ? options.encodeImages : encodeInProcess(options);
-  const loader = new DataLoader<Uint8Array, EmbeddingLease>((keys) => loadBatch(options.cache, encodeImages, keys), {
+  const loader = new DataLoader<Uint8Array, EmbeddingLease>((keys) => loadBatch(options.cache, encodeImages, keys, options.secondLevel), {
     cache: false,
     maxBatchSize,
     batchScheduleFn,
@@ -82,7 +94,7 @@ function makeLease(cache: EmbeddingCache, key: string, embedding: ImageEmbedding
   };
 }
 
-async function loadBatch(cache: EmbeddingCache, encodeImages: ImageBatchEncoder, keys: readonly Uint8Array[]): Promise<(EmbeddingLease | Error)[]> {
+async function loadBatch(cache: EmbeddingCache, encodeImages: ImageBatchEncoder, keys: readonly Uint8Array[], secondLevel?: SecondLevelCache): Promise<(EmbeddingLease | Error)[]> {
   const results: (EmbeddingLease | Error)[] = new Array(keys.length);
   const missing = new Map<string, number[]>(); // hash → indices of keys with those bytes
   keys.forEach((bytes, i) => {
@@ -91,6 +103,7 @@ async function loadBatch(cache: EmbeddingCache, encodeImages: ImageBatchEncoder,
     if (hit) results[i] = makeLease(cache, key, hit, true, 0);
     else missing.set(key, [...(missing.get(key) ?? []), i]);
   });
+  if (secondLevel && missing.size > 0) await fillFromSecondLevel(cache, secondLevel, missing, results);
   const hashes = [...missing.keys()];
   const started = performance.now();
   const encoded = hashes.length === 0 ? [] : await encodeImages(hashes.map((key) => keys[missing.get(key)![0]])).catch((err: unknown) => hashes.map(() => toError(err)));
@@ -98,8 +111,21 @@ async function loadBatch(cache: EmbeddingCache, encodeImages: ImageBatchEncoder,
   hashes.forEach((key, j) => {
     const outcome = encoded[j];
     for (const i of missing.get(key)!) results[i] = outcome instanceof Error ? outcome : makeLease(cache, key, cache.insertAndAcquire(key, outcome), false, encodeMs);
+    if (secondLevel && !(outcome instanceof Error)) secondLevel.set(key, outcome);
   });
   return results;
+}
+
+/** Second-level hits become local entries and leases; they leave `missing`. */
+async function fillFromSecondLevel(cache: EmbeddingCache, secondLevel: SecondLevelCache, missing: Map<string, number[]>, results: (EmbeddingLease | Error)[]): Promise<void> {
+  const hashes = [...missing.keys()];
+  const found = await secondLevel.get(hashes).catch(() => hashes.map(() => undefined));
+  hashes.forEach((key, j) => {
+    const embedding = found[j];
+    if (!embedding) return;
+    for (const i of missing.get(key)!) results[i] = makeLease(cache, key, cache.insertAndAcquire(key, embedding), true, 0);
+    missing.delete(key);
+  });
 }
 
 /** Decode and preprocess each image (errors stay per image), then encode the good ones in one session run. */

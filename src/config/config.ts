@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
+import { isRemoteDir, parseRemoteEndpoint } from './remote-model.ts';
 
 /** The ONNX variants Iris can make (`iris quantize`) and load: fp32, q8 (`*_quantized.onnx`), fp16 (`*_fp16.onnx`). */
 export type Dtype = 'fp32' | 'fp16' | 'q8';
@@ -54,6 +55,7 @@ export interface AccessConfig {
 
 export interface ModelSpec {
   readonly id: string;
+  /** A model folder, or a remote OpenAI-compatible API: openai+http(s)://host/v1#model (remote-model.ts). */
   readonly dir: string;
   readonly dtype: Dtype;
 }
@@ -147,12 +149,25 @@ export interface LimitsConfig {
   readonly queryTokens: number;
 }
 
+/** The second-level embedding cache shared by replicas (Redis); off without a URL. */
+export interface CacheConfig {
+  /** redis://[user:password@]host:port[/db] or rediss://…; undefined: no shared cache. */
+  readonly redisUrl: string | undefined;
+  /** How long a lookup may take before it counts as a miss (the request goes on to encode). */
+  readonly redisTimeoutMs: number;
+  /** Expiry of each stored embedding, in seconds. */
+  readonly redisTtlSeconds: number;
+  /** Embeddings larger than this (encoded) are not stored; Redis's own maxmemory bounds the total. */
+  readonly redisMaxValueBytes: number;
+}
+
 export interface IrisConfig {
   readonly server: ServerConfig;
   readonly access: AccessConfig;
   readonly models: ModelsConfig;
   readonly images: ImagesConfig;
   readonly limits: LimitsConfig;
+  readonly cache: CacheConfig;
 }
 
 /** What createConfig accepts: every field optional, list elements partial too. */
@@ -199,6 +214,7 @@ export const DEFAULTS: IrisConfig = {
     queryCost: 400,
     queryTokens: 2_000,
   },
+  cache: { redisUrl: undefined, redisTimeoutMs: 25, redisTtlSeconds: 86_400, redisMaxValueBytes: 16 * MB },
 };
 
 export class ConfigError extends Error {
@@ -297,11 +313,15 @@ function checkSpeculative(name: string, mode: unknown): SpeculativeMode {
 
 function createModelSpec(spec: Input<ModelSpec>, index: number, defaultDtype: Dtype): ModelSpec {
   const dtype = checkDtype(`models.specs[${index}].dtype`, spec.dtype ?? defaultDtype);
-  return Object.freeze({
-    id: text(`models.specs[${index}].id`, spec.id, MODEL_ID),
-    dir: text(`models.specs[${index}].dir`, spec.dir),
-    dtype,
-  });
+  const dir = text(`models.specs[${index}].dir`, spec.dir);
+  if (isRemoteDir(dir)) {
+    try {
+      parseRemoteEndpoint(dir);
+    } catch (error) {
+      throw new ConfigError(`models.specs[${index}].dir: ${(error as Error).message}`);
+    }
+  }
+  return Object.freeze({ id: text(`models.specs[${index}].id`, spec.id, MODEL_ID), dir, dtype });
 }
 
 function createEngineSettings(input: Input<EngineSettings>, prefix: string): EngineSettings {
@@ -369,6 +389,17 @@ function createLimitsConfig(input: Input<LimitsConfig> = {}): LimitsConfig {
   });
 }
 
+function createCacheConfig(input: Input<CacheConfig> = {}): CacheConfig {
+  const d = DEFAULTS.cache;
+  const redisUrl = input.redisUrl === undefined ? d.redisUrl : text('cache.redisUrl', input.redisUrl, /^rediss?:\/\/[^\s]+$/);
+  return Object.freeze({
+    redisUrl,
+    redisTimeoutMs: int('cache.redisTimeoutMs', input.redisTimeoutMs ?? d.redisTimeoutMs, 1, 60_000),
+    redisTtlSeconds: int('cache.redisTtlSeconds', input.redisTtlSeconds ?? d.redisTtlSeconds, 1, 365 * 86_400),
+    redisMaxValueBytes: int('cache.redisMaxValueBytes', input.redisMaxValueBytes ?? d.redisMaxValueBytes, 16, 512 * MB),
+  });
+}
+
 /** What one model's engine is configured with: the engine settings and the image pixel limit. */
 export interface EngineConfig extends EngineSettings {
   /** Width × height of one image (images.maxPixels), checked again where the engine decodes it. */
@@ -403,5 +434,6 @@ export function createConfig(input: ConfigInput = {}): IrisConfig {
     models: createModelsConfig(input.models),
     images: createImagesConfig(input.images),
     limits: createLimitsConfig(input.limits),
+    cache: createCacheConfig(input.cache),
   });
 }

@@ -55,9 +55,13 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'query-max-aliases', env: 'IRIS_QUERY_MAX_ALIASES', kind: 'int', path: ['limits', 'queryAliases'], help: 'aliases in a document' },
   { flag: 'query-max-cost', env: 'IRIS_QUERY_MAX_COST', kind: 'int', path: ['limits', 'queryCost'], help: 'summed field cost of a document' },
   { flag: 'query-max-tokens', env: 'IRIS_QUERY_MAX_TOKENS', kind: 'int', path: ['limits', 'queryTokens'], help: 'lexical tokens of a document, counted while parsing' },
+  { flag: 'redis-url', env: 'IRIS_REDIS_URL', kind: 'string', path: ['cache', 'redisUrl'], help: 'Redis shared by replicas as a second-level image embedding cache, e.g. redis://127.0.0.1:6379 (unset: off)' },
+  { flag: 'redis-timeout-ms', env: 'IRIS_REDIS_TIMEOUT_MS', kind: 'int', path: ['cache', 'redisTimeoutMs'], help: 'time a Redis lookup may take before it counts as a miss' },
+  { flag: 'redis-ttl-s', env: 'IRIS_REDIS_TTL_S', kind: 'int', path: ['cache', 'redisTtlSeconds'], help: 'expiry of each embedding stored in Redis, in seconds' },
+  { flag: 'redis-max-value-bytes', env: 'IRIS_REDIS_MAX_VALUE_BYTES', kind: 'int', path: ['cache', 'redisMaxValueBytes'], help: 'embeddings larger than this are not stored in Redis (its maxmemory bounds the total)' },
 ];
 
-/** `--model id=dir[:dtype]`, repeatable; IRIS_MODELS takes the same, comma-separated. */
+/** `--model id=dir[:dtype]` or `--model id=openai+http://host/v1#name`, repeatable; IRIS_MODELS takes the same, comma-separated. */
 export const MODEL_FLAG = { flag: 'model', env: 'IRIS_MODELS' } as const;
 
 function convert(setting: Setting, raw: string): number | string | boolean | string[] {
@@ -83,6 +87,7 @@ export function parseModelSpec(raw: string): Partial<ModelSpec> {
   if (eq <= 0) throw new ConfigError(`--model / IRIS_MODELS entries look like id=dir[:dtype], got "${raw}"`);
   const id = raw.slice(0, eq);
   const rest = raw.slice(eq + 1);
+  if (rest.startsWith('openai+')) return { id, dir: rest }; // a remote model: its URL has colons of its own
   const colon = rest.lastIndexOf(':');
   if (colon > 0 && /^[a-z0-9]+$/.test(rest.slice(colon + 1))) {
     return { id, dir: rest.slice(0, colon), dtype: rest.slice(colon + 1) as Dtype };

@@ -16,6 +16,7 @@ import { KvBudget } from './kv-budget.ts';
 import type { EngineRequest } from './request.ts';
 import { Scheduler } from './scheduler.ts';
 import { Speculator, type Drafter } from './speculator.ts';
+import { createSharedEmbeddingCache, encoderFingerprint, sharedKeyPrefix, type ByteStore, type SharedEmbeddingCache } from './shared-embeddings.ts';
 
 /** The engine settings (any left out take the config's defaults) and what to run them on. */
 export interface EngineOptions extends EngineConfigInput {
@@ -38,6 +39,11 @@ export interface EngineOptions extends EngineConfigInput {
    */
   onDraftFailure?: (error: Error) => void;
   onStep?: (info: StepInfo) => void;
+  /**
+   * A store shared by replicas (Redis) behind the local embedding cache; keys carry the
+   * model id and a fingerprint of the encoder file and preprocessing. Absent: local only.
+   */
+  sharedEmbeddings?: ByteStore;
 }
 
 /** Used when a folder's config does not say how long its sequences may be. */
@@ -50,7 +56,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   let worker: WorkerImageEncoder | undefined;
   try {
     worker = config.imageWorkers === 0 ? undefined : await startImageWorker(model, config, files);
-    return await assembleEngine(withWorker(model, worker), config, options, worker);
+    const shared = options.sharedEmbeddings ? await sharedCacheOf(model, options.sharedEmbeddings, options.modelId ?? model.folder.id, files) : undefined;
+    return await assembleEngine(withWorker(model, worker), config, options, worker, shared);
   } catch (error) {
     await worker?.release();
     await model.release();
@@ -75,7 +82,13 @@ function withWorker(model: IrisModel, worker: WorkerImageEncoder | undefined): I
   return { ...model, release: async () => void (await Promise.all([worker.release(), model.release()])) };
 }
 
-async function assembleEngine(model: IrisModel, config: EngineConfig, options: EngineOptions, worker: WorkerImageEncoder | undefined): Promise<Engine> {
+async function sharedCacheOf(model: IrisModel, store: ByteStore, modelId: string, files: { encoderFile?: string }): Promise<SharedEmbeddingCache> {
+  const { height, width } = model.encoder;
+  const fingerprint = await encoderFingerprint(encoderPathOf(model.folder, files), { height, width, preprocessor: model.folder.preprocessor });
+  return createSharedEmbeddingCache(store, sharedKeyPrefix(modelId, fingerprint));
+}
+
+async function assembleEngine(model: IrisModel, config: EngineConfig, options: EngineOptions, worker: WorkerImageEncoder | undefined, shared: SharedEmbeddingCache | undefined): Promise<Engine> {
   const { maxBatchSize, maxQueued } = config;
   const crossTokensPerRow = model.runner.layout.naming === 'encoder-decoder' ? await countPatches(model) : 0;
   const longestRow = (model.folder.maxPositions ?? FALLBACK_MAX_POSITIONS) + crossTokensPerRow;
@@ -88,9 +101,11 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
   const images = worker
     ? { encodeImages: worker.encodeImages }
     : { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: config.maxPixels } };
+  const cache = options.embeddingCache ?? new EmbeddingCache(config.embeddingCacheBytes);
   const loader = createImageLoader({
     ...images,
-    cache: options.embeddingCache ?? new EmbeddingCache(config.embeddingCacheBytes),
+    cache,
+    secondLevel: shared,
     maxBatchSize: Math.min(maxBatchSize, MAX_IMAGES_PER_CALL),
     windowMs: config.imageWindowMs,
   });
@@ -103,7 +118,7 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
     // A default of 'draft' without a draft model (its load failed) falls back to plain decoding.
     const speculation = config.speculative === 'draft' && !drafter && options.onDraftFailure ? { ...config, speculative: 'off' as const } : config;
     const speculator = new Speculator(speculation, drafter);
-    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, onStep: options.onStep });
+    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, onStep: options.onStep, embeddingCache: () => ({ local: cache.stats(), shared: shared?.stats() }) });
   } catch (error) {
     await loaded?.release(); // the draft session loaded here is ours to free when the engine cannot be built
     throw error;

@@ -13,6 +13,14 @@ import { rowSpecOf } from './row-spec.ts';
 import type { Scheduler, SchedulerOutput } from './scheduler.ts';
 import type { PrefixCache, PrefixCacheStats } from './prefix-cache.ts';
 import type { Proposal, Speculator } from './speculator.ts';
+import type { EmbeddingCacheStats } from '../../vision/embedding-cache.ts';
+import type { SharedCacheStats } from './shared-embeddings.ts';
+
+/** Image embedding lookups: the local LRU, and the shared second level when there is one. */
+export interface EmbeddingCacheReport {
+  readonly local: EmbeddingCacheStats;
+  readonly shared?: SharedCacheStats;
+}
 
 /** What an engine reports to /metrics and the models query, read at scrape time. */
 export interface EngineStats {
@@ -22,6 +30,7 @@ export interface EngineStats {
   readonly kvCapacityTokens: number;
   /** Joint models with a prefix cache. */
   readonly prefixCache?: PrefixCacheStats;
+  readonly embeddingCache?: EmbeddingCacheReport;
 }
 
 /** One step, as seen from outside (tests, benchmarks). */
@@ -48,6 +57,8 @@ export interface EngineParts {
   readonly speculator?: Speculator;
   /** Image prefixes of joint models (the runner reads and fills it; the engine reports it). */
   readonly prefixCache?: PrefixCache;
+  /** The embedding caches' counters, read at scrape time. */
+  readonly embeddingCache?: () => EmbeddingCacheReport;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -94,8 +105,8 @@ export class Engine implements Generator {
   }
 
   stats(): EngineStats {
-    const { scheduler, kvCapacityTokens, prefixCache } = this.parts;
-    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats() };
+    const { scheduler, kvCapacityTokens, prefixCache, embeddingCache } = this.parts;
+    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats(), embeddingCache: embeddingCache?.() };
   }
 
   /** Resolves once no step is running or due (finished rows retired, their KV freed). */

@@ -116,7 +116,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
       useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, shutdown: drain.track }),
       useExecutionCancellation(),
-      useRoutingKey(),
+      useRoutingKey({ onCheck: metrics.recordRoutingKey }),
     ],
   });
   return { config, yoga, registry, metrics, access, maskError, drain };

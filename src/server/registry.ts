@@ -19,6 +19,10 @@ export interface LoadedModel {
   readonly stats?: () => EngineStats;
   /** What is degraded, if anything (e.g. a draft model that failed to load). */
   readonly detail?: string;
+  /** Models that depend on something outside (a remote engine): whether it answers now. Absent: always healthy. */
+  readonly health?: () => { readonly isHealthy: boolean; readonly detail: string | undefined };
+  /** Stops what the model runs in the background (health probes). */
+  readonly release?: () => Promise<void>;
 }
 
 export type LoadModel = (spec: ModelSpec) => Promise<LoadedModel>;
@@ -34,6 +38,8 @@ export interface ModelStatus {
   readonly family: 'cross-attention' | 'joint' | undefined;
   readonly templates: TaskTemplates | undefined;
   readonly state: ModelState;
+  /** False while a ready model's remote does not answer its health probe. */
+  readonly healthy: boolean;
   readonly engine: EngineStats | undefined;
   /** Why it failed, or what is degraded while it serves. */
   readonly detail?: string;
@@ -139,15 +145,18 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
       family: e.loaded?.family,
       templates: e.loaded?.templates,
       state: e.state,
+      healthy: e.loaded?.health?.().isHealthy ?? true,
       engine: e.loaded?.stats?.(),
-      detail: e.failure ?? e.loaded?.detail,
+      detail: e.failure ?? e.loaded?.health?.().detail ?? e.loaded?.detail,
     }));
   const states = (): ModelState[] => [...entries.values()].map((e) => e.state);
+  const isServing = (e: Entry): boolean => e.state === 'ready' && (e.loaded?.health?.().isHealthy ?? true);
   return {
     defaultModel,
     loaded,
     settled: Promise.all([...entries.values()].map((e) => e.settled)).then(list),
-    isReady: () => !states().includes('loading') && states().includes('ready'),
+    // A remote that does not answer takes its model out of the count: a replica whose only model is remote is not ready without it.
+    isReady: () => !states().includes('loading') && [...entries.values()].some(isServing),
     list,
     async generate(modelId, request, hooks) {
       const entry = lookup(modelId);

@@ -89,6 +89,22 @@ describe('routing key (x-iris-image-key)', () => {
     expect(response.headers.get(ROUTING_KEY_HEADER)).toBeNull();
   });
 
+  it('counts each check in /metrics: match, mismatch, absent', async () => {
+    const app = createTestApp();
+    const png = await scenePng();
+    const count = async (): Promise<Record<string, number>> => {
+      const text = await (await app.yoga.fetch('http://iris.test/metrics')).text();
+      return Object.fromEntries([...text.matchAll(/^iris_routing_key_checks_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    };
+    expect(await count()).toEqual({ match: 0, mismatch: 0, absent: 0 });
+    await caption(app, [png], sha256(png));
+    await caption(app, [png], sha256(Buffer.from('other')));
+    await caption(app, [png], sha256(Buffer.from('another')));
+    await caption(app, [png]);
+    await caption(app, [png], 'not-a-key');
+    expect(await count()).toEqual({ match: 1, mismatch: 2, absent: 2 });
+  });
+
   it('accepts only a 64-hex-digit key as a claim', () => {
     expect(claimedKey(` ${'AB'.repeat(32)} `)).toBe('ab'.repeat(32));
     expect(claimedKey('abc')).toBeNull();

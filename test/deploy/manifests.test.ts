@@ -152,6 +152,12 @@ describe('deploy/k8s manifests', () => {
     expect(service.spec.selector).toEqual(redis.spec.template.metadata.labels);
     expect(redis.spec.template.spec.containers[0].ports[0].containerPort).toBe(service.spec.ports[0].targetPort);
     expect(redis.spec.template.spec.containers[0].args).toContain('allkeys-lru');
+    // Iris points at that Service, through its own setting.
+    const iris = find('Deployment', 'iris');
+    const env = Object.fromEntries((iris.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    const url = new URL(loadConfig([], env).cache.redisUrl!);
+    expect(url.hostname).toBe(service.metadata.name);
+    expect(Number(url.port)).toBe(service.spec.ports[0].port);
   });
 });
 

@@ -22,7 +22,7 @@ function modelObject(model: ModelStatus, created: number) {
     created,
     owned_by: 'iris',
     // Iris's own fields: whether it serves yet, and how chat messages map to its tasks.
-    ready: model.state === 'ready',
+    ready: model.state === 'ready' && model.healthy,
     tasks: model.tasks,
     family: model.state === 'ready' ? familyOf(model) : null,
   };

@@ -5,11 +5,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Plugin } from 'graphql-yoga';
 import type { GenerationOutcome, ModelStatus } from '../registry.ts';
+import type { RoutingKeyCheck } from './routing-key.ts';
 
 export interface IrisMetrics {
   readonly registry: Registry;
   readonly plugin: Plugin;
   record(outcome: GenerationOutcome): void;
+  /** A request's routing key (x-iris-image-key) as checked against its image. */
+  recordRoutingKey(check: RoutingKeyCheck): void;
 }
 
 export interface MetricsOptions {
@@ -35,13 +38,34 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
       },
     });
   };
-  gauge('iris_model_ready', '1 when the model is loaded and serving', (m) => (m.state === 'ready' ? 1 : 0));
+  gauge('iris_model_ready', '1 when the model is loaded and serving (a remote model: and its remote answers)', (m) => (m.state === 'ready' && m.healthy ? 1 : 0));
   gauge('iris_engine_queue_depth', 'Requests in the engine\'s line (image loading, waiting or preempted)', (m) => m.engine?.queueDepth);
   gauge('iris_engine_batch_size', 'Sequences in the running decode batch', (m) => m.engine?.batchSize);
   gauge('iris_engine_kv_used_tokens', 'Tokens held in the KV cache', (m) => m.engine?.kvUsedTokens);
   gauge('iris_engine_kv_capacity_tokens', 'KV cache budget in tokens', (m) => m.engine?.kvCapacityTokens);
   gauge('iris_prefix_cache_hits', 'Joint models: prefills whose image prefix came from the prefix cache (since start)', (m) => m.engine?.prefixCache?.hits);
   gauge('iris_prefix_cache_misses', 'Joint models: prefills that computed their image prefix (since start)', (m) => m.engine?.prefixCache?.misses);
+  new Counter({
+    name: 'iris_embedding_cache_total',
+    help: 'Image embedding lookups by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses)',
+    labelNames: ['model', 'tier', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const m of models()) {
+        const report = m.engine?.embeddingCache;
+        if (!report) continue;
+        this.inc({ model: m.id, tier: 'local', result: 'hit' }, report.local.hits);
+        this.inc({ model: m.id, tier: 'local', result: 'miss' }, report.local.misses);
+        if (!report.shared) continue;
+        const { hits, misses, errors, timeouts } = report.shared;
+        this.inc({ model: m.id, tier: 'redis', result: 'hit' }, hits);
+        this.inc({ model: m.id, tier: 'redis', result: 'miss' }, misses);
+        this.inc({ model: m.id, tier: 'redis', result: 'error' }, errors);
+        this.inc({ model: m.id, tier: 'redis', result: 'timeout' }, timeouts);
+      }
+    },
+  });
   gauge('iris_prefix_cache_tokens', 'Joint models: image-prefix tokens held in the prefix cache', (m) => m.engine?.prefixCache?.cachedTokens);
 }
 
@@ -68,6 +92,14 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
   });
   const responses = new Counter({ name: 'iris_http_responses_total', help: 'HTTP responses by status', labelNames: ['status'], registers });
   const endpoint = options.endpoint ?? '/metrics';
+  const routingKeys = new Counter({
+    name: 'iris_routing_key_checks_total',
+    help: 'Requests that read an image, by their x-iris-image-key: match, mismatch (ignored: costs locality, not correctness) or absent (none, or not 64 hex digits)',
+    labelNames: ['result'],
+    registers,
+  });
+  for (const result of ['match', 'mismatch', 'absent']) routingKeys.inc({ result }, 0);
+  const recordRoutingKey = (check: RoutingKeyCheck): void => routingKeys.inc({ result: check.claimed === null ? 'absent' : check.mismatch ? 'mismatch' : 'match' });
 
   const record = (o: GenerationOutcome): void => {
     generations.inc({ model: o.model, task: o.task, outcome: o.outcome });
@@ -100,5 +132,5 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
       responses.inc({ status: String(response.status) });
     },
   };
-  return { registry, plugin, record };
+  return { registry, plugin, record, recordRoutingKey };
 }

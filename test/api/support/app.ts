@@ -7,7 +7,7 @@ import { createConfig, engineConfigOf, type ConfigInput } from '../../../src/con
 import { TASKS, type Generator } from '../../../src/contract/types.ts';
 import type { Engine } from '../../../src/engine/engine.ts';
 import { createIrisApp, type IrisApp } from '../../../src/server/app.ts';
-import { createEngineLoader } from '../../../src/server/load-models.ts';
+import { createEngineLoader, type EngineLoaderOptions } from '../../../src/server/load-models.ts';
 import { FIXTURES } from '../../helpers.ts';
 import { createFakeGenerator } from './fake-generator.ts';
 
@@ -33,10 +33,10 @@ export interface EngineApp {
 }
 
 /** The production path: the engine loader, with the config's engine slice, on a model folder (model id 'tiny'). */
-export async function createEngineApp(input: ConfigInput = {}, dir: string = FIXTURES.encoderDecoder): Promise<EngineApp> {
+export async function createEngineApp(input: ConfigInput = {}, dir: string = FIXTURES.encoderDecoder, loader: Pick<EngineLoaderOptions, 'sharedEmbeddings'> = {}): Promise<EngineApp> {
   const config = createConfig({ ...input, models: { ...input.models, specs: [{ id: 'tiny', dir }] } });
   const engines: Engine[] = [];
-  const load = createEngineLoader({ engine: engineConfigOf(config), onEngine: (_, engine) => engines.push(engine) });
+  const load = createEngineLoader({ ...loader, engine: engineConfigOf(config), onEngine: (_, engine) => engines.push(engine) });
   const app = createIrisApp({ config, load, logUnexpected: () => undefined });
   await app.registry.loaded;
   return { app, release: async () => void (await Promise.all(engines.map((e) => e.release()))) };
