@@ -37,16 +37,24 @@ export interface OrtBoundOptions {
 }
 
 /**
- * Mean CPU ms of one call over `n` calls in a row (after 2 warm-up calls): one reading
+ * Mean CPU ms of one call over at least `n` calls in a row (after 2 warm-up calls): one reading
  * around the loop, so the /proc fallback's clock (updated at scheduler ticks) is exact
  * enough too. Rounds are then compared by their median.
  */
 async function cpuMsPerCall(fn: () => Promise<unknown>, n: number): Promise<number> {
   for (let i = 0; i < 2; i++) await fn();
   const c0 = threadCpuNs();
-  for (let i = 0; i < n; i++) await fn();
-  return (threadCpuNs() - c0) / 1e6 / n;
+  let calls = 0;
+  // At least n calls, and on until the reading spans MIN_CPU_MS: the /proc fallback's
+  // clock only moves at scheduler ticks (4 ms), so a few calls of a tiny model read 0.
+  while (calls < n || (threadCpuNs() - c0 < MIN_CPU_MS * 1e6 && calls < 100 * n)) {
+    await fn();
+    calls++;
+  }
+  return (threadCpuNs() - c0) / 1e6 / calls;
 }
+
+const MIN_CPU_MS = 40;
 
 const int64 = (n: number, dims: number[], value: (i: number) => number): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(value(i))), dims);
 
