@@ -30,11 +30,26 @@ function batchedLines(write: (text: string) => void): (line: string) => void {
   };
 }
 
+/**
+ * Writes to stdout until stdout goes away: a closed pipe (the reader of `npm start | head`
+ * or a supervisor that died) ends the access log, not the server and its requests.
+ */
+function stdoutWriter(): (text: string) => void {
+  let isOpen = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    isOpen = false;
+  });
+  return (text) => {
+    if (isOpen) process.stdout.write(text);
+  };
+}
+
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const { redisUrl } = config.cache;
   const store = redisUrl ? createRedisStore({ ...config.cache, redisUrl }) : undefined;
   const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store });
-  const app = createIrisApp({ config, load, logAccess: batchedLines((text) => process.stdout.write(text)) });
+  const app = createIrisApp({ config, load, logAccess: batchedLines(stdoutWriter()) });
   const listening = await listen(app, config.server).catch(async (error: unknown) => {
     await store?.close();
     throw error;

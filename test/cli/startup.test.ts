@@ -55,4 +55,27 @@ describe('CLI start-up', () => {
       await exited;
     }
   });
+
+  it('keeps serving when its stdout goes away (the access log stops, the server does not)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/server.ts'), '--port', '0', '--model', 'tiny=assets/models/tiny-random'], { cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await vi.waitFor(() => expect(out).toMatch(/iris: models ready \(tiny\)/), { timeout: 30_000, interval: 50 });
+      const url = /iris: serving (\S+)/.exec(out)![1];
+      child.stdout.destroy(); // the reader of the pipe is gone: the next access-log write gets EPIPE
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
+        expect(res.status).toBe(200);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(child.exitCode, err).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }, 60_000);
 });
