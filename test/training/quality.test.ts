@@ -1,4 +1,4 @@
-// The shipped model's quality table, measured through Iris's own pipeline on held-out
+// Each shipped model's quality table, measured through Iris's own pipeline on held-out
 // scenes that the training generator renders now, from the test seed the training never
 // saw (the 128 px PNG, and the same scenes resized to 64 and 256 px as JPEG quality 75),
 // must meet the spec's quality bars and reproduce the table PyTorch measured at training
@@ -15,13 +15,14 @@ import { meetsOodSpec, meetsSpec } from '../../src/cli/eval-report.ts';
 import { createEngine } from '../../src/engine/create-engine.ts';
 import { ROOT, writeHeldOut } from '../helpers.ts';
 
-const SHIPPED = join(ROOT, 'assets/models/shapes-base');
 const SCENES = 1000;
 const OOD_IMAGES = 600;
 
 interface Scores { caption: number; answer: number; continuation: number; by_kind: Record<string, number> }
 
-describe.skipIf(!existsSync(join(SHIPPED, 'onnx/decoder_model_merged.onnx')))('shapes-base quality table', () => {
+const SHIPPED_MODELS = ['shapes-base', 'shapes-joint'].map((name) => join(ROOT, 'assets/models', name)).filter((dir) => existsSync(join(dir, 'onnx/decoder_model_merged.onnx')));
+
+for (const SHIPPED of SHIPPED_MODELS) describe(`${SHIPPED.split('/').at(-1)} quality table`, () => {
   const work = mkdtempSync(join(tmpdir(), 'iris-quality-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
