@@ -3,7 +3,7 @@
 // settings.ts (the command line); both end here, so every value is checked once.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
 import { isRemoteDir, parseRemoteEndpoint } from './remote-model.ts';
@@ -177,14 +177,18 @@ type Input<T> = {
 export type ConfigInput = Input<IrisConfig>;
 
 const MB = 1024 * 1024;
-// The shipped model, found relative to the package rather than the working directory.
-const SHIPPED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
+// The shipped models, found relative to the package rather than the working directory:
+// one of each family; the first is the default of requests that name none.
+const SHIPPED_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models');
 
 export const DEFAULTS: IrisConfig = {
   server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, streamIntervalMs: 20 },
   access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
-    specs: [{ id: 'shapes-base', dir: SHIPPED_MODEL_DIR, dtype: 'fp32' }],
+    specs: [
+      { id: 'shapes-base', dir: join(SHIPPED_MODELS_DIR, 'shapes-base'), dtype: 'fp32' },
+      { id: 'shapes-joint', dir: join(SHIPPED_MODELS_DIR, 'shapes-joint'), dtype: 'fp32' },
+    ],
     dtype: 'fp32',
     maxQueued: 64,
     maxBatchSize: 32,

@@ -3,12 +3,12 @@ import { ConfigError, createConfig, createEngineConfig, DEFAULTS, engineConfigOf
 import { loadConfig } from '../../src/config/settings.ts';
 
 describe('config', () => {
-  it('defaults to the shipped model on 127.0.0.1:4000, frozen', () => {
+  it('defaults to the two shipped models (shapes-base first) on 127.0.0.1:4000, frozen', () => {
     const config = loadConfig([], {});
     expect(config.server).toMatchObject({ host: '127.0.0.1', port: 4000 });
-    expect(config.models.specs).toHaveLength(1);
-    expect(config.models.specs[0].id).toBe('shapes-base');
+    expect(config.models.specs.map((s) => s.id)).toEqual(['shapes-base', 'shapes-joint']);
     expect(config.models.specs[0].dir).toMatch(/assets\/models\/shapes-base$/);
+    expect(config.models.specs[1].dir).toMatch(/assets\/models\/shapes-joint$/);
     expect(Object.isFrozen(config.limits)).toBe(true);
     expect(Object.isFrozen(config.images.url.allow)).toBe(true);
   });
