@@ -109,6 +109,7 @@ export const resolvers = {
   WarningCode: { UNKNOWN_WORDS: 'UNKNOWN_WORDS' },
   Timings: {
     prefixCached: (t: Timings) => t.prefixCached ?? false,
+    resultCached: (t: Timings) => t.resultCached ?? false,
     draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
     acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,
     acceptanceRate: (t: Timings) => (t.draftedTokens ? (t.acceptedTokens ?? 0) / t.draftedTokens : null),

@@ -48,7 +48,7 @@ function stdoutWriter(): (text: string) => void {
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const { redisUrl } = config.cache;
   const store = redisUrl ? createRedisStore({ ...config.cache, redisUrl }) : undefined;
-  const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store });
+  const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store, resultCacheBytes: config.cache.resultCacheBytes, sharedResults: store });
   const app = createIrisApp({ config, load, logAccess: batchedLines(stdoutWriter()) });
   const listening = await listen(app, config.server).catch(async (error: unknown) => {
     await store?.close();

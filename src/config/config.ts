@@ -149,8 +149,14 @@ export interface LimitsConfig {
   readonly queryTokens: number;
 }
 
-/** The second-level embedding cache shared by replicas (Redis); off without a URL. */
+/** The result cache of each model, and the second level shared by replicas (Redis, off without a URL). */
 export interface CacheConfig {
+  /**
+   * Bytes of whole results of deterministic requests (greedy, or sampling with a seed)
+   * kept per model; a repeated request is answered without running the model. With a
+   * Redis URL, results are shared through Redis too. 0: results are never cached.
+   */
+  readonly resultCacheBytes: number;
   /** redis://[user:password@]host:port[/db] or rediss://…; undefined: no shared cache. */
   readonly redisUrl: string | undefined;
   /** How long a lookup may take before it counts as a miss (the request goes on to encode). */
@@ -218,7 +224,7 @@ export const DEFAULTS: IrisConfig = {
     queryCost: 400,
     queryTokens: 2_000,
   },
-  cache: { redisUrl: undefined, redisTimeoutMs: 25, redisTtlSeconds: 86_400, redisMaxValueBytes: 16 * MB },
+  cache: { resultCacheBytes: 16 * MB, redisUrl: undefined, redisTimeoutMs: 25, redisTtlSeconds: 86_400, redisMaxValueBytes: 16 * MB },
 };
 
 export class ConfigError extends Error {
@@ -397,6 +403,7 @@ function createCacheConfig(input: Input<CacheConfig> = {}): CacheConfig {
   const d = DEFAULTS.cache;
   const redisUrl = input.redisUrl === undefined ? d.redisUrl : text('cache.redisUrl', input.redisUrl, /^rediss?:\/\/[^\s]+$/);
   return Object.freeze({
+    resultCacheBytes: int('cache.resultCacheBytes', input.resultCacheBytes ?? d.resultCacheBytes, 0),
     redisUrl,
     redisTimeoutMs: int('cache.redisTimeoutMs', input.redisTimeoutMs ?? d.redisTimeoutMs, 1, 60_000),
     redisTtlSeconds: int('cache.redisTtlSeconds', input.redisTtlSeconds ?? d.redisTtlSeconds, 1, 365 * 86_400),

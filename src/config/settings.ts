@@ -55,10 +55,11 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'query-max-aliases', env: 'IRIS_QUERY_MAX_ALIASES', kind: 'int', path: ['limits', 'queryAliases'], help: 'aliases in a document' },
   { flag: 'query-max-cost', env: 'IRIS_QUERY_MAX_COST', kind: 'int', path: ['limits', 'queryCost'], help: 'summed field cost of a document' },
   { flag: 'query-max-tokens', env: 'IRIS_QUERY_MAX_TOKENS', kind: 'int', path: ['limits', 'queryTokens'], help: 'lexical tokens of a document, counted while parsing' },
-  { flag: 'redis-url', env: 'IRIS_REDIS_URL', kind: 'string', path: ['cache', 'redisUrl'], help: 'Redis shared by replicas as a second-level image embedding cache, e.g. redis://127.0.0.1:6379 (unset: off)' },
+  { flag: 'result-cache-bytes', env: 'IRIS_RESULT_CACHE_BYTES', kind: 'int', path: ['cache', 'resultCacheBytes'], help: 'bytes of whole results of deterministic requests (greedy, or sampling with a seed) kept per model, answered again without running it (0: results never cached, Redis included)' },
+  { flag: 'redis-url', env: 'IRIS_REDIS_URL', kind: 'string', path: ['cache', 'redisUrl'], help: 'Redis shared by replicas as a second-level cache of image embeddings and results, e.g. redis://127.0.0.1:6379 (unset: off)' },
   { flag: 'redis-timeout-ms', env: 'IRIS_REDIS_TIMEOUT_MS', kind: 'int', path: ['cache', 'redisTimeoutMs'], help: 'time a Redis lookup may take before it counts as a miss' },
-  { flag: 'redis-ttl-s', env: 'IRIS_REDIS_TTL_S', kind: 'int', path: ['cache', 'redisTtlSeconds'], help: 'expiry of each embedding stored in Redis, in seconds' },
-  { flag: 'redis-max-value-bytes', env: 'IRIS_REDIS_MAX_VALUE_BYTES', kind: 'int', path: ['cache', 'redisMaxValueBytes'], help: 'embeddings larger than this are not stored in Redis (its maxmemory bounds the total)' },
+  { flag: 'redis-ttl-s', env: 'IRIS_REDIS_TTL_S', kind: 'int', path: ['cache', 'redisTtlSeconds'], help: 'expiry of each embedding or result stored in Redis, in seconds' },
+  { flag: 'redis-max-value-bytes', env: 'IRIS_REDIS_MAX_VALUE_BYTES', kind: 'int', path: ['cache', 'redisMaxValueBytes'], help: 'embeddings or results larger than this are not stored in Redis (its maxmemory bounds the total)' },
 ];
 
 /** `--model id=dir[:dtype]` or `--model id=openai+http://host/v1#name`, repeatable; IRIS_MODELS takes the same, comma-separated. */

@@ -89,6 +89,8 @@ export interface Timings {
   imageCached: boolean;
   /** Joint models: the image's prefix K/V came from the prefix cache (its prefill was skipped). */
   prefixCached?: boolean;
+  /** The whole result came from the result cache (a deterministic request seen before): nothing ran, the phases are 0. */
+  resultCached?: boolean;
   prefillMs: number;
   decodeMs: number;
   totalMs: number;

@@ -16,6 +16,7 @@ import { KvBudget } from './kv-budget.ts';
 import type { EngineRequest } from './request.ts';
 import { Scheduler } from './scheduler.ts';
 import { Speculator, type Drafter } from './speculator.ts';
+import { modelFingerprint, ResultCache, resultKeyPrefix } from './result-cache.ts';
 import { createSharedEmbeddingCache, encoderFingerprint, sharedKeyPrefix, type ByteStore, type SharedEmbeddingCache } from './shared-embeddings.ts';
 
 /** The engine settings (any left out take the config's defaults) and what to run them on. */
@@ -44,6 +45,13 @@ export interface EngineOptions extends EngineConfigInput {
    * model id and a fingerprint of the encoder file and preprocessing. Absent: local only.
    */
   sharedEmbeddings?: ByteStore;
+  /**
+   * Bytes of whole results of deterministic requests kept (greedy, or sampling with a
+   * seed): a repeated request is answered without running the model. Default 0: off.
+   */
+  resultCacheBytes?: number;
+  /** The store shared by replicas behind the local result cache (only with resultCacheBytes > 0). */
+  sharedResults?: ByteStore;
 }
 
 /** Used when a folder's config does not say how long its sequences may be. */
@@ -57,7 +65,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   try {
     worker = config.imageWorkers === 0 ? undefined : await startImageWorker(model, config, files);
     const shared = options.sharedEmbeddings ? await sharedCacheOf(model, options.sharedEmbeddings, options.modelId ?? model.folder.id, files) : undefined;
-    return await assembleEngine(withWorker(model, worker), config, options, worker, shared);
+    const results = options.resultCacheBytes ? await resultCacheOf(model, config, options) : undefined;
+    return await assembleEngine(withWorker(model, worker), config, options, worker, shared, results);
   } catch (error) {
     await worker?.release();
     await model.release();
@@ -88,7 +97,14 @@ async function sharedCacheOf(model: IrisModel, store: ByteStore, modelId: string
   return createSharedEmbeddingCache(store, sharedKeyPrefix(modelId, fingerprint));
 }
 
-async function assembleEngine(model: IrisModel, config: EngineConfig, options: EngineOptions, worker: WorkerImageEncoder | undefined, shared: SharedEmbeddingCache | undefined): Promise<Engine> {
+/** Keys carry the model id and a fingerprint of its folder's files and the settings that change outputs. */
+async function resultCacheOf(model: IrisModel, config: EngineConfig, options: EngineOptions): Promise<ResultCache> {
+  const { decoderFile, encoderFile, draftDir } = options;
+  const fingerprint = await modelFingerprint(model.folder.dir, { decoderFile, encoderFile, draftDir, speculative: config.speculative, speculativeDrafts: config.speculativeDrafts });
+  return new ResultCache({ maxBytes: options.resultCacheBytes ?? 0, store: options.sharedResults, prefix: resultKeyPrefix(options.modelId ?? model.folder.id, fingerprint) });
+}
+
+async function assembleEngine(model: IrisModel, config: EngineConfig, options: EngineOptions, worker: WorkerImageEncoder | undefined, shared: SharedEmbeddingCache | undefined, results: ResultCache | undefined): Promise<Engine> {
   const { maxBatchSize, maxQueued } = config;
   const crossTokensPerRow = model.runner.layout.naming === 'encoder-decoder' ? await countPatches(model) : 0;
   const longestRow = (model.folder.maxPositions ?? FALLBACK_MAX_POSITIONS) + crossTokensPerRow;
@@ -118,7 +134,7 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
     // A default of 'draft' without a draft model (its load failed) falls back to plain decoding.
     const speculation = config.speculative === 'draft' && !drafter && options.onDraftFailure ? { ...config, speculative: 'off' as const } : config;
     const speculator = new Speculator(speculation, drafter);
-    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, onStep: options.onStep, embeddingCache: () => ({ local: cache.stats(), shared: shared?.stats() }) });
+    return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, resultCache: results, onStep: options.onStep, embeddingCache: () => ({ local: cache.stats(), shared: shared?.stats() }) });
   } catch (error) {
     await loaded?.release(); // the draft session loaded here is ours to free when the engine cannot be built
     throw error;

@@ -3,7 +3,7 @@
 // and the budget allows, and leave it the step they finish. Aborts (client gone,
 // timeout) are queued and applied between steps, never mid-forward; they release the
 // row, its KV and its image.
-import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type SpeculativeMode, type TokenAttention } from '../contract/types.ts';
+import { IrisError, type GenerateHooks, type GenerationDelta, type GenerationRequest, type GenerationResult, type Generator, type SpeculativeMode, type TokenAttention } from '../contract/types.ts';
 import { tokenAttention } from '../../fusion/attention.ts';
 import type { IrisModel } from '../model/load.ts';
 import type { ImageLoader } from '../../vision/image-loader.ts';
@@ -15,6 +15,8 @@ import type { PrefixCache, PrefixCacheStats } from './prefix-cache.ts';
 import type { Proposal, Speculator } from './speculator.ts';
 import type { EmbeddingCacheStats } from '../../vision/embedding-cache.ts';
 import type { SharedCacheStats } from './shared-embeddings.ts';
+import { resultKeyOf, type CachedResult, type ResultCache, type ResultCacheStats } from './result-cache.ts';
+import type { RowSpec } from './row-decoder.ts';
 
 /** Image embedding lookups: the local LRU, and the shared second level when there is one. */
 export interface EmbeddingCacheReport {
@@ -31,6 +33,8 @@ export interface EngineStats {
   /** Joint models with a prefix cache. */
   readonly prefixCache?: PrefixCacheStats;
   readonly embeddingCache?: EmbeddingCacheReport;
+  /** Whole results of deterministic requests, when the engine keeps them. */
+  readonly resultCache?: ResultCacheStats;
 }
 
 /** One step, as seen from outside (tests, benchmarks). */
@@ -59,6 +63,8 @@ export interface EngineParts {
   readonly prefixCache?: PrefixCache;
   /** The embedding caches' counters, read at scrape time. */
   readonly embeddingCache?: () => EmbeddingCacheReport;
+  /** Results of deterministic requests (greedy, or sampling with a seed): a repeated one is answered without the model. */
+  readonly resultCache?: ResultCache;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -78,16 +84,65 @@ export class Engine implements Generator {
     return this.parts.model;
   }
 
-  /** Aborting before the first token rejects with CANCELLED; later, the partial text comes back with finishReason 'cancelled'. */
+  /**
+   * Aborting before the first token rejects with CANCELLED; later, the partial text comes
+   * back with finishReason 'cancelled'. A deterministic request may be answered from the
+   * result cache: the same deltas, then the same result, with timings.resultCached.
+   */
   generate(request: GenerationRequest, hooks: GenerateHooks = {}): Promise<GenerationResult> {
+    const arrivedAt = performance.now();
+    if (hooks.signal?.aborted) return Promise.reject(EngineRequest.cancelledError());
+    const { model, resultCache } = this.parts;
+    let spec: RowSpec;
+    let mode: SpeculativeMode;
+    let key: string | undefined;
+    try {
+      spec = rowSpecOf(model, request);
+      mode = spec.options.attention ? attentionMode(model, spec.options.speculative) : (this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off');
+      key = resultCache ? resultKeyOf(request, spec.options) : undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!resultCache || key === undefined) return this.start(request, spec, mode, hooks, arrivedAt);
+    return this.cachedOrFresh(resultCache, key, request, spec, mode, hooks, arrivedAt);
+  }
+
+  private async cachedOrFresh(cache: ResultCache, key: string, request: GenerationRequest, spec: RowSpec, mode: SpeculativeMode, hooks: GenerateHooks, arrivedAt: number): Promise<GenerationResult> {
+    const hit = await cache.get(key);
+    if (hooks.signal?.aborted) throw EngineRequest.cancelledError();
+    if (hit) return this.replay(hit, hooks, arrivedAt);
+    const deltas: GenerationDelta[] = [];
+    const onDelta = (delta: GenerationDelta): void => {
+      deltas.push(delta);
+      hooks.onDelta?.(delta);
+    };
+    const result = await this.start(request, spec, mode, { signal: hooks.signal, onDelta }, arrivedAt);
+    if (result.finishReason !== 'cancelled') cache.set(key, { result, deltas });
+    return result;
+  }
+
+  /** A cached result, streamed as it was produced; a consumer that throws is treated as gone. */
+  private replay(hit: CachedResult, hooks: GenerateHooks, arrivedAt: number): GenerationResult {
+    try {
+      for (const delta of hit.deltas) hooks.onDelta?.(delta);
+    } catch {
+      throw EngineRequest.cancelledError();
+    }
+    const totalMs = performance.now() - arrivedAt;
+    return {
+      ...hit.result,
+      model: this.modelId,
+      timings: { queueMs: 0, imageEncodeMs: 0, imageCached: false, prefixCached: false, prefillMs: 0, decodeMs: 0, totalMs, resultCached: true },
+    };
+  }
+
+  private start(request: GenerationRequest, spec: RowSpec, mode: SpeculativeMode, hooks: GenerateHooks, arrivedAt: number): Promise<GenerationResult> {
     const { signal } = hooks;
     if (signal?.aborted) return Promise.reject(EngineRequest.cancelledError());
     const { model, scheduler } = this.parts;
     let entry: EngineRequest;
     try {
-      const spec = rowSpecOf(model, request);
-      const mode = spec.options.attention ? attentionMode(model, spec.options.speculative) : (this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off');
-      entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, suppressedIds: model.folder.suppressIds, onDelta: hooks.onDelta, arrivedAt: performance.now() });
+      entry = new EngineRequest({ id: this.nextId++, spec, tokenizer: model.tokenizer, eosIds: model.folder.ids.eos, suppressedIds: model.folder.suppressIds, onDelta: hooks.onDelta, arrivedAt });
       scheduler.add(entry);
       this.parts.speculator?.add(entry.id, mode);
     } catch (error) {
@@ -105,8 +160,8 @@ export class Engine implements Generator {
   }
 
   stats(): EngineStats {
-    const { scheduler, kvCapacityTokens, prefixCache, embeddingCache } = this.parts;
-    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats(), embeddingCache: embeddingCache?.() };
+    const { scheduler, kvCapacityTokens, prefixCache, embeddingCache, resultCache } = this.parts;
+    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats(), embeddingCache: embeddingCache?.(), resultCache: resultCache?.stats() };
   }
 
   /** Resolves once no step is running or due (finished rows retired, their KV freed). */

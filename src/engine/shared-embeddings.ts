@@ -78,7 +78,8 @@ export async function encoderFingerprint(encoderPath: string, parts: Readonly<Re
   return hash.digest('hex').slice(0, 16);
 }
 
-function stableJson(value: unknown): string {
+/** JSON with object keys sorted, undefined members left out: equal values, equal text. */
+export function stableJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));

@@ -26,6 +26,10 @@ export interface EngineLoaderOptions {
   readonly remoteProbeMs?: number;
   /** The embedding store shared by replicas (createRedisStore), behind each model's local cache. */
   readonly sharedEmbeddings?: ByteStore;
+  /** Bytes of results of deterministic requests cached per model (cache.resultCacheBytes); default 0: off. */
+  readonly resultCacheBytes?: number;
+  /** The result store shared by replicas (the same Redis), behind each model's local result cache. */
+  readonly sharedResults?: ByteStore;
 }
 
 /** How often a remote model's GET /models is probed for readiness. */
@@ -69,7 +73,7 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
       details.push(detail);
       warn(`model ${spec.id}: ${detail}`);
     };
-    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onDraftFailure, sharedEmbeddings: options.sharedEmbeddings });
+    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onDraftFailure, sharedEmbeddings: options.sharedEmbeddings, resultCacheBytes: options.resultCacheBytes, sharedResults: options.sharedResults });
     options.onEngine?.(spec.id, engine);
     const { templates } = engine.model.folder;
     return { generator: engine, tasks: tasksOf(templates), templates, attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats(), detail: details.join('; ') || undefined };

@@ -22,7 +22,7 @@ export interface RedisStoreOptions {
 const MAX_IN_FLIGHT = 256;
 const WARN_EVERY_MS = 60_000;
 
-export function createRedisStore(config: CacheConfig & { redisUrl: string }, options: RedisStoreOptions = {}): RedisStore {
+export function createRedisStore(config: Pick<CacheConfig, 'redisTimeoutMs' | 'redisTtlSeconds' | 'redisMaxValueBytes'> & { redisUrl: string }, options: RedisStoreOptions = {}): RedisStore {
   const warn = throttled(options.warn ?? ((m: string) => console.warn(`iris: warning: ${m}`)));
   const client = createClient({
     url: config.redisUrl,

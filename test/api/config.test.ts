@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, createConfig, createEngineConfig, DEFAULTS, engineConfigOf } from '../../src/config/config.ts';
-import { loadConfig } from '../../src/config/settings.ts';
+import { loadConfig, SETTINGS } from '../../src/config/settings.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../helpers.ts';
 
 describe('config', () => {
   it('defaults to the two shipped models (shapes-base first) on 127.0.0.1:4000, frozen', () => {
@@ -60,5 +63,15 @@ describe('config', () => {
     const config = createConfig({ limits: { queryCost: 1000 } });
     expect(config.limits.queryCost).toBe(1000);
     expect(config.limits.queryDepth).toBe(DEFAULTS.limits.queryDepth);
+  });
+});
+
+describe('README settings table', () => {
+  it('has a row per setting with its flag, environment variable and default, in the table\'s order', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| `--([a-z0-9-]+)` \| `([A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((m) => ({ flag: m[1], env: m[2], default: m[3].trim() }));
+    const shown = (value: unknown): string => (value === undefined || (Array.isArray(value) && value.length === 0) ? '(none)' : Array.isArray(value) ? value.join(',') : String(value));
+    const expected = SETTINGS.map((s) => ({ flag: s.flag, env: s.env, default: shown(s.path.reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], DEFAULTS)) }));
+    expect(rows).toEqual(expected);
   });
 });

@@ -133,9 +133,9 @@ describe('shared embedding cache: format and counting', () => {
 
 describe('settings', () => {
   it('are off by default and read from flags and the environment', () => {
-    expect(createConfig().cache).toEqual({ redisUrl: undefined, redisTimeoutMs: 25, redisTtlSeconds: 86_400, redisMaxValueBytes: 16 * 1024 * 1024 });
+    expect(createConfig().cache).toEqual({ resultCacheBytes: 16 * 1024 * 1024, redisUrl: undefined, redisTimeoutMs: 25, redisTtlSeconds: 86_400, redisMaxValueBytes: 16 * 1024 * 1024 });
     const config = loadConfig(['--redis-url', 'redis://127.0.0.1:6390', '--redis-timeout-ms', '40'], { IRIS_REDIS_TTL_S: '60', IRIS_REDIS_MAX_VALUE_BYTES: '1024' });
-    expect(config.cache).toEqual({ redisUrl: 'redis://127.0.0.1:6390', redisTimeoutMs: 40, redisTtlSeconds: 60, redisMaxValueBytes: 1024 });
+    expect(config.cache).toEqual({ resultCacheBytes: 16 * 1024 * 1024, redisUrl: 'redis://127.0.0.1:6390', redisTimeoutMs: 40, redisTtlSeconds: 60, redisMaxValueBytes: 1024 });
     expect(() => loadConfig(['--redis-url', 'http://x'], {})).toThrow(/--redis-url \(IRIS_REDIS_URL\): cache.redisUrl/);
     expect(() => loadConfig(['--redis-timeout-ms', '0'], {})).toThrow(/--redis-timeout-ms/);
   });

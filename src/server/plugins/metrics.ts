@@ -66,6 +66,28 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
       }
     },
   });
+  new Counter({
+    name: 'iris_result_cache_total',
+    help: 'Result cache lookups of deterministic requests, by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses); non-deterministic requests are not looked up',
+    labelNames: ['model', 'tier', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const m of models()) {
+        const report = m.engine?.resultCache;
+        if (!report) continue;
+        this.inc({ model: m.id, tier: 'local', result: 'hit' }, report.local.hits);
+        this.inc({ model: m.id, tier: 'local', result: 'miss' }, report.local.misses);
+        if (!report.shared) continue;
+        const { hits, misses, errors, timeouts } = report.shared;
+        this.inc({ model: m.id, tier: 'redis', result: 'hit' }, hits);
+        this.inc({ model: m.id, tier: 'redis', result: 'miss' }, misses);
+        this.inc({ model: m.id, tier: 'redis', result: 'error' }, errors);
+        this.inc({ model: m.id, tier: 'redis', result: 'timeout' }, timeouts);
+      }
+    },
+  });
+  gauge('iris_result_cache_bytes', 'Bytes of results held in the local result cache', (m) => m.engine?.resultCache?.local.bytes);
   gauge('iris_prefix_cache_tokens', 'Joint models: image-prefix tokens held in the prefix cache', (m) => m.engine?.prefixCache?.cachedTokens);
 }
 

@@ -33,7 +33,7 @@ export interface EngineApp {
 }
 
 /** The production path: the engine loader, with the config's engine slice, on a model folder (model id 'tiny'). */
-export async function createEngineApp(input: ConfigInput = {}, dir: string = FIXTURES.encoderDecoder, loader: Pick<EngineLoaderOptions, 'sharedEmbeddings'> = {}): Promise<EngineApp> {
+export async function createEngineApp(input: ConfigInput = {}, dir: string = FIXTURES.encoderDecoder, loader: Pick<EngineLoaderOptions, 'sharedEmbeddings' | 'resultCacheBytes' | 'sharedResults'> = {}): Promise<EngineApp> {
   const config = createConfig({ ...input, models: { ...input.models, specs: [{ id: 'tiny', dir }] } });
   const engines: Engine[] = [];
   const load = createEngineLoader({ ...loader, engine: engineConfigOf(config), onEngine: (_, engine) => engines.push(engine) });
