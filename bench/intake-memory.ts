@@ -50,9 +50,13 @@ async function main(): Promise<void> {
     child.once('exit', () => reject(new Error(`server exited:\n${out}`)));
   });
   const query = 'query($i: ImageInput!) { caption(image: $i, options: { maxNewTokens: 8 }) { text } }';
-  // Warm up: one small request, then let the heap settle.
+  // Warm up: one small request, then let the heap settle. On a connection of its own: the
+  // burst below spends seconds building its bodies before the first byte goes out, and a
+  // request sent on the warm-up's idle keep-alive socket just as the server's 5 s idle
+  // timeout closes it dies with EPIPE (a client-side race of HTTP keep-alive; seen on a
+  // loaded machine in 7 of 9 runs, never with this header).
   const small = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#888' } }).png().toBuffer();
-  await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables: { i: { base64: small.toString('base64') } } }) });
+  await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ query, variables: { i: { base64: small.toString('base64') } } }) });
   await new Promise((r) => setTimeout(r, 2000));
   const baseline = rssMb(child.pid!);
   let peak = baseline;
