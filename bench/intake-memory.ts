@@ -12,7 +12,12 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ROOT } from '../test/helpers.ts';
 
-const { values } = parseArgs({ options: { concurrent: { type: 'string' }, 'image-mb': { type: 'string' }, budget: { type: 'string' }, label: { type: 'string' } } });
+const { values } = parseArgs({ options: { concurrent: { type: 'string' }, 'image-mb': { type: 'string' }, budget: { type: 'string' }, label: { type: 'string' }, 'mmap-threshold': { type: 'string' } } });
+// glibc's mmap threshold as `npm start` sets it (package.json): allocations of 4 MB and more
+// (decoded images, request bodies) are mapped and go back to the system when freed, instead
+// of landing in malloc's heap once the dynamic threshold has grown past them. `--mmap-threshold
+// default` measures glibc's own behaviour.
+const mmapThreshold = values['mmap-threshold'] ?? (/MALLOC_MMAP_THRESHOLD_=\$\{MALLOC_MMAP_THRESHOLD_:-(\d+)\}/.exec(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start)?.[1] ?? 'default');
 const concurrent = Number(values.concurrent ?? 40);
 const imageBytes = Number(values['image-mb'] ?? 10) * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -39,7 +44,8 @@ async function main(): Promise<void> {
   const args = ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', 'tiny=assets/models/tiny-random',
     '--image-max-bytes', String(images[0].length + MB), '--body-limit', limit, '--upload-limit', limit,
     '--max-queued', '512', '--request-timeout-ms', '600000', ...(values.budget ? ['--intake-budget-bytes', values.budget] : [])];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = mmapThreshold === 'default' ? process.env : { ...process.env, MALLOC_MMAP_THRESHOLD_: mmapThreshold };
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
@@ -85,7 +91,7 @@ async function main(): Promise<void> {
   const outcomes: Record<string, number> = {};
   for (const r of results) outcomes[r] = (outcomes[r] ?? 0) + 1;
   const report = {
-    date: new Date().toISOString(), concurrent, imageBytes: images[0].length, budget: values.budget ?? 'default',
+    date: new Date().toISOString(), concurrent, imageBytes: images[0].length, budget: values.budget ?? 'default', mallocMmapThreshold: mmapThreshold,
     baselineMb: Math.round(baseline), peakMb: Math.round(peak), afterMb: Math.round(after), burstSeconds: Number(burstSeconds.toFixed(1)), outcomes,
   };
   console.log(JSON.stringify(report));

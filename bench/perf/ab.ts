@@ -4,7 +4,8 @@
 // threads (/proc schedstat) and onnxruntime's share (the probe). Prints per-round figures and
 // medians with min–max spread of CPU outside onnxruntime. The machine may be shared: CPU
 // per request, not wall time, is the comparison. --flagsA/--flagsB: extra server flags;
-// --nodeA/--nodeB: extra node flags (e.g. V8's).
+// --nodeA/--nodeB: extra node flags (e.g. V8's); --envA/--envB: extra environment
+// variables, 'KEY=VALUE KEY2=VALUE' (e.g. glibc's MALLOC_* tunables, read at process start).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,7 +17,7 @@ import { diff, snapshot } from './proc-cpu.ts';
 
 const { values } = parseArgs({ options: {
   a: { type: 'string' }, b: { type: 'string' }, rounds: { type: 'string' }, n: { type: 'string' }, c: { type: 'string' },
-  profile: { type: 'boolean' }, flagsA: { type: 'string' }, flagsB: { type: 'string' }, nodeA: { type: 'string' }, nodeB: { type: 'string' },
+  profile: { type: 'boolean' }, flagsA: { type: 'string' }, flagsB: { type: 'string' }, nodeA: { type: 'string' }, nodeB: { type: 'string' }, envA: { type: 'string' }, envB: { type: 'string' },
 } });
 const roots = { A: resolve(values.a ?? '/work/main'), B: resolve(values.b ?? ROOT) };
 const rounds = Number(values.rounds ?? 6);
@@ -26,10 +27,10 @@ const work = mkdtempSync('/dev/shm/iris-ab-');
 const modelDir = DEFAULT_MODEL_DIR;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function start(name: string, root: string, flags: string[], nodeFlags: string[]): Promise<{ pid: number; url: string; child: ChildProcess }> {
+async function start(name: string, root: string, flags: string[], nodeFlags: string[], env: Record<string, string>): Promise<{ pid: number; url: string; child: ChildProcess }> {
   const prof = values.profile ? ['--cpu-prof', '--cpu-prof-dir', join(work, `prof-${name}`), '--cpu-prof-interval', '500'] : [];
   const child = spawn(process.execPath, [...nodeFlags, ...prof, '--import', 'tsx', '--import', join(ROOT, 'bench/perf/probe.mjs'), 'src/server.ts', '--host', '127.0.0.1', '--port', '0', '--model', `m=${modelDir}`,
-    '--max-queued', '512', '--request-timeout-ms', '600000', '--query-max-cost', '100000', ...flags], { cwd: root, env: { ...process.env, IRIS_PROBE_DIR: work }, stdio: ['ignore', 'pipe', 'pipe'] });
+    '--max-queued', '512', '--request-timeout-ms', '600000', '--query-max-cost', '100000', ...flags], { cwd: root, env: { ...process.env, ...env, IRIS_PROBE_DIR: work }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.pipe(createWriteStream(join(work, `${name}.err`)));
   const url = await new Promise<string>((res, rej) => {
     let out = '';
@@ -56,9 +57,14 @@ function requests(n: number): LoadRequest[] {
   });
 }
 
+/** 'KEY=VALUE KEY2=VALUE' → { KEY: 'VALUE', ... }. */
+function envOf(text: string | undefined): Record<string, string> {
+  return Object.fromEntries((text ?? '').split(' ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+}
+
 const servers = {
-  A: await start('A', roots.A, values.flagsA?.split(' ').filter(Boolean) ?? [], values.nodeA?.split(' ').filter(Boolean) ?? []),
-  B: await start('B', roots.B, values.flagsB?.split(' ').filter(Boolean) ?? [], values.nodeB?.split(' ').filter(Boolean) ?? []),
+  A: await start('A', roots.A, values.flagsA?.split(' ').filter(Boolean) ?? [], values.nodeA?.split(' ').filter(Boolean) ?? [], envOf(values.envA)),
+  B: await start('B', roots.B, values.flagsB?.split(' ').filter(Boolean) ?? [], values.nodeB?.split(' ').filter(Boolean) ?? [], envOf(values.envB)),
 };
 const results: Record<'A' | 'B', { total: number; ort: number; outside: number; rps: number }[]> = { A: [], B: [] };
 const opts = { maxNewTokens: 24 };
