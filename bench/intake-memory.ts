@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ROOT } from '../test/helpers.ts';
+import { npmStartEnv } from './start-env.ts';
 
 const { values } = parseArgs({ options: { concurrent: { type: 'string' }, 'image-mb': { type: 'string' }, budget: { type: 'string' }, label: { type: 'string' }, 'mmap-threshold': { type: 'string' } } });
-// glibc's mmap threshold as `npm start` sets it (package.json): allocations of 4 MB and more
-// (decoded images, request bodies) are mapped and go back to the system when freed, instead
-// of landing in malloc's heap once the dynamic threshold has grown past them. `--mmap-threshold
-// default` measures glibc's own behaviour.
-const mmapThreshold = values['mmap-threshold'] ?? (/MALLOC_MMAP_THRESHOLD_=\$\{MALLOC_MMAP_THRESHOLD_:-(\d+)\}/.exec(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start)?.[1] ?? 'default');
+// The server runs with `npm start`'s environment (bench/start-env.ts: glibc's mmap threshold
+// fixed at 4 MB, so image-sized buffers go back to the system when freed); `--mmap-threshold
+// default` measures glibc's own behaviour instead.
+const mmapThreshold = values['mmap-threshold'] ?? npmStartEnv().MALLOC_MMAP_THRESHOLD_ ?? 'default';
 const concurrent = Number(values.concurrent ?? 40);
 const imageBytes = Number(values['image-mb'] ?? 10) * 1024 * 1024;
 const MB = 1024 * 1024;

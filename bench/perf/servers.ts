@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../test/helpers.ts';
+import { npmStartEnv } from '../start-env.ts';
 
 export interface Server {
   name: string;
@@ -28,7 +29,7 @@ const PROBE = join(ROOT, 'bench/perf/probe.mjs');
 
 export async function startIris(name: string, modelDir: string, options: StartOptions, extraFlags: readonly string[] = []): Promise<Server> {
   const args = ['src/server.ts', '--host', '127.0.0.1', '--port', '0', '--model', `m=${modelDir}`, '--max-queued', '512', '--request-timeout-ms', '600000', '--query-max-cost', '100000', ...extraFlags];
-  const server = await start(name, 'iris', args, /serving (http:\S+)/, options);
+  const server = await start(name, 'iris', args, /serving (http:\S+)/, options, npmStartEnv());
   while ((await fetch(server.url.replace(/\/graphql$/, '/ready')).catch(() => undefined))?.status !== 200) await sleep(50);
   return server;
 }
@@ -37,11 +38,11 @@ export function startTjs(name: string, modelDir: string, options: StartOptions):
   return start(name, 'tjs', ['bench/tjs-server.ts', modelDir], /tjs: serving (http:\S+)/, options);
 }
 
-async function start(name: string, kind: Server['kind'], args: readonly string[], ready: RegExp, options: StartOptions): Promise<Server> {
+async function start(name: string, kind: Server['kind'], args: readonly string[], ready: RegExp, options: StartOptions, env: Record<string, string> = {}): Promise<Server> {
   const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir, '--cpu-prof-interval', String(options.cpuProfileIntervalUs ?? 1000)] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', '--import', PROBE, ...args], {
     cwd: ROOT,
-    env: { ...process.env, IRIS_PROBE_DIR: options.probeDir },
+    env: { ...process.env, ...env, IRIS_PROBE_DIR: options.probeDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(join(options.probeDir, `server-${name}.log`));
