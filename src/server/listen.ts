@@ -127,7 +127,7 @@ export async function listen(app: IrisApp, options: ListenOptions): Promise<Iris
     maxPayload: app.config.limits.bodyBytes,
     verifyClient: (_info, accept) => (app.drain.isDraining() ? accept(false, 503, 'shutting down') : accept(true)),
   });
-  const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, { maskError: app.maskError, access: app.access });
+  const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, { maskError: app.maskError, access: app.access, budget });
   const { port } = http.address() as AddressInfo;
   const inFlight = (): number => activeRequests + ws.activeOperations();
   const close = async (): Promise<void> => {

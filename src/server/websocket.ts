@@ -9,6 +9,7 @@ import type { IrisYoga } from './app.ts';
 import type { MaskError } from './plugins/errors.ts';
 import type { AccessControl, Client } from './access.ts';
 import { IrisError } from '../contract/types.ts';
+import type { ByteBudget } from './intake/budget.ts';
 
 interface Envelope {
   execute: (args: ExecutionArgs) => unknown;
@@ -61,10 +62,26 @@ export interface WebSocketOptions {
    * a RATE_LIMITED error).
    */
   readonly access?: AccessControl;
+  /**
+   * The intake byte budget HTTP bodies reserve: an operation reserves its payload's size
+   * (its strings: the base64 image dominates) before it runs and holds it until it
+   * completes, so images sent over WebSocket are decoded a few at a time too; beyond the
+   * waiting limit the operation gets OVERLOADED (the socket and its other operations stay).
+   */
+  readonly budget?: ByteBudget;
+}
+
+/** The bytes an operation's payload holds, about: its strings' lengths, 8 per other value (no copy of the payload is made). */
+export function payloadBytes(value: unknown): number {
+  if (typeof value === 'string') return value.length;
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + payloadBytes(v), 8);
+  if (value !== null && typeof value === 'object') return Object.entries(value).reduce((n, [k, v]) => n + k.length + payloadBytes(v), 8);
+  return 8;
 }
 
 export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketServer, options: WebSocketOptions): WebSocketService {
-  const { maskError, access } = options;
+  const { maskError, access, budget } = options;
+  const reservations = new WeakMap<AbortController, () => void>();
   const clients = new WeakMap<WebSocket, Client>();
   const operations = new WeakMap<WebSocket, Map<string, AbortController>>();
   const live = new Set<AbortController>();
@@ -89,7 +106,10 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
   const finish = (socket: WebSocket, id: string): void => {
     const controller = operations.get(socket)?.get(id);
     controller?.abort(new Error('operation complete'));
-    if (controller) live.delete(controller);
+    if (controller) {
+      live.delete(controller);
+      reservations.get(controller)?.();
+    }
     operations.get(socket)?.delete(id);
   };
   const refuse = (socket: WebSocket, id: string, errors: readonly GraphQLError[]): GraphQLError[] => {
@@ -121,6 +141,19 @@ export function serveGraphqlOverWebSocket(yoga: IrisYoga, wsServer: WebSocketSer
           }
         }
         const controller = controllerFor(ctx.extra.socket, id);
+        // Released when the operation finishes, or when the socket closes (its abort).
+        if (budget) {
+          try {
+            const release = await budget.acquire(payloadBytes(payload), controller.signal);
+            reservations.set(controller, release);
+            if (controller.signal.aborted) release();
+            else controller.signal.addEventListener('abort', release, { once: true });
+          } catch (error) {
+            if (controller.signal.aborted) return refuse(ctx.extra.socket, id, [new GraphQLError('the operation ended before it ran', { extensions: { code: 'CANCELLED' } })]);
+            const code = error instanceof IrisError ? error.code : 'OVERLOADED';
+            return refuse(ctx.extra.socket, id, [new GraphQLError(error instanceof Error ? error.message : String(error), { extensions: { code } })]);
+          }
+        }
         try {
           const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
             ...ctx,
