@@ -3,7 +3,7 @@
 // concurrent requests each carrying a distinct ~10 MB PNG (noise, so it does not
 // compress), half as multipart uploads and half as base64 JSON. The server's RSS is
 // sampled from /proc every 20 ms: baseline before, peak during, and after the burst
-// (5 s later, once every answer is in). Results go to bench/results/intake-memory-*.json.
+// (5 s later, once every answer is in, and 10 s later). Results go to bench/results/intake-memory-*.json.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -87,12 +87,14 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 5000));
   clearInterval(sampler);
   const after = rssMb(child.pid!);
+  await new Promise((r) => setTimeout(r, 5000));
+  const later = rssMb(child.pid!);
   child.kill('SIGTERM');
   const outcomes: Record<string, number> = {};
   for (const r of results) outcomes[r] = (outcomes[r] ?? 0) + 1;
   const report = {
     date: new Date().toISOString(), concurrent, imageBytes: images[0].length, budget: values.budget ?? 'default', mallocMmapThreshold: mmapThreshold,
-    baselineMb: Math.round(baseline), peakMb: Math.round(peak), afterMb: Math.round(after), burstSeconds: Number(burstSeconds.toFixed(1)), outcomes,
+    baselineMb: Math.round(baseline), peakMb: Math.round(peak), afterMb: Math.round(after), after10sMb: Math.round(later), burstSeconds: Number(burstSeconds.toFixed(1)), outcomes,
   };
   console.log(JSON.stringify(report));
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });
