@@ -133,8 +133,8 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
     return JSON.stringify({ query: CAPTION, variables: { i: images.get(index) } });
   };
 
-  async function startReplica(name: string, redisUrl: string): Promise<Replica> {
-    const port = await freePort();
+  async function startReplica(name: string, redisUrl: string, samePort?: number): Promise<Replica> {
+    const port = samePort ?? (await freePort());
     const args = ['--import', 'tsx', 'src/server.ts', '--host', '127.0.0.1', '--port', String(port), '--model', `tiny=${FIXTURES.encoderDecoder}`,
       '--redis-url', redisUrl, '--redis-timeout-ms', '250', '--access-log', 'off', '--graphiql', 'false', '--image-workers', '0',
       '--drain-timeout-ms', '20000', '--url-allow', '127.0.0.1',
@@ -143,7 +143,9 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
       '--result-cache-bytes', '0'];
     const proc = run(process.execPath, args);
     const replica = { ...proc, name, port };
-    replicas.push(replica);
+    const at = replicas.findIndex((r) => r.name === name);
+    if (at >= 0) replicas[at] = replica;
+    else replicas.push(replica);
     return replica; // not waited for: the 3 load side by side, and HAProxy's checks say when they are ready
   }
 
@@ -169,6 +171,11 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
       return replicas.every((r) => new RegExp(`haproxy_server_status\\{proxy="iris",server="${r.name}",state="UP"\\} 1`).test(text));
     }, 90_000, 'HAProxy to see 3 replicas UP');
   }, 120_000);
+
+  const isUp = async (name: string): Promise<boolean> => {
+    const text = await (await fetch(frontUrl.replace('/graphql', '/haproxy-metrics'))).text();
+    return new RegExp(`haproxy_server_status\\{proxy="iris",server="${name}",state="UP"\\} 1`).test(text);
+  };
 
   afterAll(async () => {
     await Promise.allSettled([...replicas.map((r) => r.stop('SIGKILL')), haproxy?.stop('SIGKILL'), redis?.stop('SIGKILL')]);
@@ -293,4 +300,34 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
     expect(report.servedBy.iris3 ?? 0).toBeGreaterThan(0); // it did serve before it died
     console.log(`scale-out kill -9: ${report.ok} of 200 ok, served ${JSON.stringify(report.servedBy)}`);
   }, 120_000);
+
+  it('loses no request in a rolling restart of all 3 replicas under load (SIGTERM, restart on the same port, wait until UP, next)', async () => {
+    // The two stopped by the tests above come back first, on their ports.
+    for (const r of [...replicas]) if (r.child.exitCode !== null || r.child.signalCode !== null) await startReplica(r.name, redis!.url, r.port);
+    await until(async () => (await Promise.all(replicas.map((r) => isUp(r.name)))).every(Boolean), 90_000, 'HAProxy to see 3 replicas UP again');
+    const bodies = await Promise.all(workload(21, 120, 40, 5000).map(bodyOf));
+    let isRestarting = true;
+    const restarts = (async () => {
+      try {
+        for (const { name } of [...replicas]) {
+          const current = replicas.find((r) => r.name === name)!;
+          await current.stop('SIGTERM'); // drains: what it holds finishes, /ready says 503 meanwhile
+          expect(current.child.exitCode).toBe(0);
+          await startReplica(name, redis!.url, current.port);
+          await until(() => isUp(name), 90_000, `${name} to be UP after its restart`);
+        }
+      } finally {
+        isRestarting = false;
+      }
+    })();
+    const reports: LoadReport[] = [];
+    while (isRestarting) reports.push(await load(frontUrl, bodies)); // load the whole time, round after round
+    await restarts;
+    const failed = reports.flatMap((r) => r.failed);
+    const ok = reports.reduce((n, r) => n + r.ok, 0);
+    expect(failed).toEqual([]);
+    expect(ok).toBe(reports.length * bodies.length);
+    expect(reports.length).toBeGreaterThan(1);
+    console.log(`scale-out rolling restart: ${ok} of ${ok + failed.length} ok over ${reports.length} rounds while 3 replicas restarted one by one`);
+  }, 300_000);
 });
