@@ -20,6 +20,12 @@ export interface MetricsOptions {
   readonly endpoint?: string;
 }
 
+/** What both caches report: the local tier's counts, and the shared tier's when there is one. */
+interface TieredCacheReport {
+  readonly local: { readonly hits: number; readonly misses: number };
+  readonly shared?: { readonly hits: number; readonly misses: number; readonly errors: number; readonly timeouts: number };
+}
+
 const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 function createModelGauges(registry: Registry, models: () => readonly ModelStatus[]): void {
@@ -45,48 +51,40 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
   gauge('iris_engine_kv_capacity_tokens', 'KV cache budget in tokens', (m) => m.engine?.kvCapacityTokens);
   gauge('iris_prefix_cache_hits', 'Joint models: prefills whose image prefix came from the prefix cache (since start)', (m) => m.engine?.prefixCache?.hits);
   gauge('iris_prefix_cache_misses', 'Joint models: prefills that computed their image prefix (since start)', (m) => m.engine?.prefixCache?.misses);
-  new Counter({
-    name: 'iris_embedding_cache_total',
-    help: 'Image embedding lookups by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses)',
-    labelNames: ['model', 'tier', 'result'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const m of models()) {
-        const report = m.engine?.embeddingCache;
-        if (!report) continue;
-        this.inc({ model: m.id, tier: 'local', result: 'hit' }, report.local.hits);
-        this.inc({ model: m.id, tier: 'local', result: 'miss' }, report.local.misses);
-        if (!report.shared) continue;
-        const { hits, misses, errors, timeouts } = report.shared;
-        this.inc({ model: m.id, tier: 'redis', result: 'hit' }, hits);
-        this.inc({ model: m.id, tier: 'redis', result: 'miss' }, misses);
-        this.inc({ model: m.id, tier: 'redis', result: 'error' }, errors);
-        this.inc({ model: m.id, tier: 'redis', result: 'timeout' }, timeouts);
-      }
-    },
-  });
-  new Counter({
-    name: 'iris_result_cache_total',
-    help: 'Result cache lookups of deterministic requests, by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses); non-deterministic requests are not looked up',
-    labelNames: ['model', 'tier', 'result'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const m of models()) {
-        const report = m.engine?.resultCache;
-        if (!report) continue;
-        this.inc({ model: m.id, tier: 'local', result: 'hit' }, report.local.hits);
-        this.inc({ model: m.id, tier: 'local', result: 'miss' }, report.local.misses);
-        if (!report.shared) continue;
-        const { hits, misses, errors, timeouts } = report.shared;
-        this.inc({ model: m.id, tier: 'redis', result: 'hit' }, hits);
-        this.inc({ model: m.id, tier: 'redis', result: 'miss' }, misses);
-        this.inc({ model: m.id, tier: 'redis', result: 'error' }, errors);
-        this.inc({ model: m.id, tier: 'redis', result: 'timeout' }, timeouts);
-      }
-    },
-  });
+  /** Lookups of a two-tier cache (local LRU, then shared Redis) by tier and result, read from each engine's report. */
+  const tieredCacheCounter = (name: string, help: string, read: (m: ModelStatus) => TieredCacheReport | undefined): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['model', 'tier', 'result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const m of models()) {
+          const report = read(m);
+          if (!report) continue;
+          this.inc({ model: m.id, tier: 'local', result: 'hit' }, report.local.hits);
+          this.inc({ model: m.id, tier: 'local', result: 'miss' }, report.local.misses);
+          if (!report.shared) continue;
+          const { hits, misses, errors, timeouts } = report.shared;
+          this.inc({ model: m.id, tier: 'redis', result: 'hit' }, hits);
+          this.inc({ model: m.id, tier: 'redis', result: 'miss' }, misses);
+          this.inc({ model: m.id, tier: 'redis', result: 'error' }, errors);
+          this.inc({ model: m.id, tier: 'redis', result: 'timeout' }, timeouts);
+        }
+      },
+    });
+  };
+  tieredCacheCounter(
+    'iris_embedding_cache_total',
+    'Image embedding lookups by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses)',
+    (m) => m.engine?.embeddingCache,
+  );
+  tieredCacheCounter(
+    'iris_result_cache_total',
+    'Result cache lookups of deterministic requests, by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses); non-deterministic requests are not looked up',
+    (m) => m.engine?.resultCache,
+  );
   gauge('iris_result_cache_bytes', 'Bytes of results held in the local result cache', (m) => m.engine?.resultCache?.local.bytes);
   gauge('iris_prefix_cache_tokens', 'Joint models: image-prefix tokens held in the prefix cache', (m) => m.engine?.prefixCache?.cachedTokens);
 }
