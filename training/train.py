@@ -183,6 +183,16 @@ def evaluate_ood(model: VisionLanguageModel, ood_images: np.ndarray, ood_metas, 
     return {"ood_caption": cap / n, "ood_answer": ans / n, "ood_continuation": cont / n, "oog_answer": oog / max(1, len(images))}
 
 
+def start_run(args: argparse.Namespace, make_config):
+    """What every trainer does first: seed, threads, the output folder, the preset's config
+    and the data splits (generate_splits)."""
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    cfg = make_config(args.preset)
+    return cfg, generate_splits(args, cfg.image_size)
+
+
 def generate_splits(args: argparse.Namespace, image_size: int):
     """The training scenes with --ood-share out-of-domain images mixed in, the validation
     scenes, and the validation out-of-domain images (none when --ood-share is 0)."""
@@ -272,12 +282,7 @@ def main() -> None:
     add_run_args(ap, PRESETS)
     args = ap.parse_args()
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    os.makedirs(args.out, exist_ok=True)
-    cfg = make_config(args.preset)
-    t0 = time.time()
-    train_x, train_s, val_x, val_s, val_ood_x, val_ood_s = generate_splits(args, cfg.image_size)
+    cfg, (train_x, train_s, val_x, val_s, val_ood_x, val_ood_s) = start_run(args, make_config)
 
     model = VisionLanguageModel(cfg)
     aux = PatchHeads(cfg.enc_dim)

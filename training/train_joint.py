@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -70,12 +69,8 @@ def main() -> None:
     train.add_run_args(ap, PRESETS)
     args = ap.parse_args()
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    os.makedirs(args.out, exist_ok=True)
-    cfg = make_config(args.preset)
     t0 = time.time()
-    train_x, train_s, val_x, val_s, val_ood_x, val_ood_s = train.generate_splits(args, cfg.image_size)
+    cfg, (train_x, train_s, val_x, val_s, val_ood_x, val_ood_s) = train.start_run(args, make_config)
 
     model = JointVLM(cfg)
     aux = train.PatchHeads(cfg.enc_dim)
