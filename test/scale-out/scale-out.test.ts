@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRng } from '../../text/sampling/rng.ts';
 import { FIXTURES, ROOT } from '../helpers.ts';
 import { freePort, hasHaproxy, hasRedis, HAPROXY, run, startRedis, waitForPort, type Process, type Redis } from './support.ts';
 
@@ -37,20 +38,9 @@ interface Replica extends Process {
   readonly port: number;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A distinct 24×24 PNG per index (its own bytes, so its own content hash). */
 async function imageOf(index: number): Promise<string> {
-  const next = mulberry32(1000 + index);
+  const next = createRng(1000 + index);
   const raw = Buffer.from(Array.from({ length: 24 * 24 * 3 }, () => Math.floor(next() * 256)));
   return (await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } }).png().toBuffer()).toString('base64');
 }
@@ -60,7 +50,7 @@ async function imageOf(index: number): Promise<string> {
  * a new image. Returns the image index of each request.
  */
 function workload(seed: number, count: number, popular: number, firstUnique: number, popularBase = 0): number[] {
-  const next = mulberry32(seed);
+  const next = createRng(seed);
   let unique = firstUnique;
   return Array.from({ length: count }, () => (next() < 0.8 ? popularBase + Math.floor(next() * popular) : unique++));
 }
