@@ -19,7 +19,7 @@
 // --quick: one round of small levels, a smoke run (a minute or two); the figures are not
 // for quoting.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -28,7 +28,7 @@ import sharp from 'sharp';
 import { DEFAULT_MODEL_DIR } from '../src/model/load.ts';
 import { ROOT } from '../test/helpers.ts';
 import { renderChart, type Panel } from './chart.ts';
-import { irisSender, runLevel, tjsSender, type LoadOptions, type LoadRequest, type Send } from './load-client.ts';
+import { distinctRequests, irisSender, runLevel, tjsSender, type LoadOptions, type Send } from './load-client.ts';
 import { median } from './measure.ts';
 import { breakdown, ROWS, type Breakdown } from './perf/breakdown.ts';
 import { nonOrtShares, profileBuckets, readProfile, type ProfileBucket } from './perf/cpu-profile.ts';
@@ -68,23 +68,8 @@ function ensureThreadCpuHelper(): string {
   }
 }
 
-// Distinct images: the sample scenes, each request a copy with its own 8-byte tail (same
-// pixels, new content hash: no embedding-cache hits).
-const samples = join(ROOT, 'assets/samples');
-const scenes = readdirSync(samples).filter((f) => f.endsWith('.png')).sort().map((f) => new Uint8Array(readFileSync(join(samples, f))));
-const runTag = Math.floor(Math.random() * 2 ** 31);
-let serial = 0;
-function requests(n: number, task: 'caption' | 'generate'): LoadRequest[] {
-  return Array.from({ length: n }, () => {
-    const scene = scenes[serial % scenes.length];
-    const image = new Uint8Array(scene.length + 8);
-    image.set(scene);
-    const tail = new DataView(image.buffer, scene.length);
-    tail.setUint32(0, runTag, true);
-    tail.setUint32(4, serial++, true);
-    return task === 'generate' ? { task, image, prompt: 'a' } : { task, image };
-  });
-}
+// Distinct images (load-client.ts): no embedding-cache hits.
+const requests = distinctRequests();
 
 interface Target { name: string; server: Server; send: Send; options: LoadOptions }
 interface Workload { name: 'captions' | 'generations' | 'speculation'; task: 'caption' | 'generate'; targets: Target[]; sizes: Record<number, number> }

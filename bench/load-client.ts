@@ -2,7 +2,10 @@
 // as soon as the previous one ends, over real HTTP. Iris is driven through its streaming
 // subscriptions (SSE) so every token's arrival is timed; the transformers.js baseline
 // through its NDJSON endpoint (bench/tjs-server.ts).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { SpeculativeMode, Task } from '../src/contract/types.ts';
+import { ROOT } from '../test/helpers.ts';
 
 export interface LoadRequest {
   task: Task;
@@ -153,4 +156,26 @@ function percentiles(xs: number[]): { p50: number; p95: number } {
   const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
   const at = (q: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   return { p50: at(0.5), p95: at(0.95) };
+}
+
+/**
+ * Distinct images for load: the sample scenes in turn, each request a copy with its own
+ * 8-byte tail (a tag for this run, then a serial number): the same pixels, a new content
+ * hash, so no request hits the embedding or result cache.
+ */
+export function distinctRequests(): (n: number, task?: 'caption' | 'generate') => LoadRequest[] {
+  const samples = join(ROOT, 'assets/samples');
+  const scenes = readdirSync(samples).filter((f) => f.endsWith('.png')).sort().map((f) => new Uint8Array(readFileSync(join(samples, f))));
+  const runTag = Math.floor(Math.random() * 2 ** 31);
+  let serial = 0;
+  return (n, task = 'caption') =>
+    Array.from({ length: n }, () => {
+      const scene = scenes[serial % scenes.length];
+      const image = new Uint8Array(scene.length + 8);
+      image.set(scene);
+      const tail = new DataView(image.buffer, scene.length);
+      tail.setUint32(0, runTag, true);
+      tail.setUint32(4, serial++, true);
+      return task === 'generate' ? { task, image, prompt: 'a' } : { task, image };
+    });
 }

@@ -7,12 +7,12 @@
 // --nodeA/--nodeB: extra node flags (e.g. V8's); --envA/--envB: extra environment
 // variables, 'KEY=VALUE KEY2=VALUE' (e.g. glibc's MALLOC_* tunables, read at process start).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, createWriteStream } from 'node:fs';
+import { mkdtempSync, readFileSync, createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../../src/model/load.ts';
 import { ROOT } from '../../test/helpers.ts';
-import { irisSender, runLevel, type LoadRequest } from '../load-client.ts';
+import { distinctRequests, irisSender, runLevel } from '../load-client.ts';
 import { diff, snapshot } from './proc-cpu.ts';
 
 const { values } = parseArgs({ options: {
@@ -41,21 +41,7 @@ async function start(name: string, root: string, flags: string[], nodeFlags: str
   return { pid: child.pid!, url, child };
 }
 
-const samples = join(ROOT, 'assets/samples');
-const scenes = readdirSync(samples).filter((f) => f.endsWith('.png')).sort().map((f) => new Uint8Array(readFileSync(join(samples, f))));
-let serial = 0;
-const tag = Math.floor(Math.random() * 2 ** 31);
-function requests(n: number): LoadRequest[] {
-  return Array.from({ length: n }, () => {
-    const s = scenes[serial % scenes.length];
-    const image = new Uint8Array(s.length + 8);
-    image.set(s);
-    const dv = new DataView(image.buffer, s.length);
-    dv.setUint32(0, tag, true);
-    dv.setUint32(4, serial++, true);
-    return { task: 'caption', image };
-  });
-}
+const requests = distinctRequests();
 
 /** 'KEY=VALUE KEY2=VALUE' → { KEY: 'VALUE', ... }. */
 function envOf(text: string | undefined): Record<string, string> {
