@@ -4,14 +4,13 @@
 // compress), half as multipart uploads and half as base64 JSON. The server's RSS is
 // sampled from /proc every 20 ms: baseline before, peak during, and after the burst
 // (5 s later, once every answer is in, and 10 s later). Results go to bench/results/intake-memory-*.json.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ROOT } from '../test/helpers.ts';
-import { npmStartEnv } from './start-env.ts';
+import { npmStartEnv, startIrisProcess } from './start-env.ts';
 
 const { values } = parseArgs({ options: { concurrent: { type: 'string' }, 'image-mb': { type: 'string' }, budget: { type: 'string' }, label: { type: 'string' }, 'mmap-threshold': { type: 'string' } } });
 // The server runs with `npm start`'s environment (bench/start-env.ts: glibc's mmap threshold
@@ -45,16 +44,7 @@ async function main(): Promise<void> {
     '--image-max-bytes', String(images[0].length + MB), '--body-limit', limit, '--upload-limit', limit,
     '--max-queued', '512', '--request-timeout-ms', '600000', ...(values.budget ? ['--intake-budget-bytes', values.budget] : [])];
   const env = mmapThreshold === 'default' ? process.env : { ...process.env, MALLOC_MMAP_THRESHOLD_: mmapThreshold };
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /iris: serving (\S+)/.exec(out);
-      if (m && /models ready/.test(out)) resolve(m[1]);
-    });
-    child.once('exit', () => reject(new Error(`server exited:\n${out}`)));
-  });
+  const { child, url } = await startIrisProcess(args, env);
   const query = 'query($i: ImageInput!) { caption(image: $i, options: { maxNewTokens: 8 }) { text } }';
   // Warm up: one small request, then let the heap settle. On a connection of its own: the
   // burst below spends seconds building its bodies before the first byte goes out, and a

@@ -7,7 +7,6 @@
 // changed answers, and the server's RSS and V8 heap trends in MB/min (least squares over
 // the samples after the first 10 %), written to bench/results/soak-<label>.json
 // (gitignored).
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -15,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ROOT } from '../test/helpers.ts';
+import { startIrisProcess } from './start-env.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, clients: { type: 'string' }, model: { type: 'string' }, label: { type: 'string' } } });
 const seconds = Number(values.seconds ?? 300);
@@ -54,16 +54,7 @@ function slopePerMinute(points: ReadonlyArray<readonly [number, number]>): numbe
 
 async function main(): Promise<void> {
   const args = ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', `m=${modelDir}`, '--request-timeout-ms', '120000'];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /iris: serving (\S+)/.exec(out);
-      if (m && /models ready/.test(out)) resolveUrl(m[1]);
-    });
-    child.once('exit', () => reject(new Error(`server exited:\n${out}`)));
-  });
+  const { child, url } = await startIrisProcess(args);
   const ws = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
   const counts = { requests: 0, cancelled: 0, errors: 0, changed: 0 };
   const errorSamples: string[] = [];
