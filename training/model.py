@@ -98,6 +98,20 @@ class EncoderBlock(nn.Module):
         return x + self.ffn(self.ln2(x))
 
 
+def take_tokens(nxt: torch.Tensor, eos: int, out: list[list[int]], done: torch.Tensor, on_live=None) -> bool:
+    """One greedy step's bookkeeping: each row not yet done appends its token, or is done at
+    EOS (`on_live(i)` first, for rows still running); True once every row is done."""
+    for i in range(len(out)):
+        if not done[i]:
+            if on_live:
+                on_live(i)
+            if nxt[i].item() == eos:
+                done[i] = True
+            else:
+                out[i].append(nxt[i].item())
+    return bool(done.all())
+
+
 class VisionEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -222,13 +236,7 @@ class VisionLanguageModel(nn.Module):
         for _ in range(max_new):
             logits, past, _ = self.decoder.step(ids, mask, pos, past, cross)
             nxt = logits[:, -1].argmax(-1)
-            for i in range(b):
-                if not done[i]:
-                    if nxt[i].item() == eos:
-                        done[i] = True
-                    else:
-                        out[i].append(nxt[i].item())
-            if done.all():
+            if take_tokens(nxt, eos, out, done):
                 break
             ids = nxt.unsqueeze(1)
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], 1)

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import vocab
-from model import ModelConfig, VisionEncoder
+from model import ModelConfig, VisionEncoder, take_tokens
 
 NEG = -1e4  # additive mask value, safe in fp16/bf16
 IMAGE_TOKEN = "<image>"
@@ -280,14 +280,7 @@ class JointVLM(nn.Module):
             last = logits[:, -1]
             # generation_config.json's suppress_tokens: never emit <image>
             nxt = last.masked_fill(self.suppress_mask(), float("-inf")).argmax(-1)
-            for i in range(b):
-                if not done[i]:
-                    logit_rows[i].append(last[i].tolist())
-                    if nxt[i].item() == eos:
-                        done[i] = True
-                    else:
-                        out[i].append(nxt[i].item())
-            if done.all():
+            if take_tokens(nxt, eos, out, done, on_live=lambda i: logit_rows[i].append(last[i].tolist())):
                 break
             x = self.decoder.embed(nxt.unsqueeze(1))
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], 1)
