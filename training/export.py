@@ -41,16 +41,17 @@ OPSET = 17
 class EncDecCore(torch.nn.Module):
     """Decoder step with cross keys/values as inputs (the If node feeds them later)."""
 
-    def __init__(self, model: VisionLanguageModel, attentions: bool):
+    def __init__(self, model: VisionLanguageModel, attentions: bool, heads: torch.nn.Module | None = None):
         super().__init__()
-        self.dec, self.attentions = model.decoder, attentions
+        self.dec, self.attentions, self.heads = model.decoder, attentions, heads
 
     def forward(self, input_ids, attention_mask, position_ids, *kv):
         n = len(self.dec.blocks)
         past = [(kv[2 * i], kv[2 * i + 1]) for i in range(n)]
         cross = [(kv[2 * n + 2 * i], kv[2 * n + 2 * i + 1]) for i in range(n)]
-        logits, presents, attns = self.dec.step(input_ids, attention_mask, position_ids, past, cross)
-        out = [logits] + [t for p in presents for t in p]
+        hidden, presents, attns = self.dec.step_hidden(input_ids, attention_mask, position_ids, past, cross)
+        out = [self.dec.lm_head(hidden)] + ([self.heads(hidden, self.dec.lm_head)] if self.heads is not None else [])
+        out += [t for p in presents for t in p]
         return tuple(out + attns) if self.attentions else tuple(out)
 
 
@@ -118,7 +119,9 @@ def _pin(graph, names, dims):
                     d.dim_value = name
 
 
-def export_encdec_decoder(model: VisionLanguageModel, path: str, attentions: bool) -> None:
+def export_encdec_decoder(model: VisionLanguageModel, path: str, attentions: bool, heads: torch.nn.Module | None = None) -> None:
+    """The merged decoder; with `heads` (medusa.MedusaHeads) it has one more output,
+    `medusa_logits` [batch, seq, K, vocab], after `logits`."""
     cfg = model.cfg
     L, H, hd = cfg.dec_layers, cfg.dec_heads, cfg.dec_dim // cfg.dec_heads
     ids, mask, pos, pkv = _trace_inputs(cfg)
@@ -127,18 +130,20 @@ def export_encdec_decoder(model: VisionLanguageModel, path: str, attentions: boo
     cross_names = [f"cross.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
     present_names = [f"present.{i}.decoder.{kv}" for i in range(L) for kv in ("key", "value")]
     attn_names = [f"cross_attentions.{i}" for i in range(L)] if attentions else []
+    head_names = ["medusa_logits"] if heads is not None else []
     axes = {"input_ids": {0: "batch_size", 1: "decoder_sequence_length"},
             "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
             "position_ids": {0: "batch_size", 1: "decoder_sequence_length"},
-            "logits": {0: "batch_size", 1: "decoder_sequence_length"}}
+            "logits": {0: "batch_size", 1: "decoder_sequence_length"},
+            "medusa_logits": {0: "batch_size", 1: "decoder_sequence_length"}}
     axes.update({n: {0: "batch_size", 2: "past_decoder_sequence_length"} for n in past_names})
     axes.update({n: {0: "batch_size", 2: "encoder_sequence_length_out"} for n in cross_names})
     axes.update({n: {0: "batch_size", 2: "total_sequence_length"} for n in present_names})
     axes.update({n: {0: "batch_size", 2: "decoder_sequence_length", 3: "encoder_sequence_length_out"} for n in attn_names})
     with tempfile.TemporaryDirectory() as tmp:
-        core = _export(EncDecCore(model, attentions), (ids, mask, pos, *pkv, *cross), f"{tmp}/core.onnx",
+        core = _export(EncDecCore(model, attentions, heads), (ids, mask, pos, *pkv, *cross), f"{tmp}/core.onnx",
                        ["input_ids", "attention_mask", "position_ids"] + past_names + cross_names,
-                       ["logits"] + present_names + attn_names, axes)
+                       ["logits"] + head_names + present_names + attn_names, {k: v for k, v in axes.items() if k != "medusa_logits" or heads is not None})
         enc = torch.randn(2, cfg.num_patches, cfg.dec_dim)
         ckv = _export(CrossKV(model), (enc,), f"{tmp}/cross.onnx", ["encoder_hidden_states"], cross_names,
                       {"encoder_hidden_states": {0: "batch_size", 1: "encoder_sequence_length"}})

@@ -180,6 +180,16 @@ class TextDecoder(nn.Module):
         """One decoder call. past: per layer (k, v) [b, h, past, d] or None; cross: per
         layer (k, v) [b, h, patches, d]. attention_mask [b, past+seq] marks real tokens.
         Returns logits [b, seq, vocab], presents, cross-attention probs per layer."""
+        hidden, presents, attns = self.step_hidden(input_ids, attention_mask, position_ids, past, cross)
+        return self.lm_head(hidden), presents, attns
+
+    def lm_head(self, hidden):
+        """Logits from the final hidden state (tied to the token embedding)."""
+        return F.linear(hidden, self.embed.weight)
+
+    def step_hidden(self, input_ids, attention_mask, position_ids, past, cross):
+        """`step` up to the final layer norm: the hidden state [b, seq, dim] the LM head
+        (and Medusa heads, medusa.py) read, presents and cross-attention probs."""
         seq = input_ids.shape[1]
         total = attention_mask.shape[1]
         past_len = total - seq
@@ -194,8 +204,7 @@ class TextDecoder(nn.Module):
             x, k, v, probs = blk(x, bias, pk, pv, cross[i][0], cross[i][1])
             presents.append((k, v))
             attns.append(probs)
-        logits = F.linear(self.ln(x), self.embed.weight)
-        return logits, presents, attns
+        return self.ln(x), presents, attns
 
 
 class VisionLanguageModel(nn.Module):
