@@ -154,8 +154,9 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="an exported encdec folder (its heads go to DIR/medusa)")
     ap.add_argument("--out", help="default: MODEL/medusa")
     ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--train-size", type=int, default=6_000)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--train-size", type=int, default=8_000)
+    ap.add_argument("--val-size", type=int, default=500)
+    ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--batch", type=int, default=64, help="images per batch when computing hidden states")
     ap.add_argument("--positions", type=int, default=4096, help="positions per training step")
     ap.add_argument("--questions", type=int, default=3)
@@ -175,7 +176,7 @@ def main() -> None:
     t0 = time.time()
     train_x, train_s = data.generate("train", args.train_size, model.cfg.image_size,
                                      ood_count=round(args.ood_share * args.train_size))
-    val_x, val_s = data.generate("val", 500, model.cfg.image_size)
+    val_x, val_s = data.generate("val", args.val_size, model.cfg.image_size)
     hidden, targets = training_positions(model, train_x, train_s, args)
     print(f"generated {len(train_s)} scenes and {len(hidden)} positions in {time.time() - t0:.0f}s", file=sys.stderr)
 
@@ -199,7 +200,7 @@ def main() -> None:
             running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         progress(epoch + 1, step, steps, running, started)
     sys.stderr.write("\n")
-    history = {"heads": args.heads, "epochs": args.epochs, "steps": steps, "train_size": args.train_size,
+    history = {"heads": args.heads, "epochs": args.epochs, "steps": steps, "train_size": args.train_size, "val_size": args.val_size,
                "positions": len(hidden), "loss": running, "seconds": round(time.time() - t0),
                "validation": accuracy(model, heads, val_x, val_s)}
     print(json.dumps(history), file=sys.stderr)

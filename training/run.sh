@@ -38,6 +38,9 @@ if [[ "$MODELS" == *,base,* ]]; then
   $PY train_draft.py --teacher "$RUN/model.pt" --out "$RUN/draft"
   $PY export.py --checkpoint "$RUN/draft/model.pt" --out "$OUT/draft" --draft
 
+  echo "== Medusa heads for speculative decoding (trained on the exported model, written to $OUT/medusa)"
+  $PY medusa.py --model "$OUT"
+
   echo "== evaluate (PyTorch) on $TEST"
   $PY evaluate.py --checkpoint "$RUN/model.pt" --folder "$TEST" --out "$RUN/eval_pytorch.json" --ood-out "$RUN/eval_ood_pytorch.json"
 

@@ -3,7 +3,10 @@
 // tokens must equal PyTorch's on the exporter's parity cases (its decode steps on the
 // exported decode-only graph). Then the draft model for
 // speculative decoding: distilled from that checkpoint, exported next to it, and used by
-// the engine, whose greedy tokens must not change.
+// the engine, whose greedy tokens must not change. Last, Medusa heads: the PyTorch model
+// rebuilt from the exported ONNX files alone (its checkpoint unused) must reproduce the
+// parity cases, and heads trained on it, exported as medusa/, must leave greedy tokens as
+// they are while the engine verifies their guesses.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,5 +84,36 @@ describe('training smoke test (tiny preset)', () => {
     const [plain, drafted] = [await run('off'), await run('draft')]; // a 4-step model ends at once: min tokens make it decode
     expect(drafted.ids).toEqual(plain.ids);
     expect(drafted.drafted).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('rebuilds the model from its ONNX files, trains Medusa heads on it, and speculation through them changes no token', async () => {
+    const model = join(work, 'model');
+    const rebuilt = JSON.parse(python(['from_onnx.py', '--model', model, '--out', join(work, 'rebuilt.pt'), '--parity', '--parity-file', join(work, 'parity.json')])
+      .trim().split('\n').at(-1) ?? '{}') as { parity: { cases: number; greedy_equal: number; max_logit_diff: number } };
+    expect(rebuilt.parity.cases).toBe(8);
+    expect(rebuilt.parity.greedy_equal).toBe(8);
+    expect(rebuilt.parity.max_logit_diff).toBeLessThan(1e-4); // the parity file rounds logits to 5 decimals
+
+    const report = JSON.parse(python(['medusa.py', '--model', model, '--heads', '3', '--train-size', '64', '--val-size', '16', '--epochs', '2', '--batch', '16', '--threads', '1'])
+      .trim().split('\n').at(-1) ?? '{}') as { bytes: Record<string, number>; validation: { head_top1: number[] } };
+    expect(Object.keys(report.bytes)).toEqual(['decoder_model_merged.onnx', 'decoder_with_past_model.onnx']);
+    expect(report.validation.head_top1).toHaveLength(3);
+    expect((JSON.parse(readFileSync(join(model, 'medusa/config.json'), 'utf8')) as { medusa_num_heads: number }).medusa_num_heads).toBe(3);
+
+    const parity = readParity(work);
+    const images = await Promise.all(parity.cases.map((c) => pngFromPixels(c.image, parity.imageSize)));
+    const run = async (mode: SpeculativeMode): Promise<{ ids: number[][]; drafted: number }> => {
+      const engine = await createEngine({ modelDir: model, threads: 1, speculative: mode, speculativeMaxBatch: 32 });
+      try {
+        expect(engine.model.headsRunner?.numHeads).toBe(3);
+        const results = await Promise.all(images.map((image) => engine.generate({ task: 'caption', image, options: { minNewTokens: 8, maxNewTokens: 12 } })));
+        return { ids: results.map((r) => r.tokens.map((t) => t.id)), drafted: results.reduce((n, r) => n + (r.timings.draftedTokens ?? 0), 0) };
+      } finally {
+        await engine.release();
+      }
+    };
+    const [plain, guessed] = [await run('off'), await run('medusa')];
+    expect(guessed.ids).toEqual(plain.ids);
+    expect(guessed.drafted).toBeGreaterThan(0);
   }, 300_000);
 });
