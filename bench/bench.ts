@@ -9,8 +9,8 @@
 //                 (onnxruntime encoder / prefill / decode, image decode and resize,
 //                 GraphQL/yoga/HTTP/SSE, GC, engine JS: bench/perf/breakdown.ts)
 //   generations   48 tokens each (min = max), c1 / c8 / c32: tokens/s
-//   speculation   one client, captions on the same Iris server, `speculative: draft` vs
-//                 `off`: p50 latency (needs the folder's draft/ model)
+//   speculation   one client, captions on the same Iris server, `speculative: draft` and
+//                 `medusa` vs `off`: p50 latency (each needs the folder's draft/ or medusa/)
 //   bounds        onnxruntime alone, in this process, in thread CPU (bench/perf/ort-bound.ts):
 //                 captions/s on all cores at the best batch sizes; one decoder thread's
 //                 tokens/s at 32 rows
@@ -44,6 +44,8 @@ const { values } = parseArgs({ options: {
 const quick = values.quick ?? false;
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
 const hasDraft = existsSync(join(modelDir, 'draft/onnx/decoder_model_merged.onnx'));
+const hasHeads = existsSync(join(modelDir, 'medusa/onnx/decoder_model_merged.onnx'));
+const speculations = [...(hasDraft ? ['draft' as const] : []), ...(hasHeads ? ['medusa' as const] : [])];
 const cores = cpus().length;
 
 /** Sizes of the run: the full one takes a few minutes on an idle 2-core machine, about twice that when busy. */
@@ -109,12 +111,12 @@ try {
   const pair = (options: LoadOptions): Target[] => [{ name: 'iris', server: iris, send: sendIris, options }, { name: 'tjs', server: tjs, send: sendTjs, options }];
   levels.captions = await runWorkload({ name: 'captions', task: 'caption', targets: pair({ maxNewTokens: 24 }), sizes: PLAN.captions }, work);
   levels.generations = await runWorkload({ name: 'generations', task: 'generate', targets: pair({ maxNewTokens: GEN_TOKENS, minNewTokens: GEN_TOKENS }), sizes: PLAN.generations }, work);
-  if (hasDraft) {
+  if (speculations.length > 0) {
     levels.speculation = await runWorkload({ name: 'speculation', task: 'caption', sizes: { 1: PLAN.speculation }, targets: [
       { name: 'plain', server: iris, send: sendIris, options: { maxNewTokens: 24, speculative: 'off' } },
-      { name: 'draft', server: iris, send: sendIris, options: { maxNewTokens: 24, speculative: 'draft' } },
+      ...speculations.map((mode) => ({ name: mode, server: iris, send: sendIris, options: { maxNewTokens: 24, speculative: mode } })),
     ] }, work);
-  } else console.log(`no ${join(modelDir, 'draft')}: speculation not measured`);
+  } else console.log(`no ${join(modelDir, 'draft')} or ${join(modelDir, 'medusa')}: speculation not measured`);
   for (const s of [iris, tjs]) peakRss[s.name] = peakRssMb(s.pid);
 } finally {
   await Promise.all([stop(iris), stop(tjs)]);
@@ -162,7 +164,7 @@ const figures: Figures = {
   outsideOrtMsC32: cap.iris[32].cpu.outsideOrt,
   generateC32: { iris: gen.iris[32].tokensPerSecond, tjs: gen.tjs[32].tokensPerSecond },
   decodeBoundTokensPerSecond: genBound,
-  speculativeP50Ms: { draft: spec?.draft[1].p50Ms ?? NaN, plain: spec?.plain[1].p50Ms ?? NaN },
+  speculativeP50Ms: { plain: spec?.plain[1].p50Ms ?? NaN, draft: spec?.draft?.[1].p50Ms ?? NaN, medusa: spec?.medusa?.[1].p50Ms ?? NaN },
 };
 const targets = evaluateTargets(figures);
 const loadAfter = loadavg();
@@ -199,7 +201,7 @@ const rowsPanels: Panel[][] = [[
 ], [
   { title: 'server CPU per caption, 1 client', unit: 'ms per request: Iris by part, Iris and tjs totals', bars: cpuBars(1) },
   { title: 'server CPU per caption, 32 clients', unit: 'ms per request: Iris by part, Iris and tjs totals', bars: cpuBars(32) },
-  { title: 'speculation, 1 client, captions', unit: 'p50 latency, ms (lower is better)', bars: [bar('plain', figures.speculativeP50Ms.plain, IRIS), bar('draft', figures.speculativeP50Ms.draft, '#2e9e5b')] },
+  { title: 'speculation, 1 client, captions', unit: 'p50 latency, ms (lower is better)', bars: [bar('plain', figures.speculativeP50Ms.plain, IRIS), bar('draft', figures.speculativeP50Ms.draft, '#2e9e5b'), bar('medusa', figures.speculativeP50Ms.medusa, '#9b3fd1')] },
   { title: 'targets (issue 12)', unit: 'measured / bar, numbered as printed (≥ 1 passes)', bars: targets.map((t, i) => bar(`T${i + 1}`, t.atMost ? t.bar / t.value : t.value / t.bar, t.pass ? '#2e9e5b' : '#c94c4c')) },
 ]];
 const title = `${result.model}: Iris vs transformers.js over HTTP, ${cores} cores, ${date.slice(0, 10)}${busy ? `, machine busy (load ${loadBefore[0].toFixed(1)})` : ''}${quick ? ', quick' : ''}`;
@@ -226,7 +228,7 @@ for (const c of [1, 8, 32]) console.log(row([`${GEN_TOKENS}-token generations c$
 console.log(row(['peak RSS MB', f1(peakRss.iris), f1(peakRss.tjs), ''], W));
 console.log(`onnxruntime-only bound: captions ${f1(captionBound.requestsPerSecond)} req/s (${captionBound.msPerRequest.toFixed(2)} ms/request on ${cores} cores), Iris c32 at ${(100 * cap.iris[32].requestsPerSecond / captionBound.requestsPerSecond).toFixed(1)} %; ` +
   `one-thread decode at 32 rows ${f1(genBound)} tok/s, Iris c32 at ${(100 * gen.iris[32].tokensPerSecond / genBound).toFixed(1)} %`);
-if (spec) console.log(`speculation, 1 client, captions: p50 plain ${f1(spec.plain[1].p50Ms)} ms, draft ${f1(spec.draft[1].p50Ms)} ms: ${f1(spec.plain[1].p50Ms / spec.draft[1].p50Ms)}× lower`);
+if (spec) console.log(`speculation, 1 client, captions: p50 plain ${f1(spec.plain[1].p50Ms)} ms; ${speculations.map((m) => `${m} ${f1(spec[m][1].p50Ms)} ms (${f1(spec.plain[1].p50Ms / spec[m][1].p50Ms)}× lower)`).join(', ')}`);
 const CW = [44, 9, 9, 9, 9];
 console.log(`\n${row(['server CPU ms per caption', 'Iris c1', 'Iris c32', 'tjs c1', 'tjs c32'], CW)}`);
 for (const [k, label] of ROWS) {

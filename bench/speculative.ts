@@ -1,6 +1,6 @@
 // npm run bench:speculative [-- --model DIR --draft DIR --rounds N --threads N --speculative-max-batch N --speculative-drafts K]
 // Speculative decoding on one model folder: single-stream decode tokens/s with plain
-// decoding, draft-model drafts (`<model>/draft/` or --draft) and n-gram drafts, with
+// decoding, draft-model drafts (`<model>/draft/` or --draft), n-gram drafts and Medusa heads (`<model>/medusa/`), with
 // their acceptance rates and a check that greedy output is identical; then in-process
 // throughput at 32 concurrent requests with speculation on (the server's default: above
 // --speculative-max-batch running rows only while mostly accepted), forced on at every batch size, and off.
@@ -19,12 +19,13 @@ import { renderChart } from './chart.ts';
 import { measureSpeculative } from './speculative-measure.ts';
 import { resultsDir, shown } from './results-dir.ts';
 
-const COLORS: Record<string, string> = { off: '#3b6fd8', draft: '#2e9e5b', ngram: '#e08a1e', 'draft always': '#8fd1a8', 'ngram always': '#f2c27f' };
+const COLORS: Record<string, string> = { off: '#3b6fd8', draft: '#2e9e5b', ngram: '#e08a1e', medusa: '#9b3fd1', 'draft always': '#8fd1a8', 'ngram always': '#f2c27f' };
 const { values } = parseArgs({ options: { model: { type: 'string' }, draft: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, 'speculative-max-batch': { type: 'string' }, 'speculative-drafts': { type: 'string' } } });
 const modelDir = resolve(values.model ?? DEFAULT_MODEL_DIR);
 const draftDir = values.draft ? resolve(values.draft) : join(modelDir, 'draft');
 const hasDraft = existsSync(join(draftDir, 'onnx/decoder_model_merged.onnx'));
-const modes: SpeculativeMode[] = hasDraft ? ['off', 'draft', 'ngram'] : ['off', 'ngram'];
+const hasHeads = existsSync(join(modelDir, 'medusa/onnx/decoder_model_merged.onnx'));
+const modes: SpeculativeMode[] = ['off', ...(hasDraft ? ['draft' as const] : []), 'ngram', ...(hasHeads ? ['medusa' as const] : [])];
 const threads = Number(values.threads ?? 1);
 const speculativeMaxBatch = Number(values['speculative-max-batch'] ?? DEFAULTS.models.speculativeMaxBatch);
 const speculativeDrafts = values['speculative-drafts'] ? Number(values['speculative-drafts']) : undefined;

@@ -105,7 +105,7 @@ export const resolvers = {
   },
   Task: { CAPTION: 'caption', ANSWER: 'answer', GENERATE: 'generate' },
   FinishReason: { EOS: 'eos', LENGTH: 'length', STOP: 'stop', CANCELLED: 'cancelled' },
-  SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram' },
+  SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram', MEDUSA: 'medusa' },
   WarningCode: { UNKNOWN_WORDS: 'UNKNOWN_WORDS' },
   Timings: {
     prefixCached: (t: Timings) => t.prefixCached ?? false,

@@ -29,6 +29,12 @@ export interface DecoderStepOutput {
   cache: KvCache;
   /** Graphs that export attention weights (the "with attentions" variant): per layer, [batch, heads, seq, keys]. */
   attentions?: LayerAttentions;
+  /**
+   * Graphs with Medusa heads (`medusa_logits`): each head's logits for the tokens after
+   * the next, at the same positions as `logits`: [batch, heads, vocab], or
+   * [batch, seq, heads, vocab] with isAllPositions.
+   */
+  headLogits?: Float32Array;
 }
 
 export interface LayerAttentions {
@@ -37,6 +43,9 @@ export interface LayerAttentions {
   readonly seqLength: number;
   readonly numKeys: number;
 }
+
+/** Medusa heads' output: [batch, seq, heads, vocab], head k predicting the token k+1 after the next. */
+export const HEADS_OUTPUT = 'medusa_logits';
 
 /** Cross-attention (encoder-decoder) or self-attention (decoder-only) weights, by output name. */
 const ATTENTION_OUTPUT = /^(cross_attentions|decoder_attentions)\.(\d+)$/;
@@ -60,6 +69,8 @@ function graphOf(session: ort.InferenceSession): Graph {
 export class DecoderRunner {
   /** The attention outputs, in layer order (empty: the plain graph). */
   readonly attentionOutputs: readonly string[];
+  /** Medusa heads computed by every call (0: none). */
+  readonly numHeads: number;
   private readonly merged: Graph;
   /**
    * The decode-only graph (`decoder_with_past_model.onnx`), when the folder has one: the
@@ -79,6 +90,7 @@ export class DecoderRunner {
     this.merged = graphOf(session);
     this.withPast = withPast && graphOf(withPast);
     this.attentionOutputs = session.outputNames.filter((n) => ATTENTION_OUTPUT.test(n)).sort((a, b) => layerOf(a) - layerOf(b));
+    this.numHeads = headCountOf(session);
   }
 
   /**
@@ -118,8 +130,10 @@ export class DecoderRunner {
     const { tokens, cache } = input;
     const graph = cache.isCached && this.withPast ? this.withPast : this.merged;
     const outputs = await graph.session.run(await this.feeds(input, graph), cache.outputsToFetch(graph.session.outputNames));
-    const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositionLogits(outputs.logits, cache.batchSize, tokens.seqLength);
+    const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositions(outputs.logits, cache.batchSize, tokens.seqLength);
     const result: DecoderStepOutput = { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
+    const heads = outputs[HEADS_OUTPUT];
+    if (heads) result.headLogits = input.isAllPositions ? tensorFloats(heads) : lastPositions(heads, cache.batchSize, tokens.seqLength);
     if (this.attentionOutputs.length > 0) {
       const first = outputs[this.attentionOutputs[0]];
       const [, numHeads, seqLength, numKeys] = first.dims;
@@ -205,13 +219,23 @@ function int64(values: Int32Array, dims: number[]): ort.Tensor {
   return new ort.Tensor('int64', out, dims);
 }
 
-function lastPositionLogits(logits: ort.Tensor, batch: number, seqLength: number): Float32Array {
-  const vocab = logits.dims[2];
-  const data = tensorFloats(logits); // fp16 exports return float16 logits; sampling works in float32
-  const out = new Float32Array(batch * vocab); // [batch, vocab]
+/** [batch, seq, ...] → [batch, ...] at each row's last position (logits, or the heads' [heads, vocab]). */
+function lastPositions(tensor: ort.Tensor, batch: number, seqLength: number): Float32Array {
+  const per = tensor.dims.slice(2).reduce((n, d) => n * d, 1);
+  const data = tensorFloats(tensor); // fp16 exports return float16 logits; sampling works in float32
+  const out = new Float32Array(batch * per);
   for (let row = 0; row < batch; row++) {
-    const start = (row * seqLength + seqLength - 1) * vocab;
-    out.set(data.subarray(start, start + vocab), row * vocab);
+    const start = (row * seqLength + seqLength - 1) * per;
+    out.set(data.subarray(start, start + per), row * per);
   }
   return out;
+}
+
+/** The heads a graph's `medusa_logits` declares ([batch, seq, heads, vocab]); 0 without it. */
+function headCountOf(session: ort.InferenceSession): number {
+  const meta = session.outputMetadata.find((m) => m.name === HEADS_OUTPUT);
+  if (!meta) return 0;
+  const heads = meta.isTensor ? meta.shape[2] : undefined;
+  if (typeof heads !== 'number' || heads < 1) throw new IrisError('MODEL_NOT_FOUND', `${HEADS_OUTPUT} must be [batch, seq, heads, vocab] with a fixed number of heads, got [${meta.isTensor ? meta.shape.join(', ') : 'not a tensor'}]`);
+  return heads;
 }

@@ -5,8 +5,8 @@ export const TASKS = ['caption', 'answer', 'generate'] as const;
 export type Task = (typeof TASKS)[number];
 
 /** Speculative decoding: none, drafts from the small draft model, or prompt lookup (n-grams). */
-export type SpeculativeMode = 'off' | 'draft' | 'ngram';
-export const SPECULATIVE_MODES: readonly SpeculativeMode[] = ['off', 'draft', 'ngram'];
+export type SpeculativeMode = 'off' | 'draft' | 'ngram' | 'medusa';
+export const SPECULATIVE_MODES: readonly SpeculativeMode[] = ['off', 'draft', 'ngram', 'medusa'];
 
 /** Every sampling and stopping option; all optional, greedy by default. */
 export interface GenerationOptions {

@@ -10,7 +10,7 @@ import { CrossKvSlab } from '../../text/cross-kv-slab.ts';
 import type { KV } from '../../text/kv-cache.ts';
 import { concatFloats, concatInts } from './arrays.ts';
 import { assemble, cachedTokens, isWholeBatch, keepRows, rollBack, type BatchDecoder, type BatchRows, type BatchStep, type DecoderBatch } from './decoder-batch.ts';
-import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult, StepAttention } from './plan.ts';
+import type { DecodeRow, ModelRunner, PrefillRow, RunnerPlan, RunnerResult, StepAttention, StepGraph } from './plan.ts';
 import type { PrefixCache } from './prefix-cache.ts';
 
 const NO_DRAFTS = new Int32Array(0);
@@ -43,8 +43,8 @@ export class BatchRunner implements ModelRunner {
     this.batch = merged && this.isVerified ? rollBack(merged, rejectedOf(merged, plan.decode)) : merged;
     this.joined = undefined;
     this.isVerified = false;
-    const decoded = plan.decode.length > 0 ? await this.decode(plan.decode, plan.withAttention) : undefined;
-    const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill, plan.withAttention) : undefined;
+    const decoded = plan.decode.length > 0 ? await this.decode(plan.decode, plan.graph) : undefined;
+    const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill, plan.graph) : undefined;
     this.isVerified = decoded?.numPositions !== undefined;
     this.batch = decoded?.batch;
     this.joined = prefilled?.batch;
@@ -57,7 +57,8 @@ export class BatchRunner implements ModelRunner {
       decodeMs: decoded?.ms ?? 0,
       prefillMs: prefilled?.ms ?? 0,
       numCachedTokens: cachedTokens(parts.map((p) => p.batch)),
-      attention: plan.withAttention ? concatAttention(parts.map((p) => p.attention!)) : undefined,
+      attention: plan.graph === 'attention' ? concatAttention(parts.map((p) => p.attention!)) : undefined,
+      headLogits: plan.graph === 'heads' ? concatFloats(parts.map((p) => p.headLogits!)) : undefined,
       prefixCached: prefilled?.prefixCached,
     };
   }
@@ -94,34 +95,34 @@ export class BatchRunner implements ModelRunner {
    * New rows, in the plan's order. With a prefix cache, rows whose image prefix is cached
    * feed only what follows it; the others prefill in full and leave their prefix behind.
    */
-  private async prefill(rows: readonly PrefillRow[], withAttention: boolean): Promise<BatchStep & { prefixCached?: readonly number[] }> {
+  private async prefill(rows: readonly PrefillRow[], graph: StepGraph): Promise<BatchStep & { prefixCached?: readonly number[] }> {
     const { prefixes } = this;
-    if (!prefixes) return this.decoder.prefill(rows, withAttention);
+    if (!prefixes) return this.decoder.prefill(rows, graph);
     const cached = rows.map((r) => (r.imageKey ? prefixes.cache.lookup(r.imageKey) : undefined));
     const hit = rows.filter((_, i) => cached[i]);
     const miss = rows.filter((_, i) => !cached[i]);
     const parts: BatchStep[] = [];
     if (miss.length > 0) {
-      const step = await this.decoder.prefill(miss, withAttention);
+      const step = await this.decoder.prefill(miss, graph);
       miss.forEach((row, i) => {
         const start = step.batch.state.attentionMask.subarray(i * step.batch.state.width, (i + 1) * step.batch.state.width).indexOf(1);
         if (row.imageKey) prefixes.cache.store(row.imageKey, step.batch.cache.rowColumns(i, start, prefixes.numTokens));
       });
       parts.push(step);
     }
-    if (hit.length > 0) parts.push(await this.decoder.prefillAfter(hit, cached.filter((c) => c !== undefined), withAttention));
+    if (hit.length > 0) parts.push(await this.decoder.prefillAfter(hit, cached.filter((c) => c !== undefined), graph));
     return { ...inPlanOrder(parts, rows.map((r) => r.id)), prefixCached: hit.map((r) => r.id) };
   }
 
-  private async decode(rows: readonly DecodeRow[], withAttention: boolean): Promise<BatchStep & { numPositions?: Int32Array }> {
+  private async decode(rows: readonly DecodeRow[], graph: StepGraph): Promise<BatchStep & { numPositions?: Int32Array }> {
     const batch = this.batch;
     if (!batch || batch.ids.length !== rows.length || rows.some((r, i) => r.id !== batch.ids[i])) {
       throw new Error(`runner plan out of sync: batch rows [${batch?.ids.join(', ') ?? ''}], plan decodes [${rows.map((r) => r.id).join(', ')}]`);
     }
     if (rows.some((r) => (r.draftIds?.length ?? 0) > 0)) {
-      return this.decoder.verify(batch, rows.map((r) => ({ tokenId: r.tokenId, draftIds: r.draftIds ?? NO_DRAFTS })), withAttention);
+      return this.decoder.verify(batch, rows.map((r) => ({ tokenId: r.tokenId, draftIds: r.draftIds ?? NO_DRAFTS })), graph);
     }
-    return this.decoder.decode(batch, Int32Array.from(rows, (r) => r.tokenId), withAttention);
+    return this.decoder.decode(batch, Int32Array.from(rows, (r) => r.tokenId), graph);
   }
 }
 
@@ -139,6 +140,7 @@ function inPlanOrder(parts: readonly BatchStep[], ids: readonly number[]): Batch
     else runs.push([k, [row]]);
   }
   const sources: BatchRows[] = runs.map(([k, rows]) => ({ batch: parts[k].batch, rows, fromColumn: 0 }));
+  const headLogits = parts[0].headLogits && concatFloats(picks.map(([k, row]) => rowSlice(parts[k].headLogits!, row, parts[k].batch.ids.length)));
   const attention = parts[0].attention && {
     ...parts[0].attention,
     data: concatFloats(picks.map(([k, row]) => rowSlice(parts[k].attention!.data, row, parts[k].batch.ids.length))),
@@ -150,6 +152,7 @@ function inPlanOrder(parts: readonly BatchStep[], ids: readonly number[]): Batch
     vocabSize: vocab,
     ms: parts.reduce((t, p) => t + p.ms, 0),
     attention,
+    headLogits,
   };
 }
 

@@ -34,11 +34,12 @@ export interface EngineOptions extends EngineConfigInput {
   /** Drafts from this instead of the draft folder's model (tests wrap one to force rejections). */
   drafter?: Drafter;
   /**
-   * Called when the default `<modelDir>/draft/` is present but fails to load: the engine
-   * then runs without it (speculative 'draft' off for this model, as if there were no
-   * draft folder). Without this option such a failure fails the engine.
+   * Called when the default `<modelDir>/draft/` or `<modelDir>/medusa/` is present but
+   * fails to load: the engine then runs without it (speculative 'draft' or 'medusa' off for
+   * this model, as if the folder were not there). Without this option such a failure fails
+   * the engine.
    */
-  onDraftFailure?: (error: Error) => void;
+  onSpeculationFailure?: (mode: 'draft' | 'medusa', error: Error) => void;
   onStep?: (info: StepInfo) => void;
   /**
    * A store shared by replicas (Redis) behind the local embedding cache; keys carry the
@@ -60,7 +61,9 @@ const FALLBACK_MAX_POSITIONS = 256;
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const config = createEngineConfig(options);
   const files = { decoderFile: options.decoderFile, encoderFile: options.encoderFile };
-  const model = await loadIrisModel(options.modelDir ?? DEFAULT_MODEL_DIR, { ...files, threads: config.threads });
+  const { onSpeculationFailure } = options;
+  const onHeadsFailure = onSpeculationFailure && ((error: Error) => onSpeculationFailure('medusa', error));
+  const model = await loadIrisModel(options.modelDir ?? DEFAULT_MODEL_DIR, { ...files, threads: config.threads, onHeadsFailure });
   let worker: WorkerImageEncoder | undefined;
   try {
     worker = config.imageWorkers === 0 ? undefined : await startImageWorker(model, config, files);
@@ -127,13 +130,15 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
   });
   const { family } = model.folder;
   const prefixCache = family.kind === 'joint' && config.prefixCacheTokens > 0 ? new PrefixCache(config.prefixCacheTokens) : undefined;
-  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner), prefixCache && family.kind === 'joint' ? { cache: prefixCache, numTokens: family.numImageTokens } : undefined);
+  const runner = new BatchRunner(new BatchDecoder(model.runner, model.folder.ids.pad, model.attentionRunner, model.headsRunner), prefixCache && family.kind === 'joint' ? { cache: prefixCache, numTokens: family.numImageTokens } : undefined);
   const loaded = options.drafter ? undefined : await loadDrafter(model, config, options);
   try {
     const drafter = options.drafter ?? loaded;
-    // A default of 'draft' without a draft model (its load failed) falls back to plain decoding.
-    const speculation = config.speculative === 'draft' && !drafter && options.onDraftFailure ? { ...config, speculative: 'off' as const } : config;
-    const speculator = new Speculator(speculation, drafter);
+    // A default of 'draft' or 'medusa' whose model files failed to load falls back to plain decoding.
+    const numHeads = model.headsRunner?.numHeads ?? 0;
+    const isMissing = (config.speculative === 'draft' && !drafter) || (config.speculative === 'medusa' && numHeads === 0);
+    const speculation = isMissing && options.onSpeculationFailure ? { ...config, speculative: 'off' as const } : config;
+    const speculator = new Speculator(speculation, drafter, numHeads);
     return new Engine({ model, loader, runner, scheduler, kvCapacityTokens: capacityTokens, modelId: options.modelId, speculator, prefixCache, resultCache: results, onStep: options.onStep, embeddingCache: () => ({ local: cache.stats(), shared: shared?.stats() }) });
   } catch (error) {
     await loaded?.release(); // the draft session loaded here is ours to free when the engine cannot be built
@@ -150,8 +155,8 @@ async function loadDrafter(model: IrisModel, config: EngineConfig, options: Engi
   try {
     return await DraftModel.load(path, model.folder.ids.pad, sessionOptionsOf({ threads: config.threads }));
   } catch (error) {
-    if (options.draftDir || !options.onDraftFailure) throw error;
-    options.onDraftFailure(error instanceof Error ? error : new Error(String(error)));
+    if (options.draftDir || !options.onSpeculationFailure) throw error;
+    options.onSpeculationFailure('draft', error instanceof Error ? error : new Error(String(error)));
     return undefined;
   }
 }

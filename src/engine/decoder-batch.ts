@@ -27,7 +27,16 @@ export interface BatchStep {
   readonly ms: number;
   /** When the step ran with attention: each row's attention at its last position. */
   readonly attention?: StepAttention;
+  /** When the step ran the Medusa graph: the heads' logits at the same positions as `logits`, [positions, heads, vocab]. */
+  readonly headLogits?: Float32Array;
 }
+
+/**
+ * Which decoder graph a step runs: the plain one; the variant with attention outputs
+ * (some row wants maps); or the one with Medusa heads (some row speculates with them).
+ * All three take and give the same cache and the same logits.
+ */
+export type StepGraph = 'plain' | 'attention' | 'heads';
 
 export interface StepAttention {
   readonly data: Float32Array; // [rows, layers, heads, keys]
@@ -79,46 +88,49 @@ export class BatchDecoder {
     readonly padId: number,
     /** The same decoder with attention outputs (same weights, same cache), for steps that want maps. */
     readonly attentionRunner?: DecoderRunner,
+    /** The same decoder with Medusa heads as one more output (same weights, same cache). */
+    readonly headsRunner?: DecoderRunner,
   ) {}
 
   /** New rows: their prompts left-padded to the longest, conditioned on their images. */
-  async prefill(rows: readonly PrefillRow[], withAttention = false): Promise<BatchStep> {
+  async prefill(rows: readonly PrefillRow[], graph: StepGraph = 'plain'): Promise<BatchStep> {
     const started = performance.now();
     const first = prefillStep(rows.map((r) => r.tokenIds), this.padId);
     const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
-    const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
+    const out = await this.runnerFor(graph).step({ tokens: first.step, encoderStates: encoder, cache: this.runner.emptyCache(rows.length) });
     const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: this.runner.readsImageEveryStep ? encoder : placeholderStates(encoder) };
-    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state) };
+    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state), headLogits: out.headLogits };
   }
 
   /**
    * New rows whose first tokens' K/V are already known (a cached image prefix, the same
    * length for every row): only the tokens after it are fed, after the prefixes as past.
    */
-  async prefillAfter(rows: readonly PrefillRow[], prefixes: readonly RowKv[], withAttention = false): Promise<BatchStep> {
+  async prefillAfter(rows: readonly PrefillRow[], prefixes: readonly RowKv[], graph: StepGraph = 'plain'): Promise<BatchStep> {
     const started = performance.now();
     const pastLength = prefixes[0].length;
     const first = prefillAfterPast(rows.map((r) => r.tokenIds.subarray(pastLength)), pastLength, this.padId);
     const encoder = gatherEncoderStates(rows.map((r) => r.embedding), rows.map((_, i) => i));
     const images = placeholderStates(encoder); // the image is in the past already: no image token is fed
-    const out = await this.runnerFor(withAttention).step({ tokens: first.step, encoderStates: images, cache: KvCache.fromRows(this.runner.layout, prefixes) });
+    const out = await this.runnerFor(graph).step({ tokens: first.step, encoderStates: images, cache: KvCache.fromRows(this.runner.layout, prefixes) });
     const batch = { ids: rows.map((r) => r.id), state: first.state, cache: out.cache, encoder: images };
-    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state) };
+    return { batch, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started, attention: lastPositions(out.attentions, first.state), headLogits: out.headLogits };
   }
 
   /** One new token per row. */
-  async decode(batch: DecoderBatch, tokenIds: Int32Array, withAttention = false): Promise<BatchStep> {
+  async decode(batch: DecoderBatch, tokenIds: Int32Array, graph: StepGraph = 'plain'): Promise<BatchStep> {
     const started = performance.now();
     const next = decodeStep(batch.state, tokenIds);
-    const out = await this.runnerFor(withAttention).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
+    const out = await this.runnerFor(graph).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache });
     const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits: out.logits, vocabSize: out.vocabSize, ms: performance.now() - started };
-    return { ...step, attention: lastPositions(out.attentions, next.state) };
+    return { ...step, attention: lastPositions(out.attentions, next.state), headLogits: out.headLogits };
   }
 
-  private runnerFor(withAttention: boolean): DecoderRunner {
-    if (!withAttention) return this.runner;
-    if (!this.attentionRunner) throw new Error('this decoder has no attention outputs');
-    return this.attentionRunner;
+  private runnerFor(graph: StepGraph): DecoderRunner {
+    if (graph === 'plain') return this.runner;
+    const runner = graph === 'attention' ? this.attentionRunner : this.headsRunner;
+    if (!runner) throw new Error(`this decoder has no ${graph === 'attention' ? 'attention outputs' : 'Medusa heads'}`);
+    return runner;
   }
 
   /**
@@ -126,14 +138,15 @@ export class BatchDecoder {
    * positions, `numPositions[r]` = drafts + 1, rows in order. Rows with fewer drafts
    * get holes (masked columns) that `rollBack` closes.
    */
-  async verify(batch: DecoderBatch, rows: readonly VerifyRow[], withAttention = false): Promise<BatchStep & { numPositions: Int32Array }> {
+  async verify(batch: DecoderBatch, rows: readonly VerifyRow[], graph: StepGraph = 'plain'): Promise<BatchStep & { numPositions: Int32Array }> {
     const started = performance.now();
     const next = verifyStep(batch.state, rows, this.padId);
-    const out = await this.runnerFor(withAttention).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache, isAllPositions: true });
+    const out = await this.runnerFor(graph).step({ tokens: next.step, encoderStates: batch.encoder, cache: batch.cache, isAllPositions: true });
     const numPositions = Int32Array.from(rows, (r) => r.draftIds.length + 1);
     const logits = realPositions(out.logits, numPositions, next.step.seqLength, out.vocabSize);
+    const headLogits = out.headLogits && realPositions(out.headLogits, numPositions, next.step.seqLength, out.headLogits.length / (rows.length * next.step.seqLength));
     // Attention is only for rows without drafts (the engine does not speculate for them): their token is the last column.
-    const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits, vocabSize: out.vocabSize, ms: performance.now() - started, numPositions };
+    const step = { batch: { ...batch, state: next.state, cache: out.cache }, logits, vocabSize: out.vocabSize, ms: performance.now() - started, numPositions, headLogits };
     return { ...step, attention: lastPositions(out.attentions, next.state) };
   }
 }
@@ -194,7 +207,7 @@ function placeholderStates(states: EncoderStates): EncoderStates {
   return { data: new Float32Array(rows * states.hiddenSize), numPatches: 1, hiddenSize: states.hiddenSize };
 }
 
-/** [rows, seq, vocab] with holes in front → [Σ positions, vocab], each row's last positions. */
+/** [rows, seq, per] with holes in front → [Σ positions, per], each row's last positions (per: vocab, or heads × vocab). */
 function realPositions(all: Float32Array, numPositions: Int32Array, seqLength: number, vocab: number): Float32Array {
   const out = new Float32Array(numPositions.reduce((n, p) => n + p, 0) * vocab);
   let offset = 0;

@@ -228,7 +228,7 @@ export class Engine implements Generator {
     const scheduled = this.parts.scheduler.schedule();
     this.recordSchedule(scheduled);
     const proposals = await this.proposeDrafts(scheduled);
-    const result = await this.run(scheduled, planOf(scheduled, proposals));
+    const result = await this.run(scheduled, planOf(scheduled, proposals, this.parts.speculator));
     const finished = this.postprocess(result);
     this.emit(result.rowIds, finished);
   }
@@ -267,7 +267,7 @@ export class Engine implements Generator {
 
   /** Sample each row's token (or judge its drafts); rows that finished leave the scheduler (and the batch, next step). */
   private postprocess(result: RunnerResult): EngineRequest[] {
-    const { rowIds, logits, vocabSize, numPositions } = result;
+    const { rowIds, logits, vocabSize, numPositions, headLogits } = result;
     const { speculator } = this.parts;
     const now = performance.now();
     const finished: EngineRequest[] = [];
@@ -278,11 +278,13 @@ export class Engine implements Generator {
       const isFirst = entry.firstTokenAt === 0;
       const count = numPositions?.[i] ?? 1;
       const rowLogits = logits.subarray(position * vocabSize, (position + count) * vocabSize);
+      const perPosition = headLogits && headLogits.length / (logits.length / vocabSize);
+      const rowHeads = perPosition ? headLogits.subarray(position * perPosition, (position + count) * perPosition) : undefined;
       position += count;
       const isLive = entry.wantsAttention
         ? entry.row.accept(rowLogits, this.attentionOf(result, i, entry))
         : speculator
-          ? speculator.judge(id, entry.row, rowLogits, vocabSize)
+          ? speculator.judge(id, entry.row, rowLogits, vocabSize, rowHeads)
           : entry.row.accept(rowLogits);
       if (isFirst) {
         entry.firstTokenAt = now;
@@ -365,7 +367,7 @@ export class Engine implements Generator {
 }
 
 /** The runner's plan for this step: who leaves, who decodes (with their drafts), who joins. */
-function planOf(scheduled: SchedulerOutput<EngineRequest>, proposals: ReadonlyMap<number, Proposal>): RunnerPlan {
+function planOf(scheduled: SchedulerOutput<EngineRequest>, proposals: ReadonlyMap<number, Proposal>, speculator: Speculator | undefined): RunnerPlan {
   const prefill = scheduled.prefill.map((entry) => {
     if (!entry.lease) throw new Error(`request ${entry.id} was admitted without its image`);
     return { id: entry.id, tokenIds: entry.prefillIds(), embedding: entry.lease.embedding, imageKey: entry.lease.key };
@@ -380,8 +382,10 @@ function planOf(scheduled: SchedulerOutput<EngineRequest>, proposals: ReadonlyMa
       numRejected: proposal?.numRejected ?? 0,
     };
   });
-  const withAttention = scheduled.decode.some((e) => e.wantsAttention) || scheduled.prefill.some((e) => e.wantsAttention);
-  return { retire: scheduled.retire, decode, prefill, withAttention };
+  const rows = [...scheduled.decode, ...scheduled.prefill];
+  // Attention outweighs heads: a Medusa row in a step with maps gets no guesses and decodes plainly next step.
+  const graph = rows.some((e) => e.wantsAttention) ? 'attention' : speculator?.wantsHeads(rows.map((e) => e.id)) ? 'heads' : 'plain';
+  return { retire: scheduled.retire, decode, prefill, graph };
 }
 
 /** Attention maps come from plain decoder steps: a request that asks for them does not speculate. */

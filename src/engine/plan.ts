@@ -12,12 +12,12 @@ export interface DecodeRow {
 }
 
 /** A row joining the batch: prefill these tokens, conditioned on this image. */
-export type { PrefillRow, StepAttention } from './decoder-batch.ts';
-import type { PrefillRow, StepAttention } from './decoder-batch.ts';
+export type { PrefillRow, StepAttention, StepGraph } from './decoder-batch.ts';
+import type { PrefillRow, StepAttention, StepGraph } from './decoder-batch.ts';
 
 export interface RunnerPlan {
-  /** Some row of this step asked for attention maps: run the decoder variant that outputs them. */
-  readonly withAttention: boolean;
+  /** The decoder graph this step runs: 'attention' when some row asked for attention maps, 'heads' when some row speculates with Medusa heads. */
+  readonly graph: StepGraph;
   /** Rows that leave before anything runs (finished, cancelled or preempted). */
   readonly retire: readonly number[];
   /** Exactly the rows left in the batch after `retire`, in batch order. */
@@ -37,8 +37,10 @@ export interface RunnerResult {
   readonly prefillMs: number;
   /** Prefill rows whose image prefix came from the prefix cache. */
   readonly prefixCached?: readonly number[];
-  /** With `withAttention`: each row's attention at the position that produced its token, rows as in rowIds. */
+  /** With graph 'attention': each row's attention at the position that produced its token, rows as in rowIds. */
   readonly attention?: StepAttention;
+  /** With graph 'heads': the Medusa heads' logits at the same positions as `logits`, [positions, heads, vocab]. */
+  readonly headLogits?: Float32Array;
   /** Slots the batched cache holds now (rows × width, plus cross-attention rows), padding included. */
   readonly numCachedTokens: number;
 }

@@ -1,6 +1,7 @@
 // Speculative decoding, the engine's side: which rows speculate this step, their drafts
-// (prompt lookup here, or a Drafter running the small draft model), and judging the
-// target's logits at each drafted position with the request's own sampler. It owns every
+// (prompt lookup here, a Drafter running the small draft model, or the Medusa heads'
+// guesses from the row's previous step), and judging the target's logits at each drafted
+// position with the request's own sampler. It owns every
 // request's speculation state (mode, drafts, counts) and hands the engine a typed
 // proposal per step; the runner verifies the drafts and rolls back what was rejected.
 import type { EngineConfig } from '../config/config.ts';
@@ -58,6 +59,8 @@ export interface SpeculationCounts {
 interface RowSpeculation {
   readonly mode: SpeculativeMode;
   drafts: readonly DraftToken[];
+  /** Medusa: the heads' guesses at the position that gave the row's newest token (next step's drafts). */
+  guesses: readonly DraftToken[];
   numRejected: number;
   drafted: number;
   accepted: number;
@@ -80,20 +83,36 @@ export class Speculator {
   constructor(
     private readonly config: SpeculationConfig,
     private readonly drafter: Drafter | undefined,
+    /** Medusa heads the model's decoder can compute (0: none). */
+    private readonly numHeads = 0,
   ) {
     if (config.speculative === 'draft' && !drafter) throw new IrisError('MODEL_NOT_FOUND', `speculative 'draft' needs a draft model (<model>/draft/onnx/decoder_model_merged.onnx), and this model has none`);
+    if (config.speculative === 'medusa' && numHeads === 0) throw new IrisError('MODEL_NOT_FOUND', `speculative 'medusa' needs Medusa heads (<model>/medusa/onnx/decoder_model_merged.onnx), and this model has none`);
   }
 
-  /** A request's mode: its own choice or the default; INVALID_OPTIONS for 'draft' without a draft model. */
+  /** A request's mode: its own choice or the default; INVALID_OPTIONS for 'draft' or 'medusa' without their model files. */
   modeOf(requested: SpeculativeMode | undefined): SpeculativeMode {
     const mode = requested ?? this.config.speculative;
-    if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use 'ngram' or 'off'`);
+    if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use ${this.alternatives('draft')}`);
+    if (mode === 'medusa' && this.numHeads === 0) throw new IrisError('INVALID_OPTIONS', `speculative 'medusa' needs Medusa heads, and this model has none; use ${this.alternatives('medusa')}`);
     return mode;
+  }
+
+  private alternatives(missing: SpeculativeMode): string {
+    const modes = ['ngram', ...(this.drafter && missing !== 'draft' ? ['draft'] : []), ...(this.numHeads > 0 && missing !== 'medusa' ? ['medusa'] : []), 'off'];
+    return modes.map((m) => `'${m}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
   }
 
   /** Start tracking a request in `mode` ('off' is not tracked). */
   add(id: number, mode: SpeculativeMode): void {
-    if (mode !== 'off') this.rows.set(id, { mode, drafts: [], numRejected: 0, drafted: 0, accepted: 0, numDraftsNext: 0 });
+    if (mode !== 'off') this.rows.set(id, { mode, drafts: [], guesses: [], numRejected: 0, drafted: 0, accepted: 0, numDraftsNext: 0 });
+  }
+
+  /** True when some of these rows speculates with Medusa heads: the step should run the decoder that computes them. */
+  wantsHeads(ids: Iterable<number>): boolean {
+    if (this.numHeads === 0) return false;
+    for (const id of ids) if (this.rows.get(id)?.mode === 'medusa') return true;
+    return false;
   }
 
   /** Its counts for the result's timings (undefined: it did not speculate); it is forgotten. */
@@ -108,6 +127,7 @@ export class Speculator {
     const state = this.rows.get(id);
     if (state) {
       state.drafts = [];
+      state.guesses = [];
       state.numRejected = 0;
     }
   }
@@ -133,6 +153,7 @@ export class Speculator {
       const count = Math.min(state.numDraftsNext || config.speculativeDrafts, entry.maxTokens - entry.numTokens - 1, maxPerRow);
       if (count <= 0) continue;
       if (state.mode === 'ngram') state.drafts = throughEos(entry.row, Array.from(proposeNgram(entry.row.sequence, count, NGRAM_MAX), (id) => ({ id })));
+      else if (state.mode === 'medusa') state.drafts = throughEos(entry.row, state.guesses.slice(0, count));
       else {
         drafting.push(entry);
         counts.push(count);
@@ -154,14 +175,17 @@ export class Speculator {
 
   /**
    * Judge this step's drafts against the target's logits ([drafts + 1, vocab]) with the
-   * row's sampler; false once the row has finished.
+   * row's sampler; false once the row has finished. `headLogits` ([drafts + 1, heads,
+   * vocab]), when the step computed them: a Medusa row's guesses for its next step are
+   * drawn from the heads at the position that gave its newest token.
    */
-  judge(id: number, row: RowDecoder, logits: Float32Array, vocabSize: number): boolean {
+  judge(id: number, row: RowDecoder, logits: Float32Array, vocabSize: number, headLogits?: Float32Array): boolean {
     const state = this.rows.get(id);
     const drafts = state?.drafts ?? [];
     let numAccepted = 0;
     let isLive = true;
-    for (let j = 0; isLive; j++) {
+    let j = 0;
+    for (; isLive; j++) {
       const position = logits.subarray(j * vocabSize, (j + 1) * vocabSize);
       if (j === drafts.length) {
         isLive = row.accept(position); // every draft was kept: the last position gives one more token
@@ -173,12 +197,27 @@ export class Speculator {
       numAccepted++;
     }
     if (!state) return isLive;
+    if (state.mode === 'medusa') state.guesses = isLive && headLogits ? this.guess(row, headLogits, j, vocabSize) : [];
     state.drafted += drafts.length;
     state.accepted += numAccepted;
     state.numRejected = drafts.length - numAccepted;
     if (state.mode === 'draft' && drafts.length > 0) state.numDraftsNext = this.nextNumDrafts(drafts.length, numAccepted);
     this.record(state.mode, drafts.length, numAccepted);
     return isLive;
+  }
+
+  /** The heads' drafts at `position`: head k's token for k+1 after the next, each drawn with the row's sampler. */
+  private guess(row: RowDecoder, headLogits: Float32Array, position: number, vocabSize: number): DraftToken[] {
+    const drafts: DraftToken[] = [];
+    const ids: number[] = [];
+    const from = position * this.numHeads * vocabSize;
+    for (let k = 0; k < this.numHeads; k++) {
+      const draft = row.proposeDraft(headLogits.subarray(from + k * vocabSize, from + (k + 1) * vocabSize), ids);
+      drafts.push(draft);
+      if (row.isEos(draft.id)) break;
+      ids.push(draft.id);
+    }
+    return drafts;
   }
 
   private paysAtLoad(mode: SpeculativeMode): boolean {

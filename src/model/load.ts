@@ -20,7 +20,16 @@ export interface ModelLoadOptions {
   /** Decoder file inside onnx/, e.g. 'decoder_model_merged_quantized.onnx'. */
   decoderFile?: string;
   encoderFile?: string;
+  /**
+   * Called when the folder's `medusa/` is present but fails to load: the model then loads
+   * without heads (speculative 'medusa' off for it). Without this option such a failure
+   * fails the load.
+   */
+  onHeadsFailure?: (error: Error) => void;
 }
+
+/** Where a folder keeps its Medusa heads: the decoder again, with `medusa_logits` as one more output. */
+export const HEADS_FOLDER = 'medusa';
 
 export interface IrisModel {
   folder: ModelFolder;
@@ -32,6 +41,12 @@ export interface IrisModel {
    * beside the decoder), run only for steps where a request asked for attention maps.
    */
   attentionRunner: DecoderRunner | undefined;
+  /**
+   * The same decoder with Medusa heads (`medusa/onnx/decoder_model_merged.onnx`, and its
+   * decode-only graph), run only for steps where some request speculates with them. Only
+   * beside the float32 decoder: the heads are trained on its hidden states.
+   */
+  headsRunner: DecoderRunner | undefined;
   /** Special-token strings user text may not contain (see fusion/prompts.ts). */
   specialTokens: readonly string[];
   release(): Promise<void>;
@@ -47,22 +62,59 @@ export async function loadIrisModel(dir: string = DEFAULT_MODEL_DIR, options: Mo
   const embedder = embedPath && folder.family.kind === 'joint' ? await TokenEmbedder.load(embedPath, folder.family.imageTokenId, session) : undefined;
   const attentionPath = join(dirname(decoderPath), basename(decoderPath).replace(/^decoder_model_merged/, 'decoder_with_attentions_model_merged'));
   const hasAttention = attentionPath !== decoderPath && (await exists(attentionPath));
-  const [tokenizer, encoder, runner, attentionRunner] = await Promise.all([
+  const headsPath = join(folder.dir, HEADS_FOLDER, 'onnx', 'decoder_model_merged.onnx');
+  const hasHeads = basename(decoderPath) === 'decoder_model_merged.onnx' && (await exists(headsPath));
+  const [tokenizer, encoder, runner, attentionRunner, loadedHeads] = await Promise.all([
     TextTokenizer.load(folder.dir),
     VisionEncoder.load(encoderPath, folder.preprocessor, session),
     loadDecoderRunner(decoderPath, session, embedder),
     hasAttention ? DecoderRunner.load(attentionPath, session, embedder) : undefined,
+    hasHeads ? loadHeadsRunner(headsPath, session, embedder, options.onHeadsFailure) : undefined,
   ]);
-  if (folder.adapter && folder.adapter.cacheNaming !== runner.layout.naming) {
-    throw new IrisError('MODEL_NOT_FOUND', `${decoderPath}: a '${folder.decoderType}' decoder should use ${folder.adapter.cacheNaming} cache names, the graph uses ${runner.layout.naming}`);
-  }
-  const specialTokens = specialTokenStrings(tokenizer);
-  return {
-    folder, tokenizer, encoder, runner, attentionRunner, specialTokens,
-    release: async () => {
-      await Promise.all([encoder.release(), runner.release(), attentionRunner?.release(), embedder?.release()]);
-    },
+  let headsRunner = loadedHeads;
+  const release = async (): Promise<void> => {
+    await Promise.all([encoder.release(), runner.release(), attentionRunner?.release(), headsRunner?.release(), embedder?.release()]);
   };
+  try {
+    if (folder.adapter && folder.adapter.cacheNaming !== runner.layout.naming) {
+      throw new IrisError('MODEL_NOT_FOUND', `${decoderPath}: a '${folder.decoderType}' decoder should use ${folder.adapter.cacheNaming} cache names, the graph uses ${runner.layout.naming}`);
+    }
+    if (headsRunner) headsRunner = await checkedHeads(headsPath, headsRunner, runner, options.onHeadsFailure);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return { folder, tokenizer, encoder, runner, attentionRunner, headsRunner, specialTokens: specialTokenStrings(tokenizer), release };
+}
+
+/** The heads' decoder, or undefined (reported through onFailure) when it fails to load and the caller can do without. */
+async function loadHeadsRunner(path: string, session: ort.InferenceSession.SessionOptions, embedder: TokenEmbedder | undefined, onFailure: ((error: Error) => void) | undefined): Promise<DecoderRunner | undefined> {
+  try {
+    const runner = await loadDecoderRunner(path, session, embedder);
+    if (runner.numHeads === 0) {
+      await runner.release();
+      throw new IrisError('MODEL_NOT_FOUND', `${path} has no medusa_logits output`);
+    }
+    return runner;
+  } catch (error) {
+    if (!onFailure) throw error;
+    onFailure(error instanceof Error ? error : new Error(String(error)));
+    return undefined;
+  }
+}
+
+/** The heads' decoder must take and give the plain decoder's cache, so a batch can switch between them step by step. */
+async function checkedHeads(path: string, heads: DecoderRunner, plain: DecoderRunner, onFailure: ((error: Error) => void) | undefined): Promise<DecoderRunner | undefined> {
+  const mismatch = (Object.keys(plain.layout) as (keyof typeof plain.layout)[]).find((k) => heads.layout[k] !== plain.layout[k]);
+  const problem = mismatch
+    ? `its cache ${mismatch} is ${heads.layout[mismatch]}, the decoder's ${plain.layout[mismatch]}`
+    : heads.hasDecodeGraph !== plain.hasDecodeGraph ? `it ${heads.hasDecodeGraph ? 'has' : 'lacks'} a decode-only graph, unlike the decoder` : undefined;
+  if (!problem) return heads;
+  const error = new IrisError('MODEL_NOT_FOUND', `${path}: ${problem}`);
+  if (!onFailure) throw error;
+  await heads.release();
+  onFailure(error);
+  return undefined;
 }
 
 /**

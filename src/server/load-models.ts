@@ -68,12 +68,12 @@ export function createEngineLoader(options: EngineLoaderOptions): LoadModel {
     await checkModelFolder(spec);
     const details: string[] = [];
     // An optional part that fails degrades this model instead of stopping the server.
-    const onDraftFailure = (error: Error): void => {
-      const detail = `speculative 'draft' is off: draft/ failed to load (${error.message})`;
+    const onSpeculationFailure = (mode: 'draft' | 'medusa', error: Error): void => {
+      const detail = `speculative '${mode}' is off: ${mode}/ failed to load (${error.message})`;
       details.push(detail);
       warn(`model ${spec.id}: ${detail}`);
     };
-    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onDraftFailure, sharedEmbeddings: options.sharedEmbeddings, resultCacheBytes: options.resultCacheBytes, sharedResults: options.sharedResults });
+    const engine = await createEngine({ ...options.engine, modelDir: resolve(spec.dir), modelId: spec.id, ...onnxFiles(spec.dtype), onSpeculationFailure, sharedEmbeddings: options.sharedEmbeddings, resultCacheBytes: options.resultCacheBytes, sharedResults: options.sharedResults });
     options.onEngine?.(spec.id, engine);
     const { templates } = engine.model.folder;
     return { generator: engine, tasks: tasksOf(templates), templates, attention: engine.model.attentionRunner !== undefined, family: engine.model.folder.family.kind, stats: () => engine.stats(), detail: details.join('; ') || undefined };

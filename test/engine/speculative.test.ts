@@ -83,6 +83,14 @@ describe.skipIf(!isShippedModelPresent)('speculative greedy identity: shapes-bas
     expect(run.accepted).toBeLessThan(run.drafted); // a one-layer draft is sometimes wrong
     console.log(`draft: ${run.accepted}/${run.drafted} drafts accepted over ${requests.length} requests`);
   }, 240_000);
+
+  it('Medusa heads (medusa/: the decoder with medusa_logits, switched in only for steps that speculate)', async () => {
+    const run = await runAll(SHIPPED_MODEL, requests, 'medusa');
+    expectSameTokens(run, plain);
+    expect(run.accepted).toBeGreaterThan(run.drafted / 2); // trained heads: most guesses hold
+    expect(run.accepted).toBeLessThan(run.drafted); // and some do not, so roll-backs ran
+    console.log(`medusa: ${run.accepted}/${run.drafted} drafts accepted over ${requests.length} requests`);
+  }, 240_000);
 });
 
 /** A real draft model whose every third draft is made wrong: rejections, and both caches rolled back, under greedy decoding. */

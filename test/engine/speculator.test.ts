@@ -140,3 +140,62 @@ describe('Speculator', () => {
     expect(speculatorWith({}, fixedDrafter([3])).modeOf('draft')).toBe('draft');
   });
 });
+
+describe('Speculator with Medusa heads', () => {
+  const HEADS = 3;
+  /** Head logits at each position: position j's heads peak at ids[j][k]. */
+  const headPeaks = (ids: number[][]): Float32Array => {
+    const out = new Float32Array(ids.length * HEADS * VOCAB);
+    ids.forEach((heads, j) => heads.forEach((id, k) => (out[(j * HEADS + k) * VOCAB + id] = 5)));
+    return out;
+  };
+  const medusa = (settings: EngineConfigInput = {}): Speculator => new Speculator(createEngineConfig({ speculativeMaxBatch: 32, ...settings }), undefined, HEADS);
+
+  it('drafts next step what the heads guessed at the position that gave the newest token', async () => {
+    const speculator = medusa();
+    const r = request(speculator, 'medusa', [1, 3]);
+    expect(await draftIds(speculator, [r])).toEqual([[]]); // nothing guessed before the first step
+    // prefill: one position; the model says 4, the heads guess 5, 3, 4 after it
+    expect(speculator.judge(r.id, r.row, peaks([4]), VOCAB, headPeaks([[5, 3, 4]]))).toBe(true);
+    expect(await draftIds(speculator, [r])).toEqual([[5, 3, 4]]);
+    // verify: 5 and 3 kept, 4 rejected for 1 (position 2 gave it): the guesses there are next
+    expect(speculator.judge(r.id, r.row, peaks([5, 3, 1, 0]), VOCAB, headPeaks([[0, 0, 0], [0, 0, 0], [3, 5, 5], [0, 0, 0]]))).toBe(true);
+    expect(r.row.tokens.map((t) => t.id)).toEqual([4, 5, 3, 1]);
+    const proposals = await speculator.propose([r], Infinity);
+    expect(proposals.get(r.id)).toMatchObject({ numRejected: 1 });
+    expect(proposals.get(r.id)!.drafts.map((d) => d.id)).toEqual([3, 5, 5]);
+  });
+
+  it('stops its guesses at the end token, caps them at speculativeDrafts and the tokens left, and forgets them on a restart', async () => {
+    const speculator = medusa({ speculativeDrafts: 2 });
+    const r = request(speculator, 'medusa', [1], 3);
+    speculator.judge(r.id, r.row, peaks([4]), VOCAB, headPeaks([[5, EOS, 3]]));
+    expect(await draftIds(speculator, [r])).toEqual([[5]]); // 3 new tokens at most: 1 made, 1 verified this step, 1 draft
+    const s = medusa({ speculativeDrafts: 4 });
+    const q = request(s, 'medusa', [1]);
+    s.judge(q.id, q.row, peaks([4]), VOCAB, headPeaks([[5, EOS, 3]]));
+    expect(await draftIds(s, [q])).toEqual([[5, EOS]]);
+    s.judge(q.id, q.row, peaks([4]), VOCAB, headPeaks([[5, 3, 3]]));
+    s.restart(q.id);
+    expect(await draftIds(s, [q])).toEqual([[]]);
+  });
+
+  it('guesses nothing for a step that ran without heads (e.g. another row wanted attention maps)', async () => {
+    const speculator = medusa();
+    const r = request(speculator, 'medusa', [1]);
+    speculator.judge(r.id, r.row, peaks([4]), VOCAB);
+    expect(await draftIds(speculator, [r])).toEqual([[]]);
+  });
+
+  it('asks for the heads graph only when a row speculates with them, and refuses medusa on a model without heads', () => {
+    const speculator = medusa();
+    const plain = request(speculator, 'off', [1]);
+    const ngram = request(speculator, 'ngram', [1]);
+    expect(speculator.wantsHeads([plain.id, ngram.id])).toBe(false);
+    const heads = request(speculator, 'medusa', [1]);
+    expect(speculator.wantsHeads([plain.id, heads.id])).toBe(true);
+    const without = speculatorWith({});
+    expect(() => without.modeOf('medusa')).toThrow(/INVALID_OPTIONS|Medusa heads/);
+    expect(() => new Speculator(createEngineConfig({ speculative: 'medusa' }), undefined, 0)).toThrow(/Medusa heads/);
+  });
+});

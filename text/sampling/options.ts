@@ -60,7 +60,7 @@ function real(name: string, value: unknown, min: number, max: number, isMinExclu
   return value;
 }
 
-/** off, draft or ngram; GraphQL's spelling (OFF, DRAFT, NGRAM) too, so CLI flags and batch lines take either. */
+/** off, draft, ngram or medusa; GraphQL's spelling (OFF, DRAFT, NGRAM, MEDUSA) too, so CLI flags and batch lines take either. */
 function speculativeMode(value: unknown): SpeculativeMode | undefined {
   if (value === undefined || value === null) return undefined;
   const mode = typeof value === 'string' ? value.toLowerCase() : value;

@@ -16,7 +16,8 @@ describe('resolveOptions', () => {
   it('takes the speculative mode in either spelling (CLI lower case, GraphQL upper case) and refuses others', () => {
     expect(resolveOptions({ speculative: 'DRAFT' as never }).speculative).toBe('draft');
     expect(resolveOptions({ speculative: 'ngram' }).speculative).toBe('ngram');
-    expect(() => resolveOptions({ speculative: 'fast' as never })).toThrow(/speculative must be one of off, draft, ngram, got "fast"/);
+    expect(resolveOptions({ speculative: "MEDUSA" as never }).speculative).toBe("medusa");
+    expect(() => resolveOptions({ speculative: 'fast' as never })).toThrow(/speculative must be one of off, draft, ngram, medusa, got "fast"/);
   });
 
   it('defaults to greedy with a bounded length and a reported seed', () => {
