@@ -92,11 +92,14 @@ describe('request errors', () => {
   });
 
   it('TIMEOUT when a generation runs past the request timeout, and the generation is stopped', async () => {
-    const generator = createFakeGenerator({ stepMs: 40 });
-    const app = createTestApp({ generator, config: { limits: { requestTimeoutMs: 60 } } });
+    // Margins for a busy machine: the tiny image's intake fits well inside the 300 ms, the
+    // 4 × 400 ms generation does not, and the generator notices the abort at its next step
+    // (up to 400 ms after the answer), which is waited for rather than raced.
+    const generator = createFakeGenerator({ stepMs: 400 });
+    const app = createTestApp({ generator, config: { limits: { requestTimeoutMs: 300 } } });
     const res = await gql(app, CAPTION, { i: { base64: await png64() } });
     expect(codes(res)).toEqual(['TIMEOUT']);
-    expect(generator.aborted).toHaveLength(1);
+    await vi.waitFor(() => expect(generator.aborted).toHaveLength(1), { timeout: 5_000 });
   });
 
   it('CANCELLED, not a logged unexpected error, when the operation fails because its request was aborted', async () => {
