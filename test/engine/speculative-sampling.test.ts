@@ -1,6 +1,6 @@
 // With sampling, speculative decoding keeps the output distribution: on a fixed prompt,
-// many seeded draws of the first few tokens with n-gram drafts and with draft-model
-// drafts are compared with plain sampling by a two-sample chi-square test per position
+// many seeded draws of the first few tokens with n-gram drafts, draft-model drafts and
+// Medusa heads' drafts are compared with plain sampling by a two-sample chi-square test per position
 // (rare tokens pooled), at a significance level that a correct implementation fails
 // about once in a thousand runs.
 import { readFileSync } from 'node:fs';
@@ -63,7 +63,7 @@ describe.skipIf(!isShippedModelPresent)('speculative sampling keeps the distribu
     plain = (await draw('off', request)).samples;
   }, 120_000);
 
-  for (const mode of ['ngram', 'draft'] as const) {
+  for (const mode of ['ngram', 'draft', 'medusa'] as const) {
     it(`${mode}: the first ${POSITIONS} tokens are distributed as without speculation`, async () => {
       const run = await draw(mode, request, mode === 'draft' ? SHIPPED_DRAFT : undefined);
       // Speculation really happened, with acceptances and rejections (the residual draws).

@@ -16,7 +16,7 @@ import { scenePng } from '../api/support/images.ts';
 const CAPTION = 'query($i: ImageInput!, $m: String, $o: GenerationOptions) { caption(image: $i, model: $m, options: $o) { text } }';
 
 /** tiny-random's files linked into a new folder; `onnx/` copied with the given file truncated, and optionally a draft/ whose decoder is truncated. */
-async function brokenCopy(root: string, name: string, options: { truncate?: string; brokenDraft?: boolean }): Promise<string> {
+async function brokenCopy(root: string, name: string, options: { truncate?: string; brokenDraft?: boolean; brokenHeads?: boolean }): Promise<string> {
   const dir = join(root, name);
   await mkdir(join(dir, 'onnx'), { recursive: true });
   for (const entry of await readdir(FIXTURES.encoderDecoder)) {
@@ -33,6 +33,11 @@ async function brokenCopy(root: string, name: string, options: { truncate?: stri
     }
     const decoder = await readFile(join(FIXTURES.encoderDecoder, 'onnx', 'decoder_model_merged.onnx'));
     await writeFile(join(dir, 'draft', 'onnx', 'decoder_model_merged.onnx'), decoder.subarray(0, decoder.length / 3));
+  }
+  if (options.brokenHeads) {
+    await mkdir(join(dir, 'medusa', 'onnx'), { recursive: true });
+    const decoder = await readFile(join(FIXTURES.encoderDecoder, 'onnx', 'decoder_model_merged.onnx'));
+    await writeFile(join(dir, 'medusa', 'onnx', 'decoder_model_merged.onnx'), decoder.subarray(0, decoder.length / 3));
   }
   return dir;
 }
@@ -78,6 +83,18 @@ describe('degrade, don\'t die', () => {
     const plain = await gql(app, CAPTION, { i, o: { maxNewTokens: 4 } });
     expect(plain.body.errors).toBeUndefined();
     expect(codes(await gql(app, CAPTION, { i, o: { maxNewTokens: 4, speculative: 'DRAFT' } }))).toEqual(['INVALID_OPTIONS']);
+  });
+
+  it.each(['off', 'medusa'] as const)('a truncated medusa/ decoder (speculative %s by default) turns Medusa speculation off for that model, with a warning and a detail', async (speculative) => {
+    const dir = await brokenCopy(root, `medusa-${speculative}`, { brokenHeads: true });
+    const { app, warnings, release } = await serve([{ id: 'tiny', dir }], { models: { speculative } });
+    releases.push(release);
+    const r = await ready(app);
+    expect(r.status).toBe(200);
+    expect(r.body.models[0]).toMatchObject({ id: 'tiny', state: 'ready', detail: expect.stringMatching(/speculative 'medusa' is off: medusa\/ failed to load/) });
+    expect(warnings).toEqual([expect.stringMatching(/^model tiny: speculative 'medusa' is off/)]);
+    expect((await gql(app, CAPTION, { i, o: { maxNewTokens: 4 } })).body.errors).toBeUndefined();
+    expect(codes(await gql(app, CAPTION, { i, o: { maxNewTokens: 4, speculative: 'MEDUSA' } }))).toEqual(['INVALID_OPTIONS']);
   });
 
   it('with several models, one that fails to load is FAILED (MODEL_UNAVAILABLE) while the others serve', async () => {
