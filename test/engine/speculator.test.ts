@@ -199,3 +199,33 @@ describe('Speculator with Medusa heads', () => {
     expect(() => new Speculator(createEngineConfig({ speculative: 'medusa' }), undefined, 0)).toThrow(/Medusa heads/);
   });
 });
+
+describe('Speculator with Medusa heads at load', () => {
+  const HEADS = 3;
+  const headsAt = (ids: number[]): Float32Array => {
+    const out = new Float32Array(HEADS * VOCAB);
+    ids.forEach((id, k) => (out[k * VOCAB + id] = 5));
+    return out;
+  };
+  /** One step of a lone row: verify its 3 guesses (5 3 4) with `kept` of them accepted, leaving guesses 5 3 4 again. */
+  async function stepAlone(speculator: Speculator, r: SpeculatingRow, kept: number): Promise<void> {
+    const proposals = await speculator.propose([r], Infinity);
+    const drafts = proposals.get(r.id)!.drafts.map((d) => d.id);
+    const said = [...drafts.slice(0, kept), 1, 1, 1, 1].slice(0, drafts.length + 1); // 1 where the model disagrees
+    const heads = new Float32Array(said.length * HEADS * VOCAB);
+    heads.set(headsAt([5, 3, 4]), Math.min(kept, drafts.length) * HEADS * VOCAB);
+    speculator.judge(r.id, r.row, peaks(said), VOCAB, heads);
+  }
+
+  it('keeps speculating above speculativeMaxBatch at 2 of 3 guesses accepted, and pauses at 1 of 3', async () => {
+    for (const [kept, goesOn] of [[2, true], [1, false]] as const) {
+      const speculator = new Speculator(createEngineConfig({ speculativeMaxBatch: 1 }), undefined, HEADS);
+      const r = request(speculator, 'medusa', [1], 40);
+      speculator.judge(r.id, r.row, peaks([4]), VOCAB, headsAt([5, 3, 4]));
+      for (let i = 0; i < 4; i++) await stepAlone(speculator, r, kept);
+      const other = request(speculator, 'medusa', [1], 40);
+      const drafts = await draftIds(speculator, [r, other]); // two rows: above speculativeMaxBatch
+      expect(drafts[0].length > 0, `${kept} of 3 kept`).toBe(goesOn);
+    }
+  });
+});
