@@ -59,7 +59,7 @@ export async function startServer(config: IrisConfig): Promise<IrisServer> {
     ? {
         ...listening,
         close: () => listening.close().finally(() => store.close()),
-        drain: (timeoutMs) => listening.drain(timeoutMs).finally(() => store.close()),
+        drain: (timeoutMs, delayMs) => listening.drain(timeoutMs, delayMs).finally(() => store.close()),
       }
     : listening;
   // One model that fails does not take the others down; with none left, the server stops.
@@ -96,10 +96,13 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     isStopping = true;
-    console.log(`iris: ${signal}: draining (up to ${config.server.drainTimeoutMs} ms; a second signal exits at once)`);
-    server.drain(config.server.drainTimeoutMs).then(
-      ({ inFlight, cutShort }) => {
-        console.log(`iris: drained: ${inFlight - cutShort} of ${inFlight} in-flight requests finished, ${cutShort} ended with SHUTTING_DOWN`);
+    const { drainTimeoutMs, drainDelayMs } = config.server;
+    const delay = drainDelayMs > 0 ? `not ready but serving for ${drainDelayMs} ms, then ` : '';
+    console.log(`iris: ${signal}: draining (${delay}up to ${drainTimeoutMs} ms for what runs; a second signal exits at once)`);
+    server.drain(drainTimeoutMs, drainDelayMs).then(
+      ({ inFlight, acceptedDuringDelay, cutShort }) => {
+        const delayed = drainDelayMs > 0 ? `; ${acceptedDuringDelay} requests arrived during the ${drainDelayMs} ms drain delay and were accepted` : '';
+        console.log(`iris: drained: ${inFlight - cutShort} of ${inFlight} in-flight requests finished, ${cutShort} ended with SHUTTING_DOWN${delayed}`);
         process.exit(0);
       },
       (error: unknown) => {

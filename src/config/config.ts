@@ -32,6 +32,13 @@ export interface ServerConfig {
    */
   readonly drainTimeoutMs: number;
   /**
+   * On SIGTERM/SIGINT, how long /ready answers 503 while new requests and connections are
+   * still accepted and served, before the drain refuses new ones: the time a balancer
+   * needs to see the 503 and stop sending (HAProxy: inter × fall; Kubernetes: the
+   * readiness period × failureThreshold plus endpoint propagation). 0: refuse at once.
+   */
+  readonly drainDelayMs: number;
+  /**
    * Streams (SSE, WebSocket, /v1): the least time between two events carrying text; the
    * pieces decoded meanwhile are merged into the next event (the first piece and the end
    * go out at once); past 8 streams open at once it grows in proportion (schema/stream.ts).
@@ -188,7 +195,7 @@ const MB = 1024 * 1024;
 const SHIPPED_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, streamIntervalMs: 20 },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, drainDelayMs: 0, streamIntervalMs: 20 },
   access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
     specs: [
@@ -272,6 +279,7 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
     corsCredentials,
     accessLog,
     drainTimeoutMs: int('server.drainTimeoutMs', input.drainTimeoutMs ?? d.drainTimeoutMs, 0, 3_600_000),
+    drainDelayMs: int('server.drainDelayMs', input.drainDelayMs ?? d.drainDelayMs, 0, 600_000),
     streamIntervalMs: int('server.streamIntervalMs', input.streamIntervalMs ?? d.streamIntervalMs, 0, 10_000),
   });
 }

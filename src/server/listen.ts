@@ -11,8 +11,10 @@ import { collectAfterBursts } from './intake/collect.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
 
 export interface DrainReport {
-  /** HTTP requests (SSE streams included) and WebSocket operations running when draining began. */
+  /** HTTP requests (SSE streams included) and WebSocket operations running when new ones began to be refused (after the delay). */
   readonly inFlight: number;
+  /** HTTP requests (not /ready, /health or /metrics) that arrived during the drain delay and were accepted, not refused. */
+  readonly acceptedDuringDelay: number;
   /** Those the drain time cut short (they ended with SHUTTING_DOWN). */
   readonly cutShort: number;
 }
@@ -24,12 +26,13 @@ export interface IrisServer {
   readonly http: Server;
   close(): Promise<void>;
   /**
-   * Graceful shutdown: /ready turns 503 and new requests and WebSocket connections are
-   * refused (SHUTTING_DOWN) at once, while running requests, streams and WebSocket
-   * operations finish; after `timeoutMs` what still runs ends with SHUTTING_DOWN. Then
-   * the server closes.
+   * Graceful shutdown: /ready turns 503 at once; for `delayMs` new requests and WebSocket
+   * connections are still accepted and served (the balancer has not noticed yet), then
+   * they are refused (SHUTTING_DOWN) while running requests, streams and WebSocket
+   * operations finish; `timeoutMs` after the delay what still runs ends with
+   * SHUTTING_DOWN. Then the server closes.
    */
-  drain(timeoutMs: number): Promise<DrainReport>;
+  drain(timeoutMs: number, delayMs?: number): Promise<DrainReport>;
 }
 
 export interface ListenOptions {
@@ -47,7 +50,7 @@ function hostForUrl(host: string): string {
 
 const POLL_MS = 20;
 /** After the drain time, how long cut-short requests get to send their SHUTTING_DOWN answer. */
-const FLUSH_MS = 5_000;
+export const DRAIN_FLUSH_MS = 5_000;
 
 /** How many budgets' worth of request bodies may wait unread before new ones get OVERLOADED. */
 const WAITING_BUDGETS = 16;
@@ -88,6 +91,10 @@ function withinBudget(budget: ByteBudget, app: IrisApp, req: IncomingMessage, re
   );
 }
 
+/** Health checks and scrapes: not requests a balancer sends on to be served. */
+const PROBE_PATHS = new Set(['/ready', '/health', '/metrics']);
+const isProbe = (req: IncomingMessage): boolean => PROBE_PATHS.has((req.url ?? '').replace(/\?.*$/, ''));
+
 async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (!isDone()) {
@@ -100,10 +107,13 @@ async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<bool
 export async function listen(app: IrisApp, options: ListenOptions): Promise<IrisServer> {
   // Requests whose response has not closed yet: an SSE stream counts until its last event.
   let activeRequests = 0;
+  let acceptedDuringDelay = 0;
   const budget = createByteBudget(app.config.limits.intakeBytes, WAITING_BUDGETS * app.config.limits.intakeBytes, collectAfterBursts(app.config.limits.intakeBytes));
   const http = createServer((req, res) => {
-    // Those that arrive while draining are answered at once (SHUTTING_DOWN, /ready 503).
-    if (!app.drain.isDraining()) {
+    // Those that arrive once the drain refuses new requests are answered at once
+    // (SHUTTING_DOWN, /ready 503); during the drain delay they are served as usual.
+    if (!app.drain.isRefusing()) {
+      if (app.drain.isDraining() && !isProbe(req)) acceptedDuringDelay++;
       activeRequests++;
       res.once('close', () => activeRequests--);
       withinBudget(budget, app, req, res, () => void app.yoga(req, res));
@@ -125,7 +135,7 @@ export async function listen(app: IrisApp, options: ListenOptions): Promise<Iris
     server: http,
     path: GRAPHQL_PATH,
     maxPayload: app.config.limits.bodyBytes,
-    verifyClient: (_info, accept) => (app.drain.isDraining() ? accept(false, 503, 'shutting down') : accept(true)),
+    verifyClient: (_info, accept) => (app.drain.isRefusing() ? accept(false, 503, 'shutting down') : accept(true)),
   });
   const ws = serveGraphqlOverWebSocket(app.yoga, wsServer, { maskError: app.maskError, access: app.access, budget });
   const { port } = http.address() as AddressInfo;
@@ -142,18 +152,20 @@ export async function listen(app: IrisApp, options: ListenOptions): Promise<Iris
     port,
     http,
     close,
-    async drain(timeoutMs) {
+    async drain(timeoutMs, delayMs = 0) {
       app.drain.start();
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      app.drain.refuseNew();
       const running = inFlight();
       let cutShort = 0;
       if (!(await waitUntil(() => inFlight() === 0, timeoutMs))) {
         cutShort = inFlight();
         app.drain.cutShort();
-        await waitUntil(() => inFlight() === 0, FLUSH_MS);
+        await waitUntil(() => inFlight() === 0, DRAIN_FLUSH_MS);
       }
       for (const client of wsServer.clients) client.close(1001, 'server shutting down');
       await close();
-      return { inFlight: running, cutShort };
+      return { inFlight: running, acceptedDuringDelay, cutShort };
     },
   };
 }

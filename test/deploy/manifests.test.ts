@@ -11,6 +11,7 @@ import { loadConfig, SETTINGS } from '../../src/config/settings.ts';
 import { ROUTING_KEY_HEADER } from '../../src/server/plugins/routing-key.ts';
 import { TASKS } from '../../src/contract/types.ts';
 import { createIrisApp } from '../../src/server/app.ts';
+import { DRAIN_FLUSH_MS } from '../../src/server/listen.ts';
 import { createFakeGenerator } from '../api/support/fake-generator.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -45,25 +46,15 @@ const container = iris.spec.template.spec.containers[0];
 const env: Record<string, string> = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
 
 /**
- * What a drain on SIGTERM needs before Kubernetes sends SIGKILL. SETTINGS has no drain
- * setting yet (the drain lands from another branch), so the budget is the longest request
- * a drain may wait for (IRIS_REQUEST_TIMEOUT_MS as deployed) + the 1.5 s "not ready"
- * delay of the trials (scale-out.md §4) + 5 s margin. Once drain settings exist, their
- * values (as deployed, else their defaults) are added instead of the 1.5 s.
+ * What a drain on SIGTERM needs before Kubernetes sends SIGKILL, from the drain settings
+ * as deployed (else their defaults): the drain delay (/ready 503, still serving), then up
+ * to the drain timeout for what runs, then DRAIN_FLUSH_MS for cut-short requests to send
+ * their SHUTTING_DOWN, plus 5 s of margin for the process to exit.
  */
-const NOT_READY_DELAY_S = 1.5;
 const MARGIN_S = 5;
 function drainBudgetSeconds(): number {
-  const drain = SETTINGS.filter((s) => /DRAIN|SHUTDOWN/.test(s.env));
-  const seconds = (name: string, value: number): number => (/_MS$/.test(name) ? value / 1000 : value);
-  const config = loadConfig([], env);
-  const longest = config.limits.requestTimeoutMs / 1000;
-  if (drain.length === 0) return longest + NOT_READY_DELAY_S + MARGIN_S;
-  const fromDrain = drain.reduce((sum, s) => {
-    const raw = env[s.env] ?? String(s.path.reduce<any>((o, k) => o?.[k], DEFAULTS) ?? 0); // eslint-disable-line @typescript-eslint/no-explicit-any
-    return sum + seconds(s.env, Number(raw));
-  }, 0);
-  return Math.max(longest, fromDrain) + MARGIN_S;
+  const { drainDelayMs, drainTimeoutMs } = loadConfig([], env).server;
+  return (drainDelayMs + drainTimeoutMs + DRAIN_FLUSH_MS) / 1000 + MARGIN_S;
 }
 
 describe('deploy/k8s manifests', () => {
@@ -114,11 +105,16 @@ describe('deploy/k8s manifests', () => {
     expect(await status('/no-such-probe')).toBe(404);
   });
 
-  it('gives a terminating pod time to drain', () => {
+  it('gives a terminating pod time to drain: delay + drain timeout + flush + margin', () => {
     const grace = iris.spec.template.spec.terminationGracePeriodSeconds;
     expect(grace).toBeGreaterThanOrEqual(drainBudgetSeconds());
-    // The budget follows the deployed request timeout: a longer one would need more grace.
-    expect(drainBudgetSeconds()).toBeGreaterThan(loadConfig([], env).limits.requestTimeoutMs / 1000);
+    const { server, limits } = loadConfig([], env);
+    // Every request may run to its own deadline before the drain cuts it short.
+    expect(server.drainTimeoutMs).toBeGreaterThanOrEqual(limits.requestTimeoutMs);
+    // The drain delay outlasts the readiness probe's failing (period × failureThreshold),
+    // so endpoints drop the pod while it still serves what they send.
+    const { periodSeconds, failureThreshold } = container.readinessProbe;
+    expect(server.drainDelayMs / 1000).toBeGreaterThan(periodSeconds * failureThreshold);
   });
 
   it('requests and limits CPU and memory, and rolls without losing capacity', () => {

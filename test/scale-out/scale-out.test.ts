@@ -10,7 +10,9 @@
 //   3. Redis killed mid-run: 0 failed requests (lookups fail over to encoding);
 //   4. SIGTERM of a replica with requests in flight: they finish (drain), it exits 0, and
 //      load through HAProxy meanwhile loses 0;
-//   5. kill -9 of a replica under load: HAProxy's retries lose 0.
+//   5. kill -9 of a replica under load: HAProxy's retries lose 0;
+//   6. SIGTERM of a replica started with --drain-delay-ms longer than HAProxy's
+//      inter × fall, under load through a second backend with retries off: 0 lost.
 // Everything started here is stopped in afterAll by its PID, even when a test fails.
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -36,6 +38,25 @@ const CONCURRENCY = 6;
 interface Replica extends Process {
   readonly name: string;
   readonly port: number;
+}
+
+/** The shipped config's health-check timing: a replica answering 503 leaves the pool after inter × fall. */
+function checkWindowMs(cfg: string): number {
+  const match = /\binter (\d+)ms fall (\d+)/.exec(cfg);
+  if (!match) throw new Error('deploy/haproxy/haproxy.cfg sets no "inter <n>ms fall <n>"');
+  return Number(match[1]) * Number(match[2]);
+}
+
+/**
+ * The backend section of the shipped config again, as `backend iris_noretry` with L7
+ * retries and redispatch off, behind a frontend of its own: what a balancer without
+ * retries does, for the drain-delay case.
+ */
+function withoutRetries(cfg: string, port: number): string {
+  const header = /^backend iris\n/m.exec(cfg);
+  if (!header) throw new Error('no "backend iris" section');
+  const backend = cfg.slice(header.index + header[0].length);
+  return `\nfrontend iris_noretry_in\n    bind 127.0.0.1:${port}\n    http-request use-service prometheus-exporter if { path /haproxy-metrics }\n    default_backend iris_noretry\n\nbackend iris_noretry\n    retries 0\n    retry-on none\n    no option redispatch\n${backend}`;
 }
 
 /** A distinct 24×24 PNG per index (its own bytes, so its own content hash). */
@@ -109,12 +130,21 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs: number,
   }
 }
 
+/** Both backends (with retries and without) see the replica UP in the exporter's `text`. */
+function isUpIn(text: string, name: string): boolean {
+  return ['iris', 'iris_noretry'].every((proxy) => new RegExp(`haproxy_server_status\\{proxy="${proxy}",server="${name}",state="UP"\\} 1`).test(text));
+}
+
 describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis (real processes)', () => {
   let redis: Redis | undefined;
   let haproxy: Process | undefined;
   let slowImages: Server | undefined;
   const replicas: Replica[] = [];
   let frontUrl = '';
+  let noRetryUrl = '';
+  /** The drain delay of iris1 (the replica SIGTERMed behind the backend without retries): HAProxy's inter × fall + 1 s. */
+  let drainDelayMs = 0;
+  const extraArgs = new Map<string, string[]>();
   let roundRobinLocalShare = 1;
   let dir = '';
   const images = new Map<number, string>();
@@ -130,7 +160,7 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
       '--drain-timeout-ms', '20000', '--url-allow', '127.0.0.1',
       // The workload repeats greedy captions of popular images: the result cache would answer
       // them before the embedding tiers measured here are asked, and leave nothing in flight.
-      '--result-cache-bytes', '0'];
+      '--result-cache-bytes', '0', ...(extraArgs.get(name) ?? [])];
     const proc = run(process.execPath, args);
     const replica = { ...proc, name, port };
     const at = replicas.findIndex((r) => r.name === name);
@@ -142,30 +172,32 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'iris-scale-out-'));
     redis = await startRedis();
-    for (const name of ['iris1', 'iris2', 'iris3']) await startReplica(name, redis!.url); // in order: HAProxy's server ids follow it
-    // The shipped HAProxy config, with this test's addresses.
-    const frontPort = await freePort();
     const shipped = readFileSync(join(ROOT, 'deploy/haproxy/haproxy.cfg'), 'utf8');
-    const cfg = shipped
+    drainDelayMs = checkWindowMs(shipped) + 1_000;
+    extraArgs.set('iris1', ['--drain-delay-ms', String(drainDelayMs)]);
+    for (const name of ['iris1', 'iris2', 'iris3']) await startReplica(name, redis!.url); // in order: HAProxy's server ids follow it
+    // The shipped HAProxy config, with this test's addresses, and the same backend without retries.
+    const frontPort = await freePort();
+    const noRetryPort = await freePort();
+    const base = shipped
       .replace(/bind 127\.0\.0\.1:\d+/, `bind 127.0.0.1:${frontPort}`)
       .replace(/^\s*server iris\d .*$/gm, '')
       .trimEnd() + '\n' + replicas.map((r) => `    server ${r.name} 127.0.0.1:${r.port}`).join('\n') + '\n';
+    const cfg = base + withoutRetries(base, noRetryPort);
     expect(cfg).toContain('option httpchk GET /ready');
     writeFileSync(join(dir, 'haproxy.cfg'), cfg);
     haproxy = run(HAPROXY, ['-db', '-f', join(dir, 'haproxy.cfg')]);
     await waitForPort(frontPort);
     frontUrl = `http://127.0.0.1:${frontPort}/graphql`;
+    noRetryUrl = `http://127.0.0.1:${noRetryPort}/graphql`;
     // Every replica loaded and seen UP by HAProxy's /ready checks.
     await until(async () => {
       const text = await (await fetch(`http://127.0.0.1:${frontPort}/haproxy-metrics`)).text();
-      return replicas.every((r) => new RegExp(`haproxy_server_status\\{proxy="iris",server="${r.name}",state="UP"\\} 1`).test(text));
+      return replicas.every((r) => isUpIn(text, r.name));
     }, 90_000, 'HAProxy to see 3 replicas UP');
   }, 120_000);
 
-  const isUp = async (name: string): Promise<boolean> => {
-    const text = await (await fetch(frontUrl.replace('/graphql', '/haproxy-metrics'))).text();
-    return new RegExp(`haproxy_server_status\\{proxy="iris",server="${name}",state="UP"\\} 1`).test(text);
-  };
+  const isUp = async (name: string): Promise<boolean> => isUpIn(await (await fetch(frontUrl.replace('/graphql', '/haproxy-metrics'))).text(), name);
 
   afterAll(async () => {
     await Promise.allSettled([...replicas.map((r) => r.stop('SIGKILL')), haproxy?.stop('SIGKILL'), redis?.stop('SIGKILL')]);
@@ -320,4 +352,38 @@ describe.skipIf(!hasRedis || !hasHaproxy)('scale-out: 3 replicas, HAProxy, Redis
     expect(reports.length).toBeGreaterThan(1);
     console.log(`scale-out rolling restart: ${ok} of ${ok + failed.length} ok over ${reports.length} rounds while 3 replicas restarted one by one`);
   }, 300_000);
+  it('loses no request when a replica with a drain delay is SIGTERMed under load, with balancer retries off', async () => {
+    // iris1 runs with --drain-delay-ms = inter × fall + 1 s: HAProxy takes it out while it still serves.
+    const target = replicas.find((r) => r.name === 'iris1')!;
+    await until(async () => (await Promise.all(replicas.map((r) => isUp(r.name)))).every(Boolean), 90_000, 'HAProxy to see 3 replicas UP');
+    const bodies = await Promise.all(workload(22, 60, 40, 6000).map(bodyOf));
+    const exited = new Promise<number | null>((resolve) => target.child.once('exit', (code) => resolve(code)));
+    let hasExited = false;
+    void exited.then(() => (hasExited = true));
+    let isSignalled = false;
+    const reports: LoadReport[] = [];
+    // Round after round through the frontend without retries, from before the signal until the replica has exited.
+    while (!hasExited && reports.length < 100) {
+      reports.push(await load(noRetryUrl, bodies, (done) => {
+        if (done === 30 && !isSignalled) {
+          isSignalled = true;
+          target.child.kill('SIGTERM');
+        }
+      }));
+    }
+    expect(await exited).toBe(0);
+    const failed = reports.flatMap((r) => r.failed);
+    const ok = reports.reduce((n, r) => n + r.ok, 0);
+    expect(failed).toEqual([]);
+    expect(ok).toBe(reports.length * bodies.length);
+    // Requests did reach it between the signal and HAProxy's checks taking it out: without
+    // the delay each would have been refused (503 SHUTTING_DOWN) and, with no retry, lost.
+    const [, accepted] = /(\d+) requests arrived during the \d+ ms drain delay and were accepted/.exec(target.output()) ?? [];
+    expect(Number(accepted)).toBeGreaterThan(0);
+    // And HAProxy retried or redispatched nothing on that backend.
+    const text = await (await fetch(noRetryUrl.replace('/graphql', '/haproxy-metrics'))).text();
+    expect(text).toMatch(/^haproxy_backend_retry_warnings_total\{proxy="iris_noretry"\} 0$/m);
+    expect(text).toMatch(/^haproxy_backend_redispatch_warnings_total\{proxy="iris_noretry"\} 0$/m);
+    console.log(`scale-out drain delay (${drainDelayMs} ms), retries off: ${ok} of ${ok + failed.length} ok over ${reports.length} rounds; ${target.output().match(/drained: [^\n]*/)?.[0]}`);
+  }, 120_000);
 });

@@ -1,9 +1,10 @@
 // Graceful drain of a real `npm start` process (tiny-random): on SIGTERM/SIGINT /ready
-// turns 503 and new requests are refused at once, every request and SSE stream in flight
-// finishes, then the process exits 0. The engine holds each image load IMAGE_WINDOW_MS
+// turns 503 and new requests are refused at once (after --drain-delay-ms, when set), every
+// request and SSE stream in flight finishes, then the process exits 0. The engine holds each image load IMAGE_WINDOW_MS
 // and decodes one row at a time, so the requests are still in the engine's line when the
 // signal comes (the test waits for /metrics to show them all there).
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { scenePng } from '../api/support/images.ts';
 import { startReadyIris, type IrisProcess } from './process.ts';
 import { readSse } from './support.ts';
@@ -90,6 +91,52 @@ describe('graceful drain (npm start on tiny-random)', () => {
     expect(await stream).toMatch(/SHUTTING_DOWN/);
     expect(await iris.exited).toBe(0);
     expect(iris.output()).toMatch(/drained: 0 of 2 in-flight requests finished, 2 ended with SHUTTING_DOWN/);
+  }, 120_000);
+
+  it('with --drain-delay-ms: /ready is 503 at once, new requests and WebSocket connections are still served through the delay, refused after it', async () => {
+    const DELAY_MS = 3_000;
+    // A 6 s image window: the caption sent during the delay is still running after it.
+    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--image-window-ms', '6000', '--drain-delay-ms', String(DELAY_MS)]);
+    procs.push(iris);
+    const i = { base64: (await scenePng()).toString('base64') };
+    const signalledAt = Date.now();
+    iris.child.kill('SIGTERM');
+    await iris.waitFor(/draining \(not ready but serving for 3000 ms/);
+    const ready = await fetch(iris.url.replace('/graphql', '/ready'));
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ ready: false, draining: true });
+    // Sent within the delay: accepted, and answered after it.
+    const during = post(iris.url, CAPTION, { i }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const socket = new WebSocket(iris.url.replace('http', 'ws'), 'graphql-transport-ws');
+    const opened = await new Promise<boolean>((resolve) => {
+      socket.once('open', () => resolve(true));
+      socket.once('error', () => resolve(false));
+    });
+    expect(opened).toBe(true);
+    socket.close();
+    // After the delay, new requests are refused; not one before it.
+    let refused: Response | undefined;
+    while (!refused) {
+      const r = await post(iris.url, '{ models { id } }', {});
+      if (r.status === 503) refused = r;
+      else {
+        expect(r.status).toBe(200);
+        await r.body?.cancel();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(DELAY_MS);
+    expect((await refused.json()).errors[0].extensions.code).toBe('SHUTTING_DOWN');
+    const answer = await during;
+    expect(answer.status).toBe(200);
+    expect(answer.body.errors).toBeUndefined();
+    expect(answer.body.data.caption.finishReason).toMatch(/EOS|LENGTH/);
+    expect(await iris.exited).toBe(0);
+    // The caption and the `models` polls were accepted during the delay; the caption was still running after it.
+    const drained = /drained: (\d+) of (\d+) in-flight requests finished, 0 ended with SHUTTING_DOWN; (\d+) requests arrived during the 3000 ms drain delay and were accepted/.exec(iris.output());
+    expect(drained?.[1]).toBe(drained?.[2]);
+    expect(Number(drained?.[2])).toBeGreaterThanOrEqual(1);
+    expect(Number(drained?.[3])).toBeGreaterThanOrEqual(2);
   }, 120_000);
 
   it('a second signal exits at once', async () => {

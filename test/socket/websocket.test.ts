@@ -87,7 +87,7 @@ describe('WebSocket operations during a drain', () => {
       expect(refused).toBe(503);
       await stream;
       expect(events.at(-1)?.data.captionStream.generation?.text).toBe(WORDS);
-      expect(await drained).toEqual({ inFlight: 1, cutShort: 0 });
+      expect(await drained).toEqual({ inFlight: 1, acceptedDuringDelay: 0, cutShort: 0 });
     } finally {
       await client.dispose();
     }

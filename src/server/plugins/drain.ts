@@ -1,12 +1,16 @@
 // Graceful shutdown, the part inside yoga: once draining, /ready answers 503 (see
-// readiness.ts) and new GraphQL requests are refused with SHUTTING_DOWN, while requests
-// and streams already running go on; when the drain time runs out, `shutdown` fires and
-// what still runs ends with SHUTTING_DOWN (deadline.ts, schema/generation.ts). The
-// sockets' side (waiting, closing) is listen.ts's.
+// readiness.ts); through the drain delay new requests are still served, then new GraphQL
+// requests are refused with SHUTTING_DOWN, while requests and streams already running go
+// on; when the drain time runs out, `shutdown` fires and what still runs ends with
+// SHUTTING_DOWN (deadline.ts, schema/generation.ts). The sockets' side (waiting,
+// closing) is listen.ts's.
 import type { Plugin } from 'graphql-yoga';
 
 export interface Drain {
+  /** From the signal on: /ready answers 503. */
   isDraining(): boolean;
+  /** From the end of the drain delay on: new requests and connections are refused (SHUTTING_DOWN). */
+  isRefusing(): boolean;
   /**
    * A signal for one request that fires if the drain time runs out while it runs. One per
    * request rather than one for the server, which every request's combined signal would
@@ -14,13 +18,16 @@ export interface Drain {
    * request runs.
    */
   track(): AbortSignal;
+  /** Not ready any more; new requests are still served until `refuseNew`. */
   start(): void;
+  refuseNew(): void;
   cutShort(): void;
 }
 
 /** Tracked signals are held weakly: a finished request's signal is collected with it. */
 export function createDrain(): Drain {
   let isDraining = false;
+  let isRefusing = false;
   let isCut = false;
   const live = new Set<WeakRef<AbortSignal>>();
   const controllers = new WeakMap<AbortSignal, AbortController>();
@@ -31,6 +38,7 @@ export function createDrain(): Drain {
   };
   return {
     isDraining: () => isDraining,
+    isRefusing: () => isRefusing,
     track() {
       const controller = new AbortController();
       if (isCut) controller.abort(new Error('the drain time ran out'));
@@ -40,6 +48,10 @@ export function createDrain(): Drain {
       return controller.signal;
     },
     start: () => void (isDraining = true),
+    refuseNew() {
+      isDraining = true;
+      isRefusing = true;
+    },
     cutShort() {
       isCut = true;
       for (const ref of live) {
@@ -62,7 +74,7 @@ export function shuttingDownResponse(): Response {
 export function useDrain(drain: Drain, graphqlPath: string): Plugin {
   return {
     onRequest({ url, endResponse }) {
-      if (drain.isDraining() && url.pathname === graphqlPath) endResponse(shuttingDownResponse());
+      if (drain.isRefusing() && url.pathname === graphqlPath) endResponse(shuttingDownResponse());
     },
   };
 }
