@@ -72,11 +72,13 @@ interface ModelView {
   readonly tasks: readonly Task[];
   readonly state: ModelStatus['state'];
   readonly ready: boolean;
-  readonly dtype: string;
+  readonly kind: ModelStatus['kind'];
+  readonly dtype: string | null;
   readonly default: boolean;
   readonly attention: boolean;
   readonly family: 'cross-attention' | 'joint' | undefined;
   readonly detail: string | null;
+  readonly remote: { readonly name: string; readonly inFlight: number; readonly healthy: boolean } | null;
 }
 
 export const resolvers = {
@@ -90,12 +92,14 @@ export const resolvers = {
         id: m.id,
         tasks: m.tasks,
         state: m.state,
-        ready: m.state === 'ready',
-        dtype: m.dtype,
+        ready: m.state === 'ready' && m.healthy,
+        kind: m.kind,
+        dtype: m.dtype ?? null,
         default: m.id === ctx.iris.registry.defaultModel,
         attention: m.attention,
         family: m.family,
         detail: m.detail ?? null,
+        remote: m.remote ? { ...m.remote, healthy: m.healthy } : null,
       }))) as Resolver<Record<string, never>, ModelView[]>,
   },
   Subscription: {
@@ -108,7 +112,7 @@ export const resolvers = {
   SpeculativeMode: { OFF: 'off', DRAFT: 'draft', NGRAM: 'ngram', MEDUSA: 'medusa' },
   WarningCode: { UNKNOWN_WORDS: 'UNKNOWN_WORDS' },
   Timings: {
-    prefixCached: (t: Timings) => t.prefixCached ?? false,
+    prefixCached: (t: Timings) => (t.prefixCached === undefined ? false : t.prefixCached),
     resultCached: (t: Timings) => t.resultCached ?? false,
     draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
     acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,
@@ -116,6 +120,7 @@ export const resolvers = {
   },
   ModelState: { LOADING: 'loading', READY: 'ready', FAILED: 'failed' },
   ModelFamily: { CROSS_ATTENTION: 'cross-attention', JOINT_EMBEDDING: 'joint' },
+  ModelKind: { LOCAL: 'local', REMOTE: 'remote' },
   Generation: {
     attentionOverlay: (result: GenerationResult, args: { token?: number | null; width?: number | null }) => attentionOverlay(result, args),
   },

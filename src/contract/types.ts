@@ -86,9 +86,10 @@ export function finishReasonName(reason: FinishReason): FinishReasonName {
 export interface Timings {
   queueMs: number;
   imageEncodeMs: number;
-  imageCached: boolean;
-  /** Joint models: the image's prefix K/V came from the prefix cache (its prefill was skipped). */
-  prefixCached?: boolean;
+  /** The image's encoding came from the embedding cache; null when unknown (a remote engine encoded it and does not say). */
+  imageCached: boolean | null;
+  /** Joint models: the image's prefix K/V came from the prefix cache (its prefill was skipped); null when unknown (a remote engine). */
+  prefixCached?: boolean | null;
   /** The whole result came from the result cache (a deterministic request seen before): nothing ran, the phases are 0. */
   resultCached?: boolean;
   prefillMs: number;

@@ -199,7 +199,8 @@ export class RemoteOpenAIGenerator implements Generator {
       tokens,
       finishReason: finish,
       usage: { ...usage, completionTokens: usage.completionTokens || tokens.length },
-      timings: { queueMs: 0, imageEncodeMs: 0, imageCached: false, prefillMs: firstMs, decodeMs: now - started - firstMs, totalMs: now - started },
+      // The remote encodes the image and keeps its own caches: whether they hit is not known here.
+      timings: { queueMs: 0, imageEncodeMs: 0, imageCached: null, prefixCached: null, prefillMs: firstMs, decodeMs: now - started - firstMs, totalMs: now - started },
       model: this.modelId,
       warnings: [],
       confidence: { tokens: tokens.length, meanLogprob: mean, minLogprob: mean === null ? null : Math.min(...logprobs), perplexity: mean === null ? null : Math.exp(-mean) },

@@ -57,6 +57,7 @@ export async function loadRemoteModel(spec: ModelSpec, probeMs = REMOTE_PROBE_MS
     templates,
     attention: false,
     health: () => generator.currentHealth(),
+    remote: () => ({ name: endpoint.model, inFlight: generator.requestsInFlight }),
     release: async () => clearInterval(timer),
   };
 }

@@ -5,6 +5,15 @@ import type { ModelSpec } from '../config/config.ts';
 import { IrisError, type GenerateHooks, type GenerationRequest, type GenerationResult, type Generator, type Task } from '../contract/types.ts';
 import type { EngineStats } from '../engine/engine.ts';
 import type { TaskTemplates } from '../../fusion/prompts.ts';
+import { isRemoteDir } from '../config/remote-model.ts';
+
+/** What Iris knows of a remote model's engine: no local gauges, only its own requests to it. */
+export interface RemoteModelStats {
+  /** The model name the remote serves (after # in the entry). */
+  readonly name: string;
+  /** Generations sent to the remote and not finished yet. */
+  readonly inFlight: number;
+}
 
 /** A model ready to serve: what generates, the tasks its folder has templates for, and its engine's gauges. */
 export interface LoadedModel {
@@ -21,6 +30,8 @@ export interface LoadedModel {
   readonly detail?: string;
   /** Models that depend on something outside (a remote engine): whether it answers now. Absent: always healthy. */
   readonly health?: () => { readonly isHealthy: boolean; readonly detail: string | undefined };
+  /** A remote model's figures (instead of `stats`: there is no local engine). */
+  readonly remote?: () => RemoteModelStats;
   /** Stops what the model runs in the background (health probes). */
   readonly release?: () => Promise<void>;
 }
@@ -31,7 +42,10 @@ export type ModelState = 'loading' | 'ready' | 'failed';
 
 export interface ModelStatus {
   readonly id: string;
-  readonly dtype: string;
+  /** local: an ONNX folder on this replica's engine; remote: an OpenAI-compatible API. */
+  readonly kind: 'local' | 'remote';
+  /** The ONNX variant; undefined for a remote model (its weights are not Iris's to see). */
+  readonly dtype: string | undefined;
   /** None until the model is loaded. */
   readonly tasks: readonly Task[];
   readonly attention: boolean;
@@ -41,6 +55,8 @@ export interface ModelStatus {
   /** False while a ready model's remote does not answer its health probe. */
   readonly healthy: boolean;
   readonly engine: EngineStats | undefined;
+  /** A loaded remote model's figures; undefined for a local one (or while loading). */
+  readonly remote: RemoteModelStats | undefined;
   /** Why it failed, or what is degraded while it serves. */
   readonly detail?: string;
 }
@@ -139,7 +155,8 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
   const list = (): ModelStatus[] =>
     [...entries.values()].map((e) => ({
       id: e.spec.id,
-      dtype: e.spec.dtype,
+      kind: isRemoteDir(e.spec.dir) ? ('remote' as const) : ('local' as const),
+      dtype: isRemoteDir(e.spec.dir) ? undefined : e.spec.dtype,
       tasks: e.loaded?.tasks ?? [],
       attention: e.loaded?.attention ?? false,
       family: e.loaded?.family,
@@ -147,6 +164,7 @@ export function createModelRegistry(options: ModelRegistryOptions): ModelRegistr
       state: e.state,
       healthy: e.loaded?.health?.().isHealthy ?? true,
       engine: e.loaded?.stats?.(),
+      remote: e.loaded?.remote?.(),
       detail: e.failure ?? e.loaded?.health?.().detail ?? e.loaded?.detail,
     }));
   const states = (): ModelState[] => [...entries.values()].map((e) => e.state);

@@ -89,7 +89,7 @@ describe('schema', () => {
     expect((await app.yoga.fetch('http://iris.test/health')).status).toBe(200);
     const before = await app.yoga.fetch('http://iris.test/ready');
     expect(before.status).toBe(503);
-    expect(await before.json()).toEqual({ ready: false, models: [{ id: 'slow', state: 'loading' }] });
+    expect(await before.json()).toEqual({ ready: false, models: [{ id: 'slow', state: 'loading', kind: 'local' }] });
     // A model serves no task until it is loaded; then the ones it reports.
     expect((await gql(app, '{ models { tasks state } }')).body.data?.models).toEqual([{ tasks: [], state: 'LOADING' }]);
     loaded?.();

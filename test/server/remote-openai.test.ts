@@ -13,12 +13,13 @@ import { loadConfig } from '../../src/config/settings.ts';
 import { parseRemoteEndpoint } from '../../src/config/remote-model.ts';
 import { IrisError } from '../../src/contract/types.ts';
 import { RemoteOpenAIGenerator, mediaTypeOf, sseEvents } from '../../src/engine/remote-openai.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import { createIrisApp, type IrisApp } from '../../src/server/app.ts';
 import { listen, type IrisServer } from '../../src/server/listen.ts';
 import { createEngineLoader } from '../../src/server/load-models.ts';
 import { createEngineApp, gql, type EngineApp } from '../api/support/app.ts';
 import { sceneAs, scenePng } from '../api/support/images.ts';
-import { ROOT } from '../helpers.ts';
+import { FIXTURES, ROOT } from '../helpers.ts';
 
 const VLLM_STREAM = readFileSync(join(ROOT, 'test/server/fixtures/vllm-chat-stream.sse'), 'utf8');
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -169,6 +170,81 @@ describe("vLLM's stream format (recorded fixture)", () => {
     await expect(unreachable.generate({ task: 'caption', image: png })).rejects.toMatchObject({ code: 'MODEL_UNAVAILABLE' });
     expect(await unreachable.probe()).toMatchObject({ isHealthy: false, detail: expect.stringContaining('unreachable') });
     expect(await generator.probe()).toEqual({ isHealthy: true, detail: undefined });
+  });
+});
+
+describe('what a remote entry reports (models, /metrics, /ready, timings)', () => {
+  const MODEL = 'Qwen/Qwen2.5-VL-7B-Instruct';
+  let replay: Replay;
+  let front: IrisApp;
+  let isClosed = false;
+  const engines: Engine[] = [];
+  beforeAll(async () => {
+    replay = await replayServer(MODEL);
+    // A local model beside it, for contrast: its engine's figures are real.
+    const config = createConfig({ models: { specs: [{ id: 'big', dir: `openai+${replay.url}#${MODEL}` }, { id: 'tiny', dir: FIXTURES.encoderDecoder }], imageWorkers: 0 } });
+    front = createIrisApp({ config, load: createEngineLoader({ engine: engineConfigOf(config), remoteProbeMs: 100, onEngine: (_id, engine) => engines.push(engine) }), logUnexpected: () => undefined });
+    await front.registry.loaded;
+  });
+  afterAll(async () => {
+    if (!isClosed) await replay?.close();
+    await Promise.all(engines.map((e) => e.release()));
+  });
+
+  const MODELS = '{ models { id kind dtype ready family remote { name inFlight healthy } } }';
+  const metrics = async (): Promise<string> => (await front.yoga.fetch('http://iris.test/metrics')).text();
+  const readyModels = async (): Promise<unknown> => ((await (await front.yoga.fetch('http://iris.test/ready')).json()) as { models: unknown }).models;
+
+  it('its in-flight count and health, no local engine figures; its results say imageCached and prefixCached null (unknown)', async () => {
+    expect((await gql(front, MODELS)).body.data?.models).toEqual([
+      { id: 'big', kind: 'REMOTE', dtype: null, ready: true, family: null, remote: { name: MODEL, inFlight: 0, healthy: true } },
+      { id: 'tiny', kind: 'LOCAL', dtype: 'fp32', ready: true, family: 'CROSS_ATTENTION', remote: null },
+    ]);
+    // The remote answers its first pieces and holds the rest until released.
+    const cut = VLLM_STREAM.indexOf('\n\n', VLLM_STREAM.indexOf('"content":"A"')) + 2;
+    let release!: () => void;
+    replay.answer = (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' }).write(VLLM_STREAM.slice(0, cut));
+      release = () => res.end(VLLM_STREAM.slice(cut));
+    };
+    const sent = replay.requests.length;
+    const png = (await scenePng()).toString('base64');
+    const caption = gql(front, 'query ($i: String!) { caption(image: { base64: $i }, model: "big") { text timings { imageCached prefixCached resultCached imageEncodeMs } } }', { i: png });
+    for (let i = 0; i < 400 && replay.requests.length === sent; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(replay.requests.length).toBe(sent + 1);
+    const during = await metrics();
+    expect((await gql(front, MODELS)).body.data?.models).toMatchObject([{ id: 'big', remote: { inFlight: 1, healthy: true } }, { id: 'tiny', remote: null }]);
+    expect(during).toMatch(/^iris_remote_in_flight\{model="big"\} 1$/m);
+    expect(during).not.toMatch(/iris_remote_in_flight\{model="tiny"/);
+    // No queue, batch or KV figures for a model with no local engine; the local one has them.
+    for (const gauge of ['iris_engine_queue_depth', 'iris_engine_batch_size', 'iris_engine_kv_used_tokens', 'iris_engine_kv_capacity_tokens']) {
+      expect(during).not.toMatch(new RegExp(`^${gauge}\\{model="big"\\}`, 'm'));
+      expect(during).toMatch(new RegExp(`^${gauge}\\{model="tiny"\\} \\d+$`, 'm'));
+    }
+    expect(await readyModels()).toEqual([{ id: 'big', state: 'ready', kind: 'remote', healthy: true, inFlight: 1 }, { id: 'tiny', state: 'ready', kind: 'local' }]);
+    release();
+    const answer = await caption;
+    expect(answer.body.errors).toBeUndefined();
+    expect(answer.body.data?.caption).toEqual({ text: 'A red circle above a blue square.', timings: { imageCached: null, prefixCached: null, resultCached: false, imageEncodeMs: 0 } });
+    const after = await metrics();
+    expect(after).toMatch(/^iris_remote_in_flight\{model="big"\} 0$/m);
+    expect(after).toMatch(/^iris_generations_total\{model="big",task="caption",outcome="ok"\} 1$/m);
+    // Iris encoded no image for it: no encoding counted (neither cached nor not), no image_encode phase.
+    expect(after).not.toMatch(/iris_image_encodings_total\{model="big"/);
+    expect(after).not.toMatch(/iris_generation_phase_seconds_count\{model="big",phase="image_encode"\}/);
+    expect(after).toMatch(/iris_generation_phase_seconds_count\{model="big",phase="decode"\} 1/);
+    // A local model's result says what its cache did.
+    const local = await gql(front, 'query ($i: String!) { caption(image: { base64: $i }, model: "tiny", options: { maxNewTokens: 3 }) { timings { imageCached prefixCached } } }', { i: png });
+    expect(local.body.data?.caption).toEqual({ timings: { imageCached: false, prefixCached: false } });
+  });
+
+  it('not ready, in models and /ready, once the remote stops answering', async () => {
+    await replay.close();
+    isClosed = true;
+    for (let i = 0; i < 200 && front.registry.list()[0].healthy; i++) await new Promise((r) => setTimeout(r, 25));
+    expect((await gql(front, MODELS)).body.data?.models).toMatchObject([{ id: 'big', kind: 'REMOTE', ready: false, remote: { inFlight: 0, healthy: false } }, { id: 'tiny', ready: true }]);
+    expect(await readyModels()).toMatchObject([{ id: 'big', kind: 'remote', healthy: false, inFlight: 0, detail: expect.stringContaining('unreachable') }, { id: 'tiny' }]);
+    expect(await metrics()).toMatch(/^iris_model_ready\{model="big"\} 0$/m);
   });
 });
 

@@ -93,7 +93,7 @@ async function loadModels() {
   state.models = models;
   const chosen = el.model.value;
   el.model.replaceChildren(...models.map((m) => {
-    const option = new Option(`${m.id}${m.dtype && m.dtype !== 'fp32' ? ` (${m.dtype})` : ''}${m.ready ? '' : ` — ${m.state.toLowerCase()}`}`, m.id, m.default, m.default);
+    const option = new Option(`${m.id}${m.dtype && m.dtype !== 'fp32' ? ` (${m.dtype})` : ''}${m.ready ? '' : ` — ${m.state === 'READY' ? 'unavailable' : m.state.toLowerCase()}`}`, m.id, m.default, m.default);
     return option;
   }));
   if (chosen && models.some((m) => m.id === chosen)) el.model.value = chosen;

@@ -45,6 +45,8 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
     });
   };
   gauge('iris_model_ready', '1 when the model is loaded and serving (a remote model: and its remote answers)', (m) => (m.state === 'ready' && m.healthy ? 1 : 0));
+  // A remote model has no local engine: its engine gauges are absent (not 0), and this says what Iris knows.
+  gauge('iris_remote_in_flight', 'Remote models (openai+http://…): generations sent to the remote and not finished yet', (m) => m.remote?.inFlight);
   gauge('iris_engine_queue_depth', 'Requests in the engine\'s line (image loading, waiting or preempted)', (m) => m.engine?.queueDepth);
   gauge('iris_engine_batch_size', 'Sequences in the running decode batch', (m) => m.engine?.batchSize);
   gauge('iris_engine_kv_used_tokens', 'Tokens held in the KV cache', (m) => m.engine?.kvUsedTokens);
@@ -128,13 +130,14 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
     seconds.observe({ model: o.model, task: o.task }, o.seconds);
     if (o.firstTokenSeconds !== undefined) firstToken.observe({ model: o.model, task: o.task }, o.firstTokenSeconds);
     phases.observe({ model: o.model, phase: 'queue' }, t.queueMs / 1000);
-    phases.observe({ model: o.model, phase: 'image_encode' }, t.imageEncodeMs / 1000);
+    // A remote engine encodes the image itself (imageCached null): Iris has no such phase to report.
+    if (t.imageCached !== null) phases.observe({ model: o.model, phase: 'image_encode' }, t.imageEncodeMs / 1000);
     phases.observe({ model: o.model, phase: 'prefill' }, t.prefillMs / 1000);
     phases.observe({ model: o.model, phase: 'decode' }, t.decodeMs / 1000);
     tokens.inc({ model: o.model, kind: 'prompt' }, u.promptTokens);
     tokens.inc({ model: o.model, kind: 'image' }, u.imageTokens);
     tokens.inc({ model: o.model, kind: 'completion' }, u.completionTokens);
-    images.inc({ model: o.model, cached: String(t.imageCached) });
+    if (t.imageCached !== null) images.inc({ model: o.model, cached: String(t.imageCached) });
     if (t.draftedTokens) {
       speculative.inc({ model: o.model, kind: 'drafted' }, t.draftedTokens);
       speculative.inc({ model: o.model, kind: 'accepted' }, t.acceptedTokens ?? 0);

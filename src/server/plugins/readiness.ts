@@ -16,7 +16,14 @@ export function useModelReadiness(registry: Pick<ModelRegistry, 'isReady' | 'lis
       if (url.pathname !== endpoint) return;
       const isDraining = drain?.isDraining() ?? false;
       const isReady = registry.isReady() && !isDraining;
-      const models = registry.list().map((m) => ({ id: m.id, state: m.state, ...(m.detail ? { detail: m.detail } : {}) }));
+      const models = registry.list().map((m) => ({
+        id: m.id,
+        state: m.state,
+        kind: m.kind,
+        // A remote model: its health as last probed and what Iris has sent it, not local engine figures.
+        ...(m.kind === 'remote' && m.state === 'ready' ? { healthy: m.healthy, inFlight: m.remote?.inFlight ?? 0 } : {}),
+        ...(m.detail ? { detail: m.detail } : {}),
+      }));
       endResponse(
         new Response(JSON.stringify({ ready: isReady, ...(isDraining ? { draining: true } : {}), models }), {
           status: isReady ? 200 : 503,
