@@ -114,6 +114,7 @@ export const resolvers = {
   Timings: {
     prefixCached: (t: Timings) => (t.prefixCached === undefined ? false : t.prefixCached),
     resultCached: (t: Timings) => t.resultCached ?? false,
+    resultShared: (t: Timings) => t.resultShared ?? false,
     draftedTokens: (t: Timings) => t.draftedTokens ?? 0,
     acceptedTokens: (t: Timings) => t.acceptedTokens ?? 0,
     acceptanceRate: (t: Timings) => (t.draftedTokens ? (t.acceptedTokens ?? 0) / t.draftedTokens : null),

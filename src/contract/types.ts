@@ -92,6 +92,8 @@ export interface Timings {
   prefixCached?: boolean | null;
   /** The whole result came from the result cache (a deterministic request seen before): nothing ran, the phases are 0. */
   resultCached?: boolean;
+  /** The result was shared with an identical deterministic request already in flight: the model ran (or the cache answered) once for both. */
+  resultShared?: boolean;
   prefillMs: number;
   decodeMs: number;
   totalMs: number;

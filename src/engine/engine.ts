@@ -16,6 +16,7 @@ import type { Proposal, Speculator } from './speculator.ts';
 import type { EmbeddingCacheStats } from '../../vision/embedding-cache.ts';
 import type { SharedCacheStats } from './shared-embeddings.ts';
 import { resultKeyOf, type CachedResult, type ResultCache, type ResultCacheStats } from './result-cache.ts';
+import { SingleFlight } from './single-flight.ts';
 import type { RowSpec } from './row-decoder.ts';
 
 /** Image embedding lookups: the local LRU, and the shared second level when there is one. */
@@ -75,9 +76,12 @@ export class Engine implements Generator {
   private nextId = 1;
   private isLooping = false;
   private idleWaiters: (() => void)[] = [];
+  /** Identical deterministic requests in flight (keyed like the result cache) share one answer. */
+  private readonly flights: SingleFlight;
 
   constructor(private readonly parts: EngineParts) {
     this.modelId = parts.modelId ?? parts.model.folder.id;
+    this.flights = new SingleFlight(this.modelId);
   }
 
   get model(): IrisModel {
@@ -87,7 +91,9 @@ export class Engine implements Generator {
   /**
    * Aborting before the first token rejects with CANCELLED; later, the partial text comes
    * back with finishReason 'cancelled'. A deterministic request may be answered from the
-   * result cache: the same deltas, then the same result, with timings.resultCached.
+   * result cache: the same deltas, then the same result, with timings.resultCached; or,
+   * while an identical one is being answered, share that answer (timings.resultShared;
+   * single-flight.ts).
    */
   generate(request: GenerationRequest, hooks: GenerateHooks = {}): Promise<GenerationResult> {
     const arrivedAt = performance.now();
@@ -104,7 +110,7 @@ export class Engine implements Generator {
       return Promise.reject(error);
     }
     if (!resultCache || key === undefined) return this.start(request, spec, mode, hooks, arrivedAt);
-    return this.cachedOrFresh(resultCache, key, request, spec, mode, hooks, arrivedAt);
+    return this.flights.run(key, hooks, arrivedAt, (shared) => this.cachedOrFresh(resultCache, key, request, spec, mode, shared, arrivedAt));
   }
 
   private async cachedOrFresh(cache: ResultCache, key: string, request: GenerationRequest, spec: RowSpec, mode: SpeculativeMode, hooks: GenerateHooks, arrivedAt: number): Promise<GenerationResult> {
@@ -161,7 +167,7 @@ export class Engine implements Generator {
 
   stats(): EngineStats {
     const { scheduler, kvCapacityTokens, prefixCache, embeddingCache, resultCache } = this.parts;
-    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats(), embeddingCache: embeddingCache?.(), resultCache: resultCache?.stats() };
+    return { queueDepth: scheduler.numWaiting, batchSize: scheduler.numRunning, kvUsedTokens: scheduler.kvUsedTokens, kvCapacityTokens, prefixCache: prefixCache?.stats(), embeddingCache: embeddingCache?.(), resultCache: resultCache ? { inflight: this.flights.stats(), ...resultCache.stats() } : undefined };
   }
 
   /** Resolves once no step is running or due (finished rows retired, their KV freed). */

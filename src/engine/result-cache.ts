@@ -20,6 +20,7 @@ import { join, relative } from 'node:path';
 import type { GenerationDelta, GenerationRequest, GenerationResult } from '../contract/types.ts';
 import type { ResolvedOptions } from '../../text/sampling/options.ts';
 import { stableJson, type ByteStore, type SharedCacheStats } from './shared-embeddings.ts';
+import type { SingleFlightStats } from './single-flight.ts';
 
 export const RESULT_KEY_VERSION = 'v1';
 
@@ -36,8 +37,10 @@ export interface LocalResultCacheStats {
   readonly bytes: number;
 }
 
-/** Lookups per tier since start: the local LRU, and the shared store when there is one. */
+/** Lookups per tier since start: identical requests in flight, the local LRU, and the shared store when there is one. */
 export interface ResultCacheStats {
+  /** Requests that joined an identical one in flight (hits) or started one (misses, then looked up in the local tier). */
+  readonly inflight?: SingleFlightStats;
   readonly local: LocalResultCacheStats;
   readonly shared?: SharedCacheStats;
 }

@@ -3,7 +3,8 @@
 // cached answer identical to a fresh run (tokens, text, finish reason, logprobs, the
 // streamed pieces), alone and under concurrent load; seeded sampling cached, unseeded
 // never; another option a miss; the Redis tier on a real redis-server shared by two
-// engines; Redis down or killed: still the right answers; SSE streaming and /metrics.
+// engines; Redis down or killed: still the right answers; SSE streaming and /metrics;
+// identical requests in flight together sharing one run (single-flight.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { createEngine } from '../../src/engine/create-engine.ts';
@@ -12,7 +13,7 @@ import { decodeCachedResult, encodeCachedResult, modelFingerprint, ResultCache, 
 import { resolveOptions } from '../../text/sampling/options.ts';
 import type { GenerationDelta, GenerationRequest, GenerationResult } from '../../src/contract/types.ts';
 import { createRedisStore, type RedisStore } from '../../src/server/redis-store.ts';
-import { createEngineApp, type EngineApp } from '../api/support/app.ts';
+import { createEngineApp, gql, type EngineApp } from '../api/support/app.ts';
 import { freePort, hasRedis, startRedis, type Redis } from '../scale-out/support.ts';
 import { FIXTURES, syntheticImage } from '../helpers.ts';
 import { workload } from './support.ts';
@@ -172,6 +173,92 @@ describe('on an engine (tiny-random)', () => {
   });
 });
 
+describe('in-flight de-duplication: identical deterministic requests that arrive together run once', () => {
+  let engine: Engine;
+  let fresh: Engine;
+  let image: Uint8Array;
+  /** Rows admitted to the engine (each prefilled once: nothing is preempted at these loads). */
+  let admitted = 0;
+  beforeAll(async () => {
+    [engine, fresh] = await Promise.all([engineWith({ resultCacheBytes: 1 << 20, onStep: (info) => void (admitted += info.numPrefill) }), engineWith()]);
+    image = await syntheticImage(76, 68, 12);
+  });
+  afterAll(() => Promise.all([engine?.release(), fresh?.release()]));
+
+  it('6 identical concurrent requests: one engine run; each caller gets the fresh run\'s pieces and result', async () => {
+    const request: GenerationRequest = { task: 'answer', image, question: 'what shape is the blue object?', options: { maxNewTokens: 14, logprobs: true } };
+    const before = { admitted, stats: engine.stats().resultCache! };
+    const answers = await Promise.all(Array.from({ length: 6 }, () => generate(engine, request)));
+    const control = await generate(fresh, request);
+    expect(admitted - before.admitted).toBe(1);
+    for (const a of answers) {
+      expect(output(a.result)).toEqual(output(control.result));
+      expect(a.deltas).toEqual(control.deltas);
+      expect(a.result.timings.resultCached).toBeUndefined();
+    }
+    expect(answers.map((a) => a.result.timings.resultShared ?? false)).toEqual([false, true, true, true, true, true]);
+    const after = engine.stats().resultCache!;
+    expect(after.inflight!.hits - before.stats.inflight!.hits).toBe(5);
+    expect(after.inflight!.misses - before.stats.inflight!.misses).toBe(1);
+    expect(after.local.misses - before.stats.local.misses).toBe(1); // one lookup for the six
+    // Next time, the cache answers.
+    expect((await engine.generate(request)).timings.resultCached).toBe(true);
+  });
+
+  it('a caller that joins part-way gets the pieces produced before it, then the rest', async () => {
+    const request: GenerationRequest = { task: 'caption', image, options: { maxNewTokens: 20, minNewTokens: 20 } };
+    const before = admitted;
+    let late: Promise<{ result: GenerationResult; deltas: GenerationDelta[] }> | undefined;
+    const deltas: GenerationDelta[] = [];
+    const first = engine.generate(request, { onDelta: (d) => {
+      deltas.push(d);
+      if (deltas.length === 5) late = generate(engine, request);
+    } });
+    const result = await first;
+    const joined = await late!;
+    expect(admitted - before).toBe(1);
+    expect(joined.deltas).toEqual(deltas);
+    expect(output(joined.result)).toEqual(output(result));
+    expect(joined.result.timings.resultShared).toBe(true);
+  });
+
+  it('cancelling one of two leaves the other complete; cancelling both cancels the run (nothing cached)', async () => {
+    const request: GenerationRequest = { task: 'generate', image, prompt: 'a small', options: { maxNewTokens: 30, minNewTokens: 30 } };
+    const control = await generate(fresh, request);
+    const before = admitted;
+    const controller = new AbortController();
+    const [cancelled, complete] = await Promise.all([
+      engine.generate(request, { signal: controller.signal, onDelta: () => controller.abort() }).catch((e: Error) => e),
+      generate(engine, request),
+    ]);
+    expect(admitted - before).toBe(1);
+    expect((cancelled as GenerationResult).finishReason).toBe('cancelled');
+    expect((cancelled as GenerationResult).text.length).toBeGreaterThan(0);
+    expect(control.result.text.startsWith((cancelled as GenerationResult).text)).toBe(true);
+    expect(output(complete.result)).toEqual(output(control.result));
+    expect(complete.deltas).toEqual(control.deltas);
+
+    const other: GenerationRequest = { ...request, prompt: 'two' };
+    const both = new AbortController();
+    const runs = [0, 1].map(() => engine.generate(other, { signal: both.signal, onDelta: () => both.abort() }).catch((e: Error) => e));
+    const outcomes = await Promise.all(runs);
+    for (const o of outcomes) expect(o instanceof Error ? (o as { code?: string }).code : (o as GenerationResult).finishReason).toMatch(/CANCELLED|cancelled/);
+    await engine.whenIdle();
+    // The shared run was cancelled, not finished for no one: the next identical request runs again.
+    const again = await engine.generate(other);
+    expect(again.timings.resultCached).toBeUndefined();
+    expect(again.tokens).toHaveLength(30);
+  });
+
+  it('an error of the shared run reaches every caller', async () => {
+    const broken: GenerationRequest = { task: 'caption', image: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]) };
+    const before = engine.stats().resultCache!.inflight!.hits;
+    const outcomes = await Promise.all(Array.from({ length: 3 }, () => engine.generate(broken).catch((e: Error) => e)));
+    for (const o of outcomes) expect(o).toMatchObject({ code: 'BAD_IMAGE' });
+    expect(engine.stats().resultCache!.inflight!.hits - before).toBe(2);
+  });
+});
+
 describe.skipIf(!hasRedis)('the Redis tier (a real redis-server)', () => {
   let redis: Redis;
   const stores: RedisStore[] = [];
@@ -272,5 +359,17 @@ describe('through the API: SSE streaming from the cache, /metrics', () => {
     expect(metrics).toContain('iris_result_cache_total{model="tiny",tier="local",result="hit"} 1');
     expect(metrics).toContain('iris_result_cache_total{model="tiny",tier="local",result="miss"} 1');
     expect(metrics).toMatch(/iris_result_cache_bytes\{model="tiny"\} [1-9]/);
+  });
+
+  it('two identical queries at once: one shares the other\'s run (timings.resultShared), counted as tier="inflight" hits', async () => {
+    const png = Buffer.from(await syntheticImage(60, 76, 13)).toString('base64');
+    const query = 'query ($i: String!) { caption(image: { base64: $i }, options: { maxNewTokens: 20, minNewTokens: 20 }) { text timings { resultCached resultShared } } }';
+    const [a, b] = await Promise.all([0, 1].map(() => gql(app.app, query, { i: png })));
+    expect(a.body.errors).toBeUndefined();
+    expect(b.body.data).toEqual({ caption: { text: (a.body.data!.caption as { text: string }).text, timings: { resultCached: false, resultShared: true } } });
+    expect(a.body.data?.caption).toMatchObject({ timings: { resultCached: false, resultShared: false } });
+    const metrics = await (await app.app.yoga.fetch('http://iris.test/metrics')).text();
+    expect(metrics).toContain('iris_result_cache_total{model="tiny",tier="inflight",result="hit"} 1');
+    expect(metrics).toMatch(/iris_result_cache_total\{model="tiny",tier="inflight",result="miss"\} [1-9]/);
   });
 });

@@ -22,7 +22,7 @@ afterEach(() => {
 });
 
 async function start(extra: string[] = []): Promise<IrisProcess> {
-  const proc = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--max-batch-size', '1', '--image-window-ms', String(IMAGE_WINDOW_MS), ...extra]);
+  const proc = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--result-cache-bytes', '0', '--max-batch-size', '1', '--image-window-ms', String(IMAGE_WINDOW_MS), ...extra]);
   procs.push(proc);
   return proc;
 }
@@ -79,7 +79,7 @@ describe('graceful drain (npm start on tiny-random)', () => {
 
   it('past --drain-timeout-ms what still runs ends with SHUTTING_DOWN, and the process still exits 0', async () => {
     // A 5 s image window: nothing finishes within the 300 ms drain time.
-    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--image-window-ms', '5000', '--drain-timeout-ms', '300']);
+    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--result-cache-bytes', '0', '--image-window-ms', '5000', '--drain-timeout-ms', '300']);
     procs.push(iris);
     const i = { base64: (await scenePng()).toString('base64') };
     const query = post(iris.url, CAPTION, { i }).then(async (r) => ({ status: r.status, body: await r.json() }));
@@ -96,7 +96,7 @@ describe('graceful drain (npm start on tiny-random)', () => {
   it('with --drain-delay-ms: /ready is 503 at once, new requests and WebSocket connections are still served through the delay, refused after it', async () => {
     const DELAY_MS = 3_000;
     // A 6 s image window: the caption sent during the delay is still running after it.
-    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--image-window-ms', '6000', '--drain-delay-ms', String(DELAY_MS)]);
+    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--result-cache-bytes', '0', '--image-window-ms', '6000', '--drain-delay-ms', String(DELAY_MS)]);
     procs.push(iris);
     const i = { base64: (await scenePng()).toString('base64') };
     const signalledAt = Date.now();
@@ -140,7 +140,7 @@ describe('graceful drain (npm start on tiny-random)', () => {
   }, 120_000);
 
   it('a second signal exits at once', async () => {
-    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--image-window-ms', '20000']);
+    const iris = await startReadyIris(['--model', 'tiny=assets/models/tiny-random', '--result-cache-bytes', '0', '--image-window-ms', '20000']);
     procs.push(iris);
     const i = { base64: (await scenePng()).toString('base64') };
     const query = post(iris.url, CAPTION, { i }).catch(() => 'lost');

@@ -22,6 +22,8 @@ export interface MetricsOptions {
 
 /** What both caches report: the local tier's counts, and the shared tier's when there is one. */
 interface TieredCacheReport {
+  /** Identical requests in flight, asked before the local tier (the result cache only). */
+  readonly inflight?: { readonly hits: number; readonly misses: number };
   readonly local: { readonly hits: number; readonly misses: number };
   readonly shared?: { readonly hits: number; readonly misses: number; readonly errors: number; readonly timeouts: number };
 }
@@ -65,6 +67,10 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
         for (const m of models()) {
           const report = read(m);
           if (!report) continue;
+          if (report.inflight) {
+            this.inc({ model: m.id, tier: 'inflight', result: 'hit' }, report.inflight.hits);
+            this.inc({ model: m.id, tier: 'inflight', result: 'miss' }, report.inflight.misses);
+          }
           this.inc({ model: m.id, tier: 'local', result: 'hit' }, report.local.hits);
           this.inc({ model: m.id, tier: 'local', result: 'miss' }, report.local.misses);
           if (!report.shared) continue;
@@ -84,7 +90,7 @@ function createModelGauges(registry: Registry, models: () => readonly ModelStatu
   );
   tieredCacheCounter(
     'iris_result_cache_total',
-    'Result cache lookups of deterministic requests, by tier (local LRU, shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses); non-deterministic requests are not looked up',
+    'Result cache lookups of deterministic requests, by tier (inflight: an identical request being answered, joined; then local LRU, then shared Redis) and result (hit, miss; Redis also error and timeout, both served as misses); non-deterministic requests are not looked up',
     (m) => m.engine?.resultCache,
   );
   gauge('iris_result_cache_bytes', 'Bytes of results held in the local result cache', (m) => m.engine?.resultCache?.local.bytes);
