@@ -372,4 +372,25 @@ describe('through the API: SSE streaming from the cache, /metrics', () => {
     expect(metrics).toContain('iris_result_cache_total{model="tiny",tier="inflight",result="hit"} 1');
     expect(metrics).toMatch(/iris_result_cache_total\{model="tiny",tier="inflight",result="miss"\} [1-9]/);
   });
+
+  it('/v1 says so too: iris_result_cached on a cached answer\'s choice and on a stream\'s finishing chunk, iris_result_shared on a shared one', async () => {
+    const url = `data:image/png;base64,${Buffer.from(await syntheticImage(68, 60, 14)).toString('base64')}`;
+    const body = (extra: Record<string, unknown> = {}) => JSON.stringify({ model: 'tiny', max_tokens: 12, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }], ...extra });
+    const chat = async (extra?: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      const response = await app.app.yoga.fetch('http://iris.test/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(extra) });
+      expect(response.status).toBe(200);
+      return (await response.json()) as Record<string, unknown>;
+    };
+    type Choice = { message: { content: string }; iris_result_cached: boolean; iris_result_shared: boolean };
+    const [a, b] = (await Promise.all([chat(), chat()])).map((c) => (c.choices as Choice[])[0]);
+    expect([a.iris_result_cached, b.iris_result_cached]).toEqual([false, false]);
+    expect([a.iris_result_shared, b.iris_result_shared]).toEqual([false, true]);
+    const again = (((await chat()).choices) as Choice[])[0];
+    expect(again).toMatchObject({ iris_result_cached: true, iris_result_shared: false, message: { content: a.message.content } });
+    const streamed = await app.app.yoga.fetch('http://iris.test/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body({ stream: true }) });
+    const chunks = (await streamed.text()).split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)) as { choices: Array<{ delta: { content?: string }; finish_reason: string | null; iris_result_cached?: boolean }> });
+    const finishing = chunks.find((c) => c.choices[0]?.finish_reason);
+    expect(finishing?.choices[0].iris_result_cached).toBe(true);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(a.message.content);
+  });
 });

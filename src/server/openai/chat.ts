@@ -5,7 +5,6 @@
 // before it (bad image, OVERLOADED, ...) still gets its HTTP status. A client that goes
 // away aborts the generation between decode steps.
 import { randomUUID } from 'node:crypto';
-import { finishReasonName } from '../../contract/types.ts';
 import { runGeneration, type GenerationArgs, type IrisContext, type IrisServices } from '../../../schema/generation.ts';
 import { streamGeneration, type GenerationEvent } from '../../../schema/stream.ts';
 import { createDeadline } from '../plugins/deadline.ts';
@@ -14,7 +13,7 @@ import type { ModelStatus } from '../registry.ts';
 import { readJsonBody } from './body.ts';
 import { errorResponse, OpenAIRequestError, toOpenAIError } from './errors.ts';
 import { readChatRequest, type ChatRequest } from './request.ts';
-import { chunkOf, completionOf, finishReasonOf, logprobsOf, type CompletionIds } from './response.ts';
+import { chunkOf, completionOf, irisFinishFields, logprobsOf, type CompletionIds } from './response.ts';
 import { chooseTask } from './tasks.ts';
 
 export interface ChatRouteOptions {
@@ -55,13 +54,7 @@ function streamResponse(events: AsyncIterableIterator<GenerationEvent>, first: G
       return [sse(chunkOf(ids, { delta: { content: event.delta }, logprobs }, chat.includeUsage))];
     }
     const result = event.generation!;
-    const reason = {
-      finish_reason: finishReasonOf(result.finishReason),
-      iris_finish_reason: finishReasonName(result.finishReason),
-      iris_warnings: result.warnings,
-      iris_confidence: result.confidence,
-    };
-    const out = [sse(chunkOf(ids, { delta: {}, ...reason }, chat.includeUsage))];
+    const out = [sse(chunkOf(ids, { delta: {}, ...irisFinishFields(result) }, chat.includeUsage))];
     if (chat.includeUsage) out.push(sse(chunkOf(ids, null, true, result.usage)));
     out.push(sse('[DONE]'));
     return out;

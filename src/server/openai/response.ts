@@ -43,6 +43,23 @@ export function logprobsOf(tokens: readonly GeneratedToken[]): { content: Array<
   return { content: tokens.map((t) => ({ ...entryOf(t), top_logprobs: (t.top ?? []).map(entryOf) })) };
 }
 
+/**
+ * Iris's own fields on a choice (and on a stream's finishing chunk) beside `finish_reason`:
+ * its finish reason, its signals on how far to trust the text (README: Warnings and
+ * confidence), and whether the answer came whole from the result cache or was shared with
+ * an identical request in flight (GraphQL's timings.resultCached / resultShared).
+ */
+export function irisFinishFields(result: GenerationResult) {
+  return {
+    finish_reason: finishReasonOf(result.finishReason),
+    iris_finish_reason: finishReasonName(result.finishReason),
+    iris_warnings: result.warnings,
+    iris_confidence: result.confidence,
+    iris_result_cached: result.timings.resultCached ?? false,
+    iris_result_shared: result.timings.resultShared ?? false,
+  };
+}
+
 export interface CompletionIds {
   readonly id: string;
   /** Unix seconds. */
@@ -61,11 +78,7 @@ export function completionOf(ids: CompletionIds, result: GenerationResult, withL
         index: 0,
         message: { role: 'assistant' as const, content: result.text, refusal: null },
         logprobs: withLogprobs ? logprobsOf(result.tokens) : null,
-        finish_reason: finishReasonOf(result.finishReason),
-        iris_finish_reason: finishReasonName(result.finishReason),
-        // Iris's signals on how far to trust the text (README: Warnings and confidence).
-        iris_warnings: result.warnings,
-        iris_confidence: result.confidence,
+        ...irisFinishFields(result),
       },
     ],
     usage: usageOf(result.usage),
@@ -79,6 +92,8 @@ interface ChunkChoice {
   readonly iris_finish_reason?: FinishReasonName;
   readonly iris_warnings?: GenerationResult['warnings'];
   readonly iris_confidence?: GenerationResult['confidence'];
+  readonly iris_result_cached?: boolean;
+  readonly iris_result_shared?: boolean;
 }
 
 /** One `chat.completion.chunk`; with include_usage every chunk has `usage: null` but the last (choices: [], usage set). */
