@@ -103,7 +103,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
     logging: false,
     plugins: [
       ...accessLogPlugins,
-      useDrain(drain, GRAPHQL_PATH),
+      useDrain(drain, GRAPHQL_PATH, OPENAI_PREFIX),
       useCsrfPrevention(GRAPHQL_PATH),
       useAccessControl({ access, graphqlPath: GRAPHQL_PATH, metricsPath: METRICS_PATH, openaiPrefix: OPENAI_PREFIX }),
       // Before the body limit: /v1 answers its own refusals in OpenAI's error shape.

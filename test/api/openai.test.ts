@@ -127,3 +127,20 @@ describe('requests refused before anything runs', () => {
     expect(logged).toHaveLength(1);
   });
 });
+
+describe('while the server drains', () => {
+  it('serves /v1 through the drain delay; once new requests are refused, /v1 gets 503 SHUTTING_DOWN in OpenAI\'s shape, as GraphQL does', async () => {
+    const { app, fake } = appWith(TASKS, SHAPES_TEMPLATES);
+    await app.registry.loaded;
+    app.drain.start(); // the delay: not ready, still serving
+    expect((await chat(app, { model: 'fake', messages: [user()] })).status).toBe(200);
+    app.drain.refuseNew();
+    const served = fake.requests.length;
+    const refused = await chat(app, { model: 'fake', messages: [user()] });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body.error).toMatchObject({ code: 'SHUTTING_DOWN', type: 'server_error' });
+    expect((await app.yoga.fetch('http://iris.test/v1/models')).status).toBe(503);
+    expect(fake.requests.length).toBe(served); // nothing reached the model
+  });
+});

@@ -5,6 +5,8 @@
 // SHUTTING_DOWN (deadline.ts, schema/generation.ts). The sockets' side (waiting,
 // closing) is listen.ts's.
 import type { Plugin } from 'graphql-yoga';
+import { IrisError } from '../../contract/types.ts';
+import { errorResponse, toOpenAIError } from '../openai/errors.ts';
 
 export interface Drain {
   /** From the signal on: /ready answers 503. */
@@ -63,18 +65,27 @@ export function createDrain(): Drain {
   };
 }
 
+const SHUTTING_DOWN_MESSAGE = 'the server is shutting down and takes no new requests; retry on another instance';
+
 export function shuttingDownResponse(): Response {
-  const message = 'the server is shutting down and takes no new requests; retry on another instance';
+  const message = SHUTTING_DOWN_MESSAGE;
   return new Response(JSON.stringify({ errors: [{ message, extensions: { code: 'SHUTTING_DOWN' } }] }), {
     status: 503,
     headers: { 'content-type': 'application/json; charset=utf-8', connection: 'close', 'retry-after': '1' },
   });
 }
 
-export function useDrain(drain: Drain, graphqlPath: string): Plugin {
+/** New GraphQL and /v1 requests are refused once the drain refuses new ones (the latter in OpenAI's error shape). */
+export function useDrain(drain: Drain, graphqlPath: string, openaiPrefix: string): Plugin {
   return {
     onRequest({ url, endResponse }) {
-      if (drain.isRefusing() && url.pathname === graphqlPath) endResponse(shuttingDownResponse());
+      if (!drain.isRefusing()) return;
+      if (url.pathname === graphqlPath) endResponse(shuttingDownResponse());
+      else if (url.pathname === openaiPrefix || url.pathname.startsWith(`${openaiPrefix}/`)) {
+        const response = errorResponse(toOpenAIError(new IrisError('SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE, { retryAfterSeconds: 1 })));
+        response.headers.set('connection', 'close');
+        endResponse(response);
+      }
     },
   };
 }
