@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SPECULATIVE_MODES, type SpeculativeMode } from '../contract/types.ts';
+import { DEFAULT_SPECULATIONS, type DefaultSpeculation } from '../contract/types.ts';
 import { isRemoteDir, parseRemoteEndpoint } from './remote-model.ts';
 
 /** The ONNX variants Iris can make (`iris quantize`) and load: fp32, q8 (`*_quantized.onnx`), fp16 (`*_fp16.onnx`). */
@@ -78,8 +78,8 @@ export interface EngineSettings {
   readonly maxBatchSize: number;
   /** The engine's KV budget in cached tokens per model; 0: a full batch of the model's longest rows. */
   readonly kvCacheTokens: number;
-  /** Speculative decoding for requests that do not choose: off, draft (needs `<model>/draft/`) or ngram. */
-  readonly speculative: SpeculativeMode;
+  /** Speculative decoding for requests that do not choose: auto, off, draft (needs `<model>/draft/`), ngram or medusa (needs `<model>/medusa/`). */
+  readonly speculative: DefaultSpeculation;
   /** Above this many running rows a mode speculates only while its recent drafts are mostly accepted. */
   readonly speculativeMaxBatch: number;
   /** Tokens drafted per step. */
@@ -206,7 +206,7 @@ export const DEFAULTS: IrisConfig = {
     maxQueued: 64,
     maxBatchSize: 32,
     kvCacheTokens: 0,
-    speculative: 'off',
+    speculative: 'auto',
     speculativeMaxBatch: 1,
     speculativeDrafts: 4,
     embeddingCacheBytes: 64 * MB,
@@ -324,9 +324,9 @@ function checkDtype(name: string, dtype: unknown): Dtype {
   return dtype as Dtype;
 }
 
-function checkSpeculative(name: string, mode: unknown): SpeculativeMode {
-  if (!SPECULATIVE_MODES.includes(mode as SpeculativeMode)) throw new ConfigError(`${name} must be one of ${SPECULATIVE_MODES.join(', ')}, got ${String(mode)}`);
-  return mode as SpeculativeMode;
+function checkSpeculative(name: string, mode: unknown): DefaultSpeculation {
+  if (!DEFAULT_SPECULATIONS.includes(mode as DefaultSpeculation)) throw new ConfigError(`${name} must be one of ${DEFAULT_SPECULATIONS.join(', ')}, got ${String(mode)}`);
+  return mode as DefaultSpeculation;
 }
 
 function createModelSpec(spec: Input<ModelSpec>, index: number, defaultDtype: Dtype): ModelSpec {

@@ -34,7 +34,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'max-queued', env: 'IRIS_MAX_QUEUED', kind: 'int', path: ['models', 'maxQueued'], help: 'requests in line per model (image loading, waiting, preempted) before OVERLOADED' },
   { flag: 'max-batch-size', env: 'IRIS_MAX_BATCH_SIZE', kind: 'int', path: ['models', 'maxBatchSize'], help: 'rows decoded together per model (1: batching off)' },
   { flag: 'kv-cache-tokens', env: 'IRIS_KV_CACHE_TOKENS', kind: 'int', path: ['models', 'kvCacheTokens'], help: 'KV budget in cached tokens per model (0: a full batch of longest rows)' },
-  { flag: 'speculative', env: 'IRIS_SPECULATIVE', kind: 'string', path: ['models', 'speculative'], help: 'speculative decoding by default: off, draft (the model\'s draft/ folder), ngram or medusa (the model\'s medusa/ heads)' },
+  { flag: 'speculative', env: 'IRIS_SPECULATIVE', kind: 'string', path: ['models', 'speculative'], help: 'speculative decoding by default: auto (medusa for greedy requests on a model with heads, else off), off, draft (the model\'s draft/ folder), ngram or medusa (the model\'s medusa/ heads)' },
   { flag: 'speculative-max-batch', env: 'IRIS_SPECULATIVE_MAX_BATCH', kind: 'int', path: ['models', 'speculativeMaxBatch'], help: 'running rows above which a mode speculates only while its recent drafts are ≥ 80 % accepted (60 % for medusa)' },
   { flag: 'speculative-drafts', env: 'IRIS_SPECULATIVE_DRAFTS', kind: 'int', path: ['models', 'speculativeDrafts'], help: 'tokens drafted per step, 1 to 16' },
   { flag: 'embedding-cache-bytes', env: 'IRIS_EMBEDDING_CACHE_BYTES', kind: 'int', path: ['models', 'embeddingCacheBytes'], help: 'bytes of image embeddings cached per model' },

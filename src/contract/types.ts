@@ -7,6 +7,13 @@ export type Task = (typeof TASKS)[number];
 /** Speculative decoding: none, drafts from the small draft model, or prompt lookup (n-grams). */
 export type SpeculativeMode = 'off' | 'draft' | 'ngram' | 'medusa';
 export const SPECULATIVE_MODES: readonly SpeculativeMode[] = ['off', 'draft', 'ngram', 'medusa'];
+/**
+ * The server's default for requests that do not choose: a mode, or 'auto': Medusa heads
+ * for greedy requests on a model that has them (the output is the same token for token),
+ * plain decoding otherwise (a seeded sample stays the same whatever else is running).
+ */
+export type DefaultSpeculation = SpeculativeMode | 'auto';
+export const DEFAULT_SPECULATIONS: readonly DefaultSpeculation[] = ['auto', ...SPECULATIVE_MODES];
 
 /** Every sampling and stopping option; all optional, greedy by default. */
 export interface GenerationOptions {

@@ -104,7 +104,7 @@ export class Engine implements Generator {
     let key: string | undefined;
     try {
       spec = rowSpecOf(model, request);
-      mode = spec.options.attention ? attentionMode(model, spec.options.speculative) : (this.parts.speculator?.modeOf(spec.options.speculative) ?? 'off');
+      mode = spec.options.attention ? attentionMode(model, spec.options.speculative) : (this.parts.speculator?.modeOf(spec.options.speculative, !spec.options.isSampling) ?? 'off');
       key = resultCache ? resultKeyOf(request, spec.options) : undefined;
     } catch (error) {
       return Promise.reject(error);

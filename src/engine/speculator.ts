@@ -96,9 +96,14 @@ export class Speculator {
     if (config.speculative === 'medusa' && numHeads === 0) throw new IrisError('MODEL_NOT_FOUND', `speculative 'medusa' needs Medusa heads (<model>/medusa/onnx/decoder_model_merged.onnx), and this model has none`);
   }
 
-  /** A request's mode: its own choice or the default; INVALID_OPTIONS for 'draft' or 'medusa' without their model files. */
-  modeOf(requested: SpeculativeMode | undefined): SpeculativeMode {
-    const mode = requested ?? this.config.speculative;
+  /**
+   * A request's mode: its own choice or the default ('auto': Medusa heads for a greedy
+   * request when the model has them, else off); INVALID_OPTIONS for 'draft' or 'medusa'
+   * without their model files.
+   */
+  modeOf(requested: SpeculativeMode | undefined, isGreedy = false): SpeculativeMode {
+    const { speculative } = this.config;
+    const mode = requested ?? (speculative === 'auto' ? (isGreedy && this.numHeads > 0 ? 'medusa' : 'off') : speculative);
     if (mode === 'draft' && !this.drafter) throw new IrisError('INVALID_OPTIONS', `speculative 'draft' needs a draft model, and this model has none; use ${this.alternatives('draft')}`);
     if (mode === 'medusa' && this.numHeads === 0) throw new IrisError('INVALID_OPTIONS', `speculative 'medusa' needs Medusa heads, and this model has none; use ${this.alternatives('medusa')}`);
     return mode;

@@ -229,3 +229,15 @@ describe('Speculator with Medusa heads at load', () => {
     }
   });
 });
+
+describe("the default 'auto'", () => {
+  it('is Medusa for greedy requests on a model with heads, and plain decoding for sampled ones or without heads', () => {
+    const withHeads = new Speculator(createEngineConfig({}), undefined, 3);
+    expect(withHeads.modeOf(undefined, true)).toBe('medusa');
+    expect(withHeads.modeOf(undefined, false)).toBe('off');
+    expect(withHeads.modeOf('ngram', true)).toBe('ngram'); // a request's own choice wins
+    const without = new Speculator(createEngineConfig({}), undefined, 0);
+    expect(without.modeOf(undefined, true)).toBe('off');
+    expect(new Speculator(createEngineConfig({ speculative: 'off' }), undefined, 3).modeOf(undefined, true)).toBe('off');
+  });
+});
