@@ -9,13 +9,13 @@
 //    thread) hands the free pages inside every malloc arena back to the system: sharp's
 //    decoders and Node's buffers freed 100-150 MB there, which free() keeps because it only
 //    ever shrinks an arena from its top.
-// 2 and 3 are the --release-memory setting (on by default); off, only 1 happens. Nothing
-// here runs per request: the budget reports once it is idle, and the work waits until it
-// has stayed idle.
+// 2 and 3 are the --release-memory setting (on by default); off, only 1 happens. Per
+// request there is only a sum (and past the threshold, a timer set anew each time the budget
+// goes idle); the work itself waits until the budget has stayed idle.
 import { askThreadsToCollect, collectGarbage } from '../../contract/collect-garbage.ts';
 import type { MallocTrim } from './malloc-trim.ts';
 
-/** What became of malloc's free pages: returned (or there were none), no addon, or --release-memory off. */
+/** What became of malloc's free pages: returned, none to return, no addon, or --release-memory off. */
 export type TrimOutcome = 'released' | 'nothing' | 'unavailable' | 'off';
 
 export interface MemoryRelease {
