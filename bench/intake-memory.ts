@@ -49,6 +49,9 @@ async function main(): Promise<void> {
     ...(values['release-memory'] ? ['--release-memory', values['release-memory']] : [])];
   const env = mmapThreshold === 'default' ? process.env : { ...process.env, MALLOC_MMAP_THRESHOLD_: mmapThreshold };
   const { child, url } = await startIrisProcess(args, env);
+  // The server's own account of its release after the burst (its `iris: memory:` lines).
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
   const query = 'query($i: ImageInput!) { caption(image: $i, options: { maxNewTokens: 8 }) { text } }';
   // Warm up: one small request, then let the heap settle. On a connection of its own: the
   // burst below spends seconds building its bodies before the first byte goes out, and a
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
   const report = {
     date: new Date().toISOString(), concurrent, imageBytes: images[0].length, budget: values.budget ?? 'default', mallocMmapThreshold: mmapThreshold,
     baselineMb: Math.round(baseline), peakMb: Math.round(peak), afterMb: Math.round(after), after10sMb: Math.round(later), burstSeconds: Number(burstSeconds.toFixed(1)), outcomes,
-    releaseMemory: values['release-memory'] ?? 'default', memoryReleases: releases, loadAverage: loadavg().map((x) => Number(x.toFixed(1))),
+    releaseMemory: values['release-memory'] ?? 'default', memoryReleases: releases, serverSaid: stdout.split('\n').filter((l) => l.startsWith('iris: memory')), loadAverage: loadavg().map((x) => Number(x.toFixed(1))),
   };
   console.log(JSON.stringify(report));
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });
