@@ -1,18 +1,21 @@
-// npm run bench:intake [-- --concurrent 40 --image-mb 10 --budget BYTES --label NAME]
+// npm run bench:intake [-- --concurrent 40 --image-mb 10 --budget BYTES --release-memory true|false --label NAME]
 // Memory at intake under a burst: `npm start` (tiny-random) in its own process, then N
 // concurrent requests each carrying a distinct ~10 MB PNG (noise, so it does not
 // compress), half as multipart uploads and half as base64 JSON. The server's RSS is
 // sampled from /proc every 20 ms: baseline before, peak during, and after the burst
-// (5 s later, once every answer is in, and 10 s later). Results go to bench/results/intake-memory-*.json.
+// (5 s later, once every answer is in, and 10 s later), and what the server's release of
+// memory after the burst did (iris_memory_releases_total; --release-memory false: the main
+// thread's collection only). Results go to bench/results/intake-memory-*.json.
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ROOT } from '../test/helpers.ts';
 import { npmStartEnv, startIrisProcess } from './start-env.ts';
 
-const { values } = parseArgs({ options: { concurrent: { type: 'string' }, 'image-mb': { type: 'string' }, budget: { type: 'string' }, label: { type: 'string' }, 'mmap-threshold': { type: 'string' } } });
+const { values } = parseArgs({ options: { concurrent: { type: 'string' }, 'image-mb': { type: 'string' }, budget: { type: 'string' }, label: { type: 'string' }, 'mmap-threshold': { type: 'string' }, 'release-memory': { type: 'string' } } });
 // The server runs with `npm start`'s environment (bench/start-env.ts: glibc's mmap threshold
 // fixed at 4 MB, so image-sized buffers go back to the system when freed); `--mmap-threshold
 // default` measures glibc's own behaviour instead.
@@ -42,9 +45,13 @@ async function main(): Promise<void> {
   const limit = String(Math.ceil((images[0].length * 4) / 3) + MB);
   const args = ['--import', 'tsx', 'src/server.ts', '--port', '0', '--model', 'tiny=assets/models/tiny-random',
     '--image-max-bytes', String(images[0].length + MB), '--body-limit', limit, '--upload-limit', limit,
-    '--max-queued', '512', '--request-timeout-ms', '600000', ...(values.budget ? ['--intake-budget-bytes', values.budget] : [])];
+    '--max-queued', '512', '--request-timeout-ms', '600000', ...(values.budget ? ['--intake-budget-bytes', values.budget] : []),
+    ...(values['release-memory'] ? ['--release-memory', values['release-memory']] : [])];
   const env = mmapThreshold === 'default' ? process.env : { ...process.env, MALLOC_MMAP_THRESHOLD_: mmapThreshold };
   const { child, url } = await startIrisProcess(args, env);
+  // The server's own account of its release after the burst (its `iris: memory:` lines).
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
   const query = 'query($i: ImageInput!) { caption(image: $i, options: { maxNewTokens: 8 }) { text } }';
   // Warm up: one small request, then let the heap settle. On a connection of its own: the
   // burst below spends seconds building its bodies before the first byte goes out, and a
@@ -79,12 +86,15 @@ async function main(): Promise<void> {
   const after = rssMb(child.pid!);
   await new Promise((r) => setTimeout(r, 5000));
   const later = rssMb(child.pid!);
+  const metrics = await (await fetch(url.replace(/\/graphql$/, '/metrics'))).text();
+  const releases = Object.fromEntries([...metrics.matchAll(/^iris_memory_releases_total\{trim="(\w+)"\} (\d+)/gm)].filter((m) => m[2] !== '0').map((m) => [m[1], Number(m[2])]));
   child.kill('SIGTERM');
   const outcomes: Record<string, number> = {};
   for (const r of results) outcomes[r] = (outcomes[r] ?? 0) + 1;
   const report = {
     date: new Date().toISOString(), concurrent, imageBytes: images[0].length, budget: values.budget ?? 'default', mallocMmapThreshold: mmapThreshold,
     baselineMb: Math.round(baseline), peakMb: Math.round(peak), afterMb: Math.round(after), after10sMb: Math.round(later), burstSeconds: Number(burstSeconds.toFixed(1)), outcomes,
+    releaseMemory: values['release-memory'] ?? 'default', memoryReleases: releases, serverSaid: stdout.split('\n').filter((l) => l.startsWith('iris: memory')), loadAverage: loadavg().map((x) => Number(x.toFixed(1))),
   };
   console.log(JSON.stringify(report));
   await mkdir(join(ROOT, 'bench/results'), { recursive: true });

@@ -1,7 +1,7 @@
 // npm's `prepare` step (run by `npm ci` and `npm install`): compile the TypeScript sources
 // into dist/ so that `iris` starts without compiling them at every run. dist/ mirrors the
-// repository (dist/src, dist/vision, ...), with the schema's SDL copied and assets/ linked,
-// so paths the sources resolve next to themselves hold in both. Without typescript (an
+// repository (dist/src, dist/vision, ...), with the schema's SDL copied and assets/ and
+// native/ linked, so paths the sources resolve next to themselves hold in both. Without typescript (an
 // install without dev dependencies) it builds nothing and `iris` runs the sources via tsx.
 import { execFileSync } from 'node:child_process';
 import { cpSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -27,5 +27,6 @@ try {
 }
 cpSync(at('schema/iris.graphql'), at('dist/schema/iris.graphql'));
 symlinkSync('../assets', at('dist/assets'));
+symlinkSync('../native', at('dist/native')); // native/malloc-trim.node, built by the install step
 // bin/iris.js runs dist/ only while no source is newer than this file.
 writeFileSync(at('dist/BUILT'), `${new Date().toISOString()}\n`);

@@ -5,6 +5,7 @@ import { ConfigError, engineConfigOf, type IrisConfig } from './config/config.ts
 import { loadConfig } from './config/settings.ts';
 import { createIrisApp } from './server/app.ts';
 import { listen, type IrisServer } from './server/listen.ts';
+import type { MemoryRelease } from './server/memory/release.ts';
 import { createEngineLoader } from './server/load-models.ts';
 import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
@@ -45,12 +46,21 @@ function stdoutWriter(): (text: string) => void {
   };
 }
 
+const MB = 1024 * 1024;
+
+function logMemoryRelease(release: MemoryRelease): void {
+  const trim = { released: "malloc's free pages returned", nothing: 'malloc had no free pages to return', unavailable: 'malloc_trim unavailable', off: '--release-memory false' }[release.trim];
+  console.log(`iris: memory: after ${Math.round(release.burstBytes / MB)} MB of request bodies, RSS ${Math.round(release.rssBeforeBytes / MB)} -> ${Math.round(release.rssAfterBytes / MB)} MB (garbage collected; ${trim})`);
+}
+
+const MALLOC_TRIM_MISSING = 'native/malloc-trim.node is not built (npm ci builds it where a C compiler and Node headers are; npm run build:native tries again), so memory that malloc freed after a burst stays with the process';
+
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
   const { redisUrl } = config.cache;
   const store = redisUrl ? createRedisStore({ ...config.cache, redisUrl }) : undefined;
   const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store, resultCacheBytes: config.cache.resultCacheBytes, sharedResults: store });
   const app = createIrisApp({ config, load, logAccess: batchedLines(stdoutWriter()) });
-  const listening = await listen(app, config.server).catch(async (error: unknown) => {
+  const listening = await listen(app, config.server, { onMemoryRelease: logMemoryRelease, onMallocTrimMissing: () => console.warn(`iris: warning: ${MALLOC_TRIM_MISSING}`) }).catch(async (error: unknown) => {
     await store?.close();
     throw error;
   });

@@ -1,6 +1,7 @@
 // Worker-thread entry of worker-encoder.ts: load the encoder session, then answer each
 // batch of image bytes with embeddings (their buffers transferred, not copied) or errors.
 import { parentPort, workerData } from 'node:worker_threads';
+import { collectWhenAsked } from '../src/contract/collect-garbage.ts';
 import { IrisError } from '../src/contract/types.ts';
 import { VisionEncoder } from './encoder.ts';
 import { encodeInProcess, type ImageBatchEncoder } from './image-loader.ts';
@@ -31,6 +32,9 @@ try {
         post({ id: request.id, outcomes }, buffers);
       });
   });
+  // After a burst of large images the main thread asks (src/server/memory/release.ts): an
+  // idle worker would otherwise keep its dead image copies and pixels mapped.
+  collectWhenAsked();
   post({ ready: true });
 } catch (err) {
   post({ failed: err instanceof Error ? err.message : String(err) });

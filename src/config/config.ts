@@ -45,6 +45,12 @@ export interface ServerConfig {
    * 0: an event whenever the reader is ready for one.
    */
   readonly streamIntervalMs: number;
+  /**
+   * After a burst of request bodies (a whole intake budget's worth) and a second of idle
+   * budget: the image workers collect their garbage too and malloc's free pages go back to
+   * the system (src/server/memory/release.ts). false: only the main thread collects.
+   */
+  readonly releaseMemory: boolean;
 }
 
 export interface AccessConfig {
@@ -195,7 +201,7 @@ const MB = 1024 * 1024;
 const SHIPPED_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, drainDelayMs: 0, streamIntervalMs: 20 },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, drainDelayMs: 0, streamIntervalMs: 20, releaseMemory: true },
   access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
     specs: [
@@ -281,6 +287,7 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
     drainTimeoutMs: int('server.drainTimeoutMs', input.drainTimeoutMs ?? d.drainTimeoutMs, 0, 3_600_000),
     drainDelayMs: int('server.drainDelayMs', input.drainDelayMs ?? d.drainDelayMs, 0, 600_000),
     streamIntervalMs: int('server.streamIntervalMs', input.streamIntervalMs ?? d.streamIntervalMs, 0, 10_000),
+    releaseMemory: flag('server.releaseMemory', input.releaseMemory ?? d.releaseMemory),
   });
 }
 

@@ -50,6 +50,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'body-limit', env: 'IRIS_BODY_LIMIT_BYTES', kind: 'int', path: ['limits', 'bodyBytes'], help: 'bytes of a JSON request body' },
   { flag: 'upload-limit', env: 'IRIS_UPLOAD_LIMIT_BYTES', kind: 'int', path: ['limits', 'uploadBytes'], help: 'bytes of a multipart request body' },
   { flag: 'intake-budget-bytes', env: 'IRIS_INTAKE_BUDGET_BYTES', kind: 'int', path: ['limits', 'intakeBytes'], help: 'bytes of request bodies read and decoded at once, across all requests; the rest wait unread or get OVERLOADED' },
+  { flag: 'release-memory', env: 'IRIS_RELEASE_MEMORY', kind: 'bool', path: ['server', 'releaseMemory'], help: 'after a burst of request bodies (an intake budget\'s worth) and 1 s idle, the image workers collect their garbage too and malloc\'s free pages go back to the system (false: only the main thread collects)' },
   { flag: 'request-timeout-ms', env: 'IRIS_REQUEST_TIMEOUT_MS', kind: 'int', path: ['limits', 'requestTimeoutMs'], help: 'time for one generation, queueing included' },
   { flag: 'prompt-max-chars', env: 'IRIS_PROMPT_MAX_CHARS', kind: 'int', path: ['limits', 'promptChars'], help: 'characters of a question or prompt' },
   { flag: 'query-max-depth', env: 'IRIS_QUERY_MAX_DEPTH', kind: 'int', path: ['limits', 'queryDepth'], help: 'selection depth of a document' },

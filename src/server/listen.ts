@@ -7,7 +7,8 @@ import { ConfigError } from '../config/config.ts';
 import { GRAPHQL_PATH, type IrisApp } from './app.ts';
 import { anySignal } from './any-signal.ts';
 import { createByteBudget, type ByteBudget } from './intake/budget.ts';
-import { collectAfterBursts } from './intake/collect.ts';
+import { loadMallocTrim, type MallocTrim } from './memory/malloc-trim.ts';
+import { releaseAfterBursts, type MemoryRelease } from './memory/release.ts';
 import { serveGraphqlOverWebSocket } from './websocket.ts';
 
 export interface DrainReport {
@@ -38,6 +39,15 @@ export interface IrisServer {
 export interface ListenOptions {
   readonly host: string;
   readonly port: number;
+}
+
+export interface ListenHooks {
+  /** Memory released after a burst of request bodies (also counted in iris_memory_releases_total). */
+  readonly onMemoryRelease?: (release: MemoryRelease) => void;
+  /** Once, when a release had no native/malloc-trim.node to trim malloc's heap with. */
+  readonly onMallocTrimMissing?: () => void;
+  /** The trim to use; default: the addon's (loadMallocTrim()). */
+  readonly mallocTrim?: MallocTrim | null;
 }
 
 function portInUse(options: ListenOptions): ConfigError {
@@ -104,11 +114,23 @@ async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<bool
   return true;
 }
 
-export async function listen(app: IrisApp, options: ListenOptions): Promise<IrisServer> {
+export async function listen(app: IrisApp, options: ListenOptions, hooks: ListenHooks = {}): Promise<IrisServer> {
   // Requests whose response has not closed yet: an SSE stream counts until its last event.
   let activeRequests = 0;
   let acceptedDuringDelay = 0;
-  const budget = createByteBudget(app.config.limits.intakeBytes, WAITING_BUDGETS * app.config.limits.intakeBytes, collectAfterBursts(app.config.limits.intakeBytes));
+  const { intakeBytes } = app.config.limits;
+  const afterBursts = releaseAfterBursts({
+    threshold: intakeBytes,
+    isIdle: () => budget.usage().reserved === 0 && budget.usage().waiting === 0,
+    enabled: app.config.server.releaseMemory,
+    trim: hooks.mallocTrim === undefined ? loadMallocTrim() : (hooks.mallocTrim ?? undefined),
+    onRelease: (release) => {
+      app.metrics.recordMemoryRelease(release);
+      hooks.onMemoryRelease?.(release);
+    },
+    onUnavailable: hooks.onMallocTrimMissing,
+  });
+  const budget: ByteBudget = createByteBudget(intakeBytes, WAITING_BUDGETS * intakeBytes, afterBursts);
   const http = createServer((req, res) => {
     // Those that arrive once the drain refuses new requests are answered at once
     // (SHUTTING_DOWN, /ready 503); during the drain delay they are served as usual.

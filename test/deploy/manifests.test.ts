@@ -223,7 +223,27 @@ describe('deploy/Dockerfile', () => {
     expect(runs.some((l) => l === 'RUN npm ci')).toBe(true);
     expect(instructions.filter((l) => l.startsWith('CMD '))).toEqual(['CMD ["npm", "start"]']);
     expect(file).toMatch(/HOST=0\.0\.0\.0/);
-    expect(instructions[0]).toMatch(/^FROM node:20-bookworm-slim$/);
+    // The image that runs is the last stage's.
+    expect(instructions.filter((l) => l.startsWith('FROM ')).at(-1)).toMatch(/^FROM node:20-bookworm-slim$/);
+  });
+
+  it('npm ci has the sources its install and prepare steps build from', () => {
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.install).toBe('node bin/build-native.mjs');
+    expect(scripts.prepare).toBe('node bin/build-dist.mjs');
+    const final = instructions.slice(instructions.indexOf('FROM node:20-bookworm-slim'));
+    expect(final.indexOf('COPY . .')).toBeGreaterThan(-1);
+    expect(final.indexOf('COPY . .')).toBeLessThan(final.indexOf('RUN npm ci'));
+  });
+
+  it('the malloc_trim addon is built in a stage with a compiler, on the same Debian and Node, and copied in after npm ci', () => {
+    const stages = instructions.filter((l) => l.startsWith('FROM '));
+    expect(stages).toEqual(['FROM node:20-bookworm AS native', 'FROM node:20-bookworm-slim']);
+    expect(instructions).toContain('RUN node bin/build-native.mjs && test -f native/malloc-trim.node');
+    const final = instructions.slice(instructions.indexOf('FROM node:20-bookworm-slim'));
+    expect(final.indexOf('COPY --from=native /app/native/malloc-trim.node native/')).toBeGreaterThan(final.indexOf('RUN npm ci'));
+    // A build from the context would be replaced, but it must not be sent at all.
+    expect(readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n')).toEqual(expect.arrayContaining(['node_modules', 'dist', 'native/*.node']));
   });
 
   it('sets only real settings in ENV, with values Iris accepts', () => {

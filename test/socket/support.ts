@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { createConfig, type ConfigInput } from '../../src/config/config.ts';
 import { createIrisApp, type IrisApp } from '../../src/server/app.ts';
-import { listen, type IrisServer } from '../../src/server/listen.ts';
+import { listen, type IrisServer, type ListenHooks } from '../../src/server/listen.ts';
 import type { LoadModel } from '../../src/server/registry.ts';
 import { TASKS, type Generator } from '../../src/contract/types.ts';
 
@@ -14,7 +14,7 @@ export interface RunningIris {
   readonly url: string;
 }
 
-export async function startIris(options: { generator?: Generator; load?: LoadModel; config?: ConfigInput }): Promise<RunningIris> {
+export async function startIris(options: { generator?: Generator; load?: LoadModel; config?: ConfigInput; hooks?: ListenHooks }): Promise<RunningIris> {
   const generator = options.generator;
   const load: LoadModel = options.load ?? (async () => ({ generator: generator as Generator, tasks: TASKS, attention: false }));
   const config = createConfig({
@@ -23,7 +23,7 @@ export async function startIris(options: { generator?: Generator; load?: LoadMod
     models: { specs: [{ id: 'fake', dir: '/nonexistent' }], ...options.config?.models },
   });
   const app = createIrisApp({ config, load, logUnexpected: () => undefined });
-  const server = await listen(app, config.server);
+  const server = await listen(app, config.server, options.hooks);
   await app.registry.loaded;
   return { app, server, url: server.url };
 }

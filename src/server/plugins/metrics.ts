@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Plugin } from 'graphql-yoga';
 import type { GenerationOutcome, ModelStatus } from '../registry.ts';
 import type { RoutingKeyCheck } from './routing-key.ts';
+import type { MemoryRelease } from '../memory/release.ts';
 
 export interface IrisMetrics {
   readonly registry: Registry;
@@ -13,6 +14,8 @@ export interface IrisMetrics {
   record(outcome: GenerationOutcome): void;
   /** A request's routing key (x-iris-image-key) as checked against its image. */
   recordRoutingKey(check: RoutingKeyCheck): void;
+  /** A release of memory after a burst of request bodies (src/server/memory/release.ts). */
+  recordMemoryRelease(release: MemoryRelease): void;
 }
 
 export interface MetricsOptions {
@@ -128,6 +131,14 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
   });
   for (const result of ['match', 'mismatch', 'absent']) routingKeys.inc({ result }, 0);
   const recordRoutingKey = (check: RoutingKeyCheck): void => routingKeys.inc({ result: check.claimed === null ? 'absent' : check.mismatch ? 'mismatch' : 'match' });
+  const memoryReleases = new Counter({
+    name: 'iris_memory_releases_total',
+    help: 'Releases of memory after a burst of request bodies, by what malloc_trim did: released (free pages went back to the system), nothing (there were none), unavailable (native/malloc-trim.node not built) or off (--release-memory false)',
+    labelNames: ['trim'],
+    registers,
+  });
+  for (const trim of ['released', 'nothing', 'unavailable', 'off']) memoryReleases.inc({ trim }, 0);
+  const recordMemoryRelease = (release: MemoryRelease): void => memoryReleases.inc({ trim: release.trim });
 
   const record = (o: GenerationOutcome): void => {
     generations.inc({ model: o.model, task: o.task, outcome: o.outcome });
@@ -161,5 +172,5 @@ export function createMetrics(options: MetricsOptions): IrisMetrics {
       responses.inc({ status: String(response.status) });
     },
   };
-  return { registry, plugin, record, recordRoutingKey };
+  return { registry, plugin, record, recordRoutingKey, recordMemoryRelease };
 }
