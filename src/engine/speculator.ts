@@ -233,7 +233,10 @@ export class Speculator {
 
   private paysAtLoad(mode: SpeculativeMode): boolean {
     const recent = this.recent.get(mode);
-    return recent !== undefined && recent.drafted > 0 && recent.accepted / recent.drafted >= MIN_ACCEPTANCE_AT_LOAD[mode];
+    // Medusa guesses cost no call, so heads start out trusted until their record says otherwise;
+    // the other modes must first show their acceptance at low load.
+    if (recent === undefined || recent.drafted === 0) return mode === 'medusa';
+    return recent.accepted / recent.drafted >= MIN_ACCEPTANCE_AT_LOAD[mode];
   }
 
   private record(mode: SpeculativeMode, numDrafted: number, numAccepted: number): void {

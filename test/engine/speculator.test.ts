@@ -217,6 +217,13 @@ describe('Speculator with Medusa heads at load', () => {
     speculator.judge(r.id, r.row, peaks(said), VOCAB, heads);
   }
 
+  it('starts out trusted at load, before any guess has been judged (unlike the other modes)', async () => {
+    const speculator = new Speculator(createEngineConfig({ speculativeMaxBatch: 1 }), undefined, HEADS);
+    const [a, b] = [request(speculator, 'medusa', [1], 40), request(speculator, 'medusa', [1], 40)];
+    for (const r of [a, b]) speculator.judge(r.id, r.row, peaks([4]), VOCAB, headsAt([5, 3, 4]));
+    expect(await draftIds(speculator, [a, b])).toEqual([[5, 3, 4], [5, 3, 4]]);
+  });
+
   it('keeps speculating above speculativeMaxBatch at 2 of 3 guesses accepted, and pauses at 1 of 3', async () => {
     for (const [kept, goesOn] of [[2, true], [1, false]] as const) {
       const speculator = new Speculator(createEngineConfig({ speculativeMaxBatch: 1 }), undefined, HEADS);
