@@ -22,9 +22,7 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -34,11 +32,10 @@ import torch.nn.functional as F
 
 import data
 import export
-import shapes
-import vocab
 from from_onnx import load_folder
 from model import VisionLanguageModel
-from train import IGNORE, collate, progress, text_batch
+from train import IGNORE, progress, text_batch
+from train_draft import own_greedy_rows
 
 FOLDER = "medusa"
 
@@ -87,15 +84,7 @@ def accuracy(model: VisionLanguageModel, heads: MedusaHeads, images: np.ndarray,
     against): each head's top-1 agreement with the token k+1 ahead, and the mean number of
     tokens one verify step would keep with greedy chains of all K heads (1 + the run of
     heads that agree, counted at every position)."""
-    rng = random.Random(seed)
-    px = data.preprocess(images)
-    enc = model.encoder(px)
-    questions = [shapes.sample_question(rng, s)[1] for s in scenes]
-    prompts = [vocab.caption_prompt() for _ in scenes] + [vocab.question_prompt(q) for q in questions]
-    image_index = torch.tensor(list(range(len(scenes))) * 2)
-    outs = model.greedy(px, prompts[: len(scenes)], vocab.EOS_ID) + model.greedy(px, prompts[len(scenes):], vocab.EOS_ID, max_new=4)
-    rows = [(p + o + [vocab.EOS_ID], len(p)) for p, o in zip(prompts, outs)]
-    ids, _ = collate([(r, r) for r, _ in rows])
+    enc, ids, rows, image_index = own_greedy_rows(model, images, scenes, seed)
     guesses = heads(decoder_hidden(model, enc, ids, image_index), model.decoder.lm_head).argmax(-1)  # [rows, seq, K]
     K = guesses.shape[2]
     hits, totals, kept, positions = [0] * K, [0] * K, 0, 0

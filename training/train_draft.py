@@ -67,19 +67,28 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, ids: torch.Tensor
 
 
 @torch.no_grad()
-def agreement(teacher: VisionLanguageModel, draft: VisionLanguageModel, images: np.ndarray, scenes, seed: int = 0) -> float:
-    """Share of positions, along the teacher's own greedy captions and answers, where the
-    draft's argmax equals the teacher's: the greedy acceptance rate of one drafted token."""
+def own_greedy_rows(model: VisionLanguageModel, images: np.ndarray, scenes, seed: int = 0):
+    """The model's own greedy caption and answer to one question for each scene, what
+    speculation verifies against: the encoder output, the rows as teacher-forcing ids
+    [rows, width], each row's (ids, prompt length), and each row's image index."""
     rng = random.Random(seed)
-    hits = total = 0
     px = data.preprocess(images)
-    enc = teacher.encoder(px)
+    enc = model.encoder(px)
     questions = [shapes.sample_question(rng, s)[1] for s in scenes]
     prompts = [vocab.caption_prompt() for _ in scenes] + [vocab.question_prompt(q) for q in questions]
     image_index = torch.tensor(list(range(len(scenes))) * 2)
-    outs = teacher.greedy(px, prompts[: len(scenes)], vocab.EOS_ID) + teacher.greedy(px, prompts[len(scenes):], vocab.EOS_ID, max_new=4)
+    outs = model.greedy(px, prompts[: len(scenes)], vocab.EOS_ID) + model.greedy(px, prompts[len(scenes):], vocab.EOS_ID, max_new=4)
     rows = [(p + o + [vocab.EOS_ID], len(p)) for p, o in zip(prompts, outs)]
     ids, _ = collate([(r, r) for r, _ in rows])
+    return enc, ids, rows, image_index
+
+
+@torch.no_grad()
+def agreement(teacher: VisionLanguageModel, draft: VisionLanguageModel, images: np.ndarray, scenes, seed: int = 0) -> float:
+    """Share of positions, along the teacher's own greedy captions and answers, where the
+    draft's argmax equals the teacher's: the greedy acceptance rate of one drafted token."""
+    hits = total = 0
+    enc, ids, rows, image_index = own_greedy_rows(teacher, images, scenes, seed)
     t = decoder_logits(teacher, enc, ids, image_index).argmax(-1)
     d = decoder_logits(draft, enc, ids, image_index).argmax(-1)
     for i, (r, start) in enumerate(rows):
