@@ -15,9 +15,13 @@ export function npmStartEnv(): Record<string, string> {
   return env;
 }
 
-/** `node <args>` in the repository (stdout read, stderr shown), once it prints that its models are ready: the child and the GraphQL URL it serves. */
-export async function startIrisProcess(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcessByStdio<null, Readable, null>; url: string }> {
-  const child = spawn(process.execPath, [...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * `node <args>` in the repository (stdout read, stderr shown), once it prints that its models are ready: the child and the GraphQL URL it serves.
+ * `prefix`: a command that execs node, e.g. `['taskset', '-c', '0']` (the child's pid is then node's).
+ */
+export async function startIrisProcess(args: readonly string[], env: NodeJS.ProcessEnv = process.env, prefix: readonly string[] = []): Promise<{ child: ChildProcessByStdio<null, Readable, null>; url: string }> {
+  const [command, ...rest] = [...prefix, process.execPath, ...args];
+  const child = spawn(command, rest, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
