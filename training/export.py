@@ -400,6 +400,14 @@ def write_configs(cfg: ModelConfig, out: str, naming: str) -> None:
     vocab.write(out, cfg.max_positions)
 
 
+@torch.no_grad()
+def first_step_logits(model: VisionLanguageModel, px: torch.Tensor, prompt: list[int]) -> torch.Tensor:
+    """The logits [vocab] at the prompt's last position, from one uncached decoder call."""
+    cross = model.decoder.cross_kv(model.encoder(px))
+    t = torch.tensor([prompt])
+    return model.decoder.step(t, torch.ones_like(t), torch.arange(len(prompt))[None], None, cross)[0][0, -1]
+
+
 def parity_cases(model: VisionLanguageModel, count: int = 8) -> dict:
     """Images (as the preprocessed uint8 input), prompts, PyTorch greedy ids and the
     first-step logits, for the Node parity test."""
@@ -414,10 +422,7 @@ def parity_cases(model: VisionLanguageModel, count: int = 8) -> dict:
         ids = model.greedy(px, [prompt], vocab.EOS_ID, max_new=20)[0]
         if len(ids) < 20:  # it stopped at the end token: record it, so the finish reason is checked too
             ids = ids + [vocab.EOS_ID]
-        with torch.no_grad():
-            cross = model.decoder.cross_kv(model.encoder(px))
-            t = torch.tensor([prompt])
-            logits = model.decoder.step(t, torch.ones_like(t), torch.arange(len(prompt))[None], None, cross)[0][0, -1]
+        logits = first_step_logits(model, px, prompt)
         cases.append({"image_uint8_hwc": base64.b64encode(arr.tobytes()).decode(), "prompt_ids": prompt,
                       "greedy_ids": ids, "first_logits": [round(float(x), 5) for x in logits]})
     return {"image_size": model.cfg.image_size, "eos_token_id": vocab.EOS_ID, "cases": cases}

@@ -13,6 +13,7 @@ equals (as is, or transposed), and applying that map to the folder's initializer
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import tempfile
 
@@ -21,6 +22,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+import data
 import export
 from model import ModelConfig, VisionLanguageModel
 
@@ -75,8 +77,9 @@ def load_folder(folder: str) -> VisionLanguageModel:
     cfg = config_from_folder(folder)
     model = VisionLanguageModel(cfg).eval()
     state = model.state_dict()
+    initializers = {file: _initializers(f"{folder}/onnx/{file}") for file in FILES}
     for (file, name), (param, transposed) in initializer_map(cfg).items():
-        arr = _initializers(f"{folder}/onnx/{file}").get(name)
+        arr = initializers[file].get(name)
         if arr is None:
             raise ValueError(f"{folder}/onnx/{file} has no initializer {name}: exported by another exporter version?")
         value = torch.from_numpy(np.ascontiguousarray(arr.T if transposed else arr))
@@ -87,8 +90,6 @@ def load_folder(folder: str) -> VisionLanguageModel:
 def check_parity(model: VisionLanguageModel, path: str) -> dict:
     with open(path) as f:
         parity = json.load(f)
-    import base64
-    import data
     worst, same = 0.0, 0
     for case in parity["cases"]:
         s = parity["image_size"]
@@ -97,10 +98,7 @@ def check_parity(model: VisionLanguageModel, path: str) -> dict:
         ids = model.greedy(px, [case["prompt_ids"]], parity["eos_token_id"], max_new=20)[0]
         want = [t for t in case["greedy_ids"] if t != parity["eos_token_id"]]
         same += ids == want
-        with torch.no_grad():
-            cross = model.decoder.cross_kv(model.encoder(px))
-            t = torch.tensor([case["prompt_ids"]])
-            logits = model.decoder.step(t, torch.ones_like(t), torch.arange(t.shape[1])[None], None, cross)[0][0, -1]
+        logits = export.first_step_logits(model, px, case["prompt_ids"])
         worst = max(worst, float((logits - torch.tensor(case["first_logits"])).abs().max()))
     return {"cases": len(parity["cases"]), "greedy_equal": same, "max_logit_diff": worst}
 

@@ -35,7 +35,7 @@ import export
 from from_onnx import load_folder
 from model import VisionLanguageModel
 from train import IGNORE, progress, text_batch
-from train_draft import own_greedy_rows
+from train_draft import decoder_hidden, own_greedy_rows
 
 FOLDER = "medusa"
 
@@ -53,29 +53,11 @@ class MedusaHeads(nn.Module):
         return torch.stack([lm_head(hidden + F.silu(blk(hidden))) for blk in self.blocks], dim=-2)
 
 
-class WithHeads(nn.Module):
-    """A decoder whose step also returns the heads' logits (what export.py traces)."""
-
-    def __init__(self, model: VisionLanguageModel, heads: MedusaHeads):
-        super().__init__()
-        self.decoder, self.heads = model.decoder, heads
-
-    def step(self, input_ids, attention_mask, position_ids, past, cross):
-        hidden, presents, attns = self.decoder.step_hidden(input_ids, attention_mask, position_ids, past, cross)
-        return self.decoder.lm_head(hidden), self.heads(hidden, self.decoder.lm_head), presents, attns
-
-
 def head_targets(tgt: torch.Tensor, k: int) -> torch.Tensor:
     """Head k's targets: the next-token targets shifted k left (IGNORE past the end)."""
     out = torch.full_like(tgt, IGNORE)
     out[:, :-k] = tgt[:, k:]
     return out
-
-
-def decoder_hidden(model: VisionLanguageModel, enc, ids, image_index):
-    cross = [(k[image_index], v[image_index]) for k, v in model.decoder.cross_kv(enc)]
-    b, s = ids.shape
-    return model.decoder.step_hidden(ids, torch.ones(b, s, dtype=torch.long), torch.arange(s).unsqueeze(0).expand(b, s), None, cross)[0]
 
 
 @torch.no_grad()

@@ -46,14 +46,19 @@ def make_draft(teacher: VisionLanguageModel, layers: int) -> VisionLanguageModel
     return draft
 
 
-def decoder_logits(model: VisionLanguageModel, enc: torch.Tensor, ids: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
-    """Teacher-forced logits [rows, seq, vocab] of `model`'s decoder over projected image
-    features enc [images, patches, dim]."""
+def decoder_hidden(model: VisionLanguageModel, enc: torch.Tensor, ids: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced final hidden states [rows, seq, dim] of `model`'s decoder over
+    projected image features enc [images, patches, dim] (what the LM head and Medusa heads read)."""
     cross = [(k[image_index], v[image_index]) for k, v in model.decoder.cross_kv(enc)]
     b, s = ids.shape
     mask = torch.ones(b, s, dtype=torch.long)
     pos = torch.arange(s).unsqueeze(0).expand(b, s)
-    return model.decoder.step(ids, mask, pos, None, cross)[0]
+    return model.decoder.step_hidden(ids, mask, pos, None, cross)[0]
+
+
+def decoder_logits(model: VisionLanguageModel, enc: torch.Tensor, ids: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced logits [rows, seq, vocab]."""
+    return model.decoder.lm_head(decoder_hidden(model, enc, ids, image_index))
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, ids: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
