@@ -279,13 +279,14 @@ export class Engine implements Generator {
     const finished: EngineRequest[] = [];
     for (const id of result.prefixCached ?? []) this.requests.get(id)!.isPrefixCached = true;
     let position = 0;
+    // The heads' logits per position ([heads, vocab]), when the step ran the Medusa graph.
+    const perPosition = headLogits ? headLogits.length / (logits.length / vocabSize) : 0;
     rowIds.forEach((id, i) => {
       const entry = this.requests.get(id)!;
       const isFirst = entry.firstTokenAt === 0;
       const count = numPositions?.[i] ?? 1;
       const rowLogits = logits.subarray(position * vocabSize, (position + count) * vocabSize);
-      const perPosition = headLogits && headLogits.length / (logits.length / vocabSize);
-      const rowHeads = perPosition ? headLogits.subarray(position * perPosition, (position + count) * perPosition) : undefined;
+      const rowHeads = headLogits ? headLogits.subarray(position * perPosition, (position + count) * perPosition) : undefined;
       position += count;
       const isLive = entry.wantsAttention
         ? entry.row.accept(rowLogits, this.attentionOf(result, i, entry))

@@ -121,7 +121,10 @@ export async function listen(app: IrisApp, options: ListenOptions, hooks: Listen
   const { intakeBytes } = app.config.limits;
   const afterBursts = releaseAfterBursts({
     threshold: intakeBytes,
-    isIdle: () => budget.usage().reserved === 0 && budget.usage().waiting === 0,
+    isIdle: () => {
+      const { reserved, waiting } = budget.usage();
+      return reserved === 0 && waiting === 0;
+    },
     enabled: app.config.server.releaseMemory,
     trim: hooks.mallocTrim === undefined ? loadMallocTrim() : (hooks.mallocTrim ?? undefined),
     onRelease: (release) => {
