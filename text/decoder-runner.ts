@@ -6,7 +6,8 @@ import { IrisError } from '../src/contract/types.ts';
 import type { StepTokens } from './batch-inputs.ts';
 import { floatToHalf, tensorFloats } from '../src/contract/float16.ts';
 import type { TokenEmbedder } from './embedder.ts';
-import { CROSS_PRESENT, KvCache, detectCacheLayout, type CacheLayout } from './kv-cache.ts';
+import { CROSS_PRESENT, KvCache, detectCacheLayout, type CacheLayout, type KV } from './kv-cache.ts';
+import { KvPool } from './kv-pool.ts';
 
 /** Image features per row, already gathered for the rows of this step. */
 export interface EncoderStates {
@@ -56,14 +57,36 @@ interface Graph {
   readonly inputNames: ReadonlySet<string>;
   /** Float inputs fp16 exports declare as float16 (hidden states, embeddings); Iris keeps float32 and converts at the feed. */
   readonly halfInputs: ReadonlySet<string>;
+  /** With new-column outputs (see DecodeGraph): what a step fetches, and each layer's new-column output names. */
+  readonly columns?: { readonly fetch: readonly string[]; readonly layers: readonly { readonly key: string; readonly value: string }[] };
 }
 
-function graphOf(session: ort.InferenceSession): Graph {
-  return {
+/**
+ * The decode-only graph as the runner loads it: a file, or its bytes with each
+ * self-attention present's new columns exposed as one more output (src/quantize/new-columns.ts:
+ * `columns` maps present.* names to them). With them a step fetches only the new columns
+ * and appends them to the past itself (KvCache.appendColumns) into reused arrays, instead
+ * of receiving the whole cache in a fresh array every step.
+ */
+export interface DecodeGraph {
+  readonly path: string;
+  readonly bytes?: Uint8Array;
+  readonly columns?: ReadonlyMap<string, string>;
+}
+
+function graphOf(session: ort.InferenceSession, layout?: CacheLayout, columns?: ReadonlyMap<string, string>): Graph {
+  const graph = {
     session,
     inputNames: new Set(session.inputNames),
     halfInputs: new Set(session.inputMetadata.filter((m) => m.isTensor && m.type === 'float16').map((m) => m.name)),
   };
+  if (!layout || !columns) return graph;
+  const prefix = (i: number): string => (layout.naming === 'encoder-decoder' ? `present.${i}.decoder` : `present.${i}`);
+  const layers = Array.from({ length: layout.numLayers }, (_, i) => ({ key: columns.get(`${prefix(i)}.key`), value: columns.get(`${prefix(i)}.value`) }));
+  if (layers.some((l) => !l.key || !l.value || !session.outputNames.includes(l.key) || !session.outputNames.includes(l.value))) return graph;
+  const presents = new Set(columns.keys());
+  const fetch = [...session.outputNames.filter((n) => !presents.has(n) && !CROSS_PRESENT.test(n) && ![...columns.values()].includes(n)), ...layers.flatMap((l) => [l.key!, l.value!])];
+  return { ...graph, columns: { fetch, layers: layers as { key: string; value: string }[] } };
 }
 
 export class DecoderRunner {
@@ -79,6 +102,8 @@ export class DecoderRunner {
    * outputs; same weights, same logits. Steps without a past run the merged graph.
    */
   private readonly withPast: Graph | undefined;
+  /** The arrays of the caches this runner's steps build (appendColumns), and of those built from them. */
+  private readonly pool = new KvPool();
 
   private constructor(
     session: ort.InferenceSession,
@@ -86,9 +111,10 @@ export class DecoderRunner {
     /** For graphs fed inputs_embeds (joint embedding): ids to vectors, image features in place of image tokens. */
     private readonly embedder: TokenEmbedder | undefined,
     withPast: ort.InferenceSession | undefined,
+    columns: ReadonlyMap<string, string> | undefined,
   ) {
     this.merged = graphOf(session);
-    this.withPast = withPast && graphOf(withPast);
+    this.withPast = withPast && graphOf(withPast, layout, columns);
     this.attentionOutputs = session.outputNames.filter((n) => ATTENTION_OUTPUT.test(n)).sort((a, b) => layerOf(a) - layerOf(b));
     this.numHeads = headCountOf(session);
   }
@@ -97,15 +123,16 @@ export class DecoderRunner {
    * `withPastPath`: the decode-only graph for steps with a past (see `withPast`); it must
    * have the merged graph's cache layout and outputs, less the encoder presents.
    */
-  static async load(path: string, options: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder, withPastPath?: string): Promise<DecoderRunner> {
+  static async load(path: string, options: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder, decodeGraph?: string | DecodeGraph): Promise<DecoderRunner> {
     const session = await ort.InferenceSession.create(path, options);
     let withPast: ort.InferenceSession | undefined;
+    const decode = typeof decodeGraph === 'string' ? { path: decodeGraph } : decodeGraph;
     try {
       if (session.inputNames.includes('inputs_embeds') && !embedder) throw new IrisError('MODEL_NOT_FOUND', `${path} is fed inputs_embeds, and the folder has no onnx/embed_tokens.onnx`);
       const layout = layoutOf(path, session);
-      withPast = withPastPath ? await ort.InferenceSession.create(withPastPath, options) : undefined;
-      if (withPast) checkWithPast(withPastPath!, withPast, layout, session);
-      return new DecoderRunner(session, layout, embedder, withPast);
+      withPast = !decode ? undefined : decode.bytes ? await ort.InferenceSession.create(decode.bytes, options) : await ort.InferenceSession.create(decode.path, options);
+      if (withPast) checkWithPast(decode!.path, withPast, layout, session);
+      return new DecoderRunner(session, layout, embedder, withPast, decode?.bytes && decode.columns);
     } catch (err) {
       await Promise.all([session.release(), withPast?.release()]);
       throw err;
@@ -117,21 +144,30 @@ export class DecoderRunner {
     return this.withPast !== undefined;
   }
 
+  /** True when decode steps fetch only their new K/V columns (see DecodeGraph). */
+  get fetchesNewColumnsOnly(): boolean {
+    return this.withPast?.columns !== undefined;
+  }
+
   /** After the first step, does the graph still read the image? (A cached cross-attention K/V or image tokens in the cache make it not.) */
   get readsImageEveryStep(): boolean {
     return this.merged.inputNames.has('encoder_hidden_states') && this.layout.naming === 'self-only';
   }
 
   emptyCache(batchSize: number): KvCache {
-    return KvCache.empty(this.layout, batchSize);
+    return KvCache.empty(this.layout, batchSize, this.pool);
   }
 
   async step(input: DecoderStepInput): Promise<DecoderStepOutput> {
     const { tokens, cache } = input;
     const graph = cache.isCached && this.withPast ? this.withPast : this.merged;
-    const outputs = await graph.session.run(await this.feeds(input, graph), cache.outputsToFetch(graph.session.outputNames));
+    const { columns } = graph;
+    const outputs = await graph.session.run(await this.feeds(input, graph), columns ? [...columns.fetch] : cache.outputsToFetch(graph.session.outputNames));
     const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositions(outputs.logits, cache.batchSize, tokens.seqLength);
-    const result: DecoderStepOutput = { logits, vocabSize: outputs.logits.dims[2], cache: cache.advance(outputs, tokens.seqLength) };
+    const next = columns
+      ? cache.appendColumns(columns.layers.map((l): KV => ({ key: outputs[l.key], value: outputs[l.value] })), tokens.seqLength, this.pool)
+      : cache.advance(outputs, tokens.seqLength, this.pool);
+    const result: DecoderStepOutput = { logits, vocabSize: outputs.logits.dims[2], cache: next };
     const heads = outputs[HEADS_OUTPUT];
     if (heads) result.headLogits = input.isAllPositions ? tensorFloats(heads) : lastPositions(heads, cache.batchSize, tokens.seqLength);
     if (this.attentionOutputs.length > 0) {

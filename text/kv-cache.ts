@@ -5,6 +5,7 @@
 //    past_key_values.{i}.encoder.*; the cross K/V come out of the first step and are
 //    passed back unchanged afterwards (use_cache_branch = true), never recomputed.
 import * as ort from 'onnxruntime-node';
+import type { FloatData, KvPool } from './kv-pool.ts';
 
 export type CacheNaming = 'self-only' | 'encoder-decoder';
 
@@ -40,6 +41,8 @@ export function detectCacheLayout(inputs: readonly { name: string; shape?: reado
 }
 
 export class KvCache {
+  private isReleased = false;
+
   private constructor(
     readonly layout: CacheLayout,
     readonly batchSize: number,
@@ -47,11 +50,34 @@ export class KvCache {
     private readonly self: readonly KV[],
     /** null until the first step of an encoder-decoder model has produced them. */
     private readonly cross: readonly KV[] | null,
+    /** Where caches built from this one take their arrays (appendColumns, assemble, gatherColumns). */
+    private readonly pool?: KvPool,
+    /** The self-attention arrays came from `pool` and go back to it on release(). */
+    private readonly isPooled = false,
   ) {}
 
-  static empty(layout: CacheLayout, batchSize: number): KvCache {
+  static empty(layout: CacheLayout, batchSize: number, pool?: KvPool): KvCache {
     const self = Array.from({ length: layout.numLayers }, () => emptyKv(layout, batchSize));
-    return new KvCache(layout, batchSize, 0, self, null);
+    return new KvCache(layout, batchSize, 0, self, null, pool);
+  }
+
+  /**
+   * Done with this cache: its pooled arrays may be handed to the next one. The owner of a
+   * batch calls it when a step has built the batch's next cache; a released cache can no
+   * longer feed a step. Caches whose arrays onnxruntime made are left to the collector.
+   */
+  release(): void {
+    if (this.isReleased) return;
+    this.isReleased = true;
+    if (!this.isPooled || !this.pool) return;
+    for (const kv of this.self) {
+      this.pool.give(kv.key.data as FloatData);
+      this.pool.give(kv.value.data as FloatData);
+    }
+  }
+
+  private live(): void {
+    if (this.isReleased) throw new Error('KvCache used after release()');
   }
 
   get hasCrossAttentionCache(): boolean {
@@ -70,6 +96,7 @@ export class KvCache {
 
   /** The past inputs of the next step, by the session's input names (plus use_cache_branch). */
   feeds(): Record<string, ort.Tensor> {
+    this.live();
     const feeds: Record<string, ort.Tensor> = {};
     const isEncDec = this.layout.naming === 'encoder-decoder';
     this.self.forEach((kv, i) => {
@@ -100,7 +127,7 @@ export class KvCache {
   }
 
   /** The cache after a step: new self-attention pasts; cross K/V taken once, then kept. */
-  advance(outputs: Record<string, ort.Tensor>, numNewTokens: number): KvCache {
+  advance(outputs: Record<string, ort.Tensor>, numNewTokens: number, pool = this.pool): KvCache {
     const isEncDec = this.layout.naming === 'encoder-decoder';
     const self = this.self.map((_, i) => {
       const prefix = isEncDec ? `present.${i}.decoder` : `present.${i}`;
@@ -110,7 +137,19 @@ export class KvCache {
       key: outputs[`present.${i}.encoder.key`],
       value: outputs[`present.${i}.encoder.value`],
     }));
-    return new KvCache(this.layout, this.batchSize, this.pastLength + numNewTokens, self, cross);
+    return new KvCache(this.layout, this.batchSize, this.pastLength + numNewTokens, self, cross, pool);
+  }
+
+  /**
+   * The cache after a step that returned only its new columns (per layer,
+   * [batch, heads, count, headDim]): the graph's own Concat(past, new) on the sequence
+   * axis, done here into arrays from `pool` instead of onnxruntime's fresh ones.
+   */
+  appendColumns(columns: readonly KV[], count: number, pool: KvPool): KvCache {
+    this.live();
+    if (columns.length !== this.layout.numLayers) throw new Error(`appendColumns: ${columns.length} layers of new columns for ${this.layout.numLayers}`);
+    const self = this.self.map((kv, i) => ({ key: appendTensor(kv.key, columns[i].key, count, pool), value: appendTensor(kv.value, columns[i].value, count, pool) }));
+    return new KvCache(this.layout, this.batchSize, this.pastLength + count, self, this.cross, pool, true);
   }
 
   /**
@@ -123,7 +162,8 @@ export class KvCache {
    */
   static assemble(sources: readonly KvRowSource[], cross?: readonly KV[]): KvCache {
     if (sources.length === 0) throw new Error('KvCache.assemble needs at least one source');
-    const { layout } = sources[0].cache;
+    const { layout, pool } = sources[0].cache;
+    for (const { cache } of sources) cache.live();
     const hasCross = sources[0].cache.cross !== null;
     for (const { cache, rows, fromColumn } of sources) {
       if ((cache.cross !== null) !== hasCross) throw new Error('cannot join caches with and without cross-attention K/V');
@@ -133,7 +173,8 @@ export class KvCache {
     const pastLength = Math.max(...sources.map((s) => s.cache.pastLength - s.fromColumn));
     const layer = (pick: (c: KvCache) => readonly KV[], i: number, isSelf: boolean): KV => {
       const parts = (kv: 'key' | 'value'): TensorRows[] => sources.map((s) => ({ tensor: pick(s.cache)[i][kv], rows: s.rows, fromColumn: isSelf ? s.fromColumn : 0 }));
-      return { key: assembleTensor(parts('key'), isSelf ? pastLength : undefined), value: assembleTensor(parts('value'), isSelf ? pastLength : undefined) };
+      const into = isSelf ? pool : undefined; // cross K/V copied here are kept for good: not pooled
+      return { key: assembleTensor(parts('key'), isSelf ? pastLength : undefined, into), value: assembleTensor(parts('value'), isSelf ? pastLength : undefined, into) };
     };
     const self = sources[0].cache.self.map((_, i) => layer((c) => c.self, i, true));
     const batchSize = sources.reduce((n, s) => n + s.rows.length, 0);
@@ -141,11 +182,12 @@ export class KvCache {
       throw new Error(`assembled cross K/V must have ${layout.numLayers} layers of ${batchSize} rows`);
     }
     const crossKv = !hasCross ? null : cross ?? sources[0].cache.cross!.map((_, i) => layer((c) => c.cross!, i, false));
-    return new KvCache(layout, batchSize, pastLength, self, crossKv);
+    return new KvCache(layout, batchSize, pastLength, self, crossKv, pool, pool !== undefined);
   }
 
   /** One row's self-attention K/V at columns [fromColumn, fromColumn + count), per layer, as plain arrays ([heads, count, headDim] each). */
   rowColumns(row: number, fromColumn: number, count: number): RowKv {
+    this.live();
     if (this.cross !== null) throw new Error('rowColumns: only self-attention caches hold a reusable prefix');
     const take = (tensor: ort.Tensor): FloatData => {
       const [, heads, len, d] = tensor.dims;
@@ -179,9 +221,10 @@ export class KvCache {
    * rebuilds the attention mask to match (compactState).
    */
   gatherColumns(columns: readonly (readonly number[])[], width: number): KvCache {
+    this.live();
     if (columns.length !== this.batchSize) throw new RangeError(`gatherColumns: ${columns.length} column lists for ${this.batchSize} rows`);
-    const gather = (kv: KV): KV => ({ key: gatherColumnsOf(kv.key, columns, width), value: gatherColumnsOf(kv.value, columns, width) });
-    return new KvCache(this.layout, this.batchSize, width, this.self.map(gather), this.cross);
+    const gather = (kv: KV): KV => ({ key: gatherColumnsOf(kv.key, columns, width, this.pool), value: gatherColumnsOf(kv.value, columns, width, this.pool) });
+    return new KvCache(this.layout, this.batchSize, width, this.self.map(gather), this.cross, this.pool, this.pool !== undefined);
   }
 }
 
@@ -206,7 +249,7 @@ function emptyKv(layout: CacheLayout, batchSize: number): KV {
   return { key: make(), value: make() };
 }
 
-export type FloatData = Float32Array | Uint16Array;
+export type { FloatData };
 
 function tensorOf(type: ort.Tensor.Type, data: FloatData, dims: number[]): ort.Tensor {
   return type === 'float16' ? new ort.Tensor('float16', data as Uint16Array, dims) : new ort.Tensor('float32', data as Float32Array, dims);
@@ -223,12 +266,12 @@ interface TensorRows {
  * columns from `fromColumn` on, right-aligned, zeros in front. `length` undefined: the
  * parts' own length, which must agree (cross-attention K/V, one column per patch).
  */
-function assembleTensor(parts: readonly TensorRows[], length?: number): ort.Tensor {
+function assembleTensor(parts: readonly TensorRows[], length?: number, pool?: KvPool): ort.Tensor {
   const [, heads, , d] = parts[0].tensor.dims;
   const outLength = length ?? parts[0].tensor.dims[2];
   const numRows = parts.reduce((n, p) => n + p.rows.length, 0);
   const first = parts[0].tensor.data as FloatData;
-  const out = new (first.constructor as new (n: number) => FloatData)(numRows * heads * outLength * d);
+  const out = allocate(first, numRows * heads * outLength * d, pool);
   let outRow = 0;
   for (const { tensor, rows, fromColumn } of parts) {
     const len = tensor.dims[2];
@@ -249,10 +292,10 @@ function assembleTensor(parts: readonly TensorRows[], length?: number): ort.Tens
 }
 
 /** [batch, heads, len, d] → [batch, heads, width, d]: row r's chosen columns, right-aligned. */
-function gatherColumnsOf(tensor: ort.Tensor, columns: readonly (readonly number[])[], width: number): ort.Tensor {
+function gatherColumnsOf(tensor: ort.Tensor, columns: readonly (readonly number[])[], width: number, pool?: KvPool): ort.Tensor {
   const [batch, heads, len, d] = tensor.dims;
   const data = tensor.data as FloatData;
-  const out = new (data.constructor as new (n: number) => FloatData)(batch * heads * width * d);
+  const out = allocate(data, batch * heads * width * d, pool);
   for (let row = 0; row < batch; row++) {
     const picks = columns[row];
     const offset = width - picks.length;
@@ -263,4 +306,26 @@ function gatherColumnsOf(tensor: ort.Tensor, columns: readonly (readonly number[
     }
   }
   return tensorOf(tensor.type, out, [batch, heads, width, d]);
+}
+
+/** A zeroed array like `like`: from the pool when there is one. */
+function allocate(like: FloatData, length: number, pool?: KvPool): FloatData {
+  return pool ? pool.take(like, length) : new (like.constructor as new (n: number) => FloatData)(length);
+}
+
+/** Concat(past [batch, heads, len, d], columns [batch, heads, count, d]) on the sequence axis, into a pooled array. */
+function appendTensor(past: ort.Tensor, columns: ort.Tensor, count: number, pool: KvPool): ort.Tensor {
+  const [batch, heads, len, d] = past.dims;
+  if (columns.dims[0] !== batch || columns.dims[1] !== heads || columns.dims[2] !== count || columns.dims[3] !== d) {
+    throw new Error(`cannot append [${columns.dims.join(', ')}] to [${past.dims.join(', ')}]`);
+  }
+  const from = past.data as FloatData;
+  const added = columns.data as FloatData;
+  const width = len + count;
+  const out = pool.take(from.length > 0 ? from : added, batch * heads * width * d, true);
+  for (let r = 0; r < batch * heads; r++) {
+    if (len > 0) out.set(from.subarray(r * len * d, (r + 1) * len * d), r * width * d);
+    out.set(added.subarray(r * count * d, (r + 1) * count * d), (r * width + len) * d);
+  }
+  return tensorOf(past.type, out, [batch, heads, width, d]);
 }

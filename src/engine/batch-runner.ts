@@ -40,11 +40,15 @@ export class BatchRunner implements ModelRunner {
 
   async execute(plan: RunnerPlan): Promise<RunnerResult> {
     const merged = this.merge(plan.retire);
-    this.batch = merged && this.isVerified ? rollBack(merged, rejectedOf(merged, plan.decode)) : merged;
+    const rolled = merged && this.isVerified ? rollBack(merged, rejectedOf(merged, plan.decode)) : merged;
+    // Each cache the runner stops holding gives its arrays back for the next ones (KvCache.release).
+    releaseReplaced([this.batch, this.joined, merged], rolled);
+    this.batch = rolled;
     this.joined = undefined;
     this.isVerified = false;
     const decoded = plan.decode.length > 0 ? await this.decode(plan.decode, plan.graph) : undefined;
     const prefilled = plan.prefill.length > 0 ? await this.prefill(plan.prefill, plan.graph) : undefined;
+    releaseReplaced([this.batch], decoded?.batch);
     this.isVerified = decoded?.numPositions !== undefined;
     this.batch = decoded?.batch;
     this.joined = prefilled?.batch;
@@ -164,6 +168,11 @@ function rowSlice(data: Float32Array, row: number, numRows: number): Float32Arra
 /** The decode rows' attention, then the prefill rows'. */
 function concatAttention(parts: readonly StepAttention[]): StepAttention {
   return { ...parts[0], data: concatFloats(parts.map((p) => p.data)), firstKey: concatInts(parts.map((p) => p.firstKey)) };
+}
+
+/** Release the caches of `old` batches that `kept` does not hold (a batch passed on unchanged keeps its cache). */
+function releaseReplaced(old: readonly (DecoderBatch | undefined)[], kept: DecoderBatch | undefined): void {
+  for (const batch of new Set(old)) if (batch && batch.cache !== kept?.cache) batch.cache.release();
 }
 
 /** Drafts the sampler rejected last step, per batch row (the plan lists the rows in batch order). */

@@ -1,15 +1,17 @@
 // Loading a model folder into the pieces that generate from it: tokenizer, vision encoder and decoder runner.
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as ort from 'onnxruntime-node';
 import { decodeOnlyFileOf } from './files.ts';
 import { readModelFolder, type ModelFolder } from './folder.ts';
-import { DecoderRunner } from '../../text/decoder-runner.ts';
+import { DecoderRunner, type DecodeGraph } from '../../text/decoder-runner.ts';
 import { TokenEmbedder } from '../../text/embedder.ts';
 import { TextTokenizer } from '../../text/tokenizer.ts';
 import { VisionEncoder } from '../../vision/encoder.ts';
 import { IrisError } from '../contract/types.ts';
+import { exposeNewColumns } from '../quantize/new-columns.ts';
+import { decodeModel, encodeModel, type OnnxTensor } from '../quantize/onnx-proto.ts';
 
 /** The shipped model, resolved relative to the package (not the working directory). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
@@ -125,7 +127,28 @@ async function checkedHeads(path: string, heads: DecoderRunner, plain: DecoderRu
 export async function loadDecoderRunner(decoderPath: string, session: ort.InferenceSession.SessionOptions, embedder?: TokenEmbedder): Promise<DecoderRunner> {
   const withPastFile = decodeOnlyFileOf(basename(decoderPath));
   const withPastPath = withPastFile && join(dirname(decoderPath), withPastFile);
-  return DecoderRunner.load(decoderPath, session, embedder, withPastPath && (await exists(withPastPath)) ? withPastPath : undefined);
+  return DecoderRunner.load(decoderPath, session, embedder, withPastPath && (await exists(withPastPath)) ? await decodeGraphOf(withPastPath) : undefined);
+}
+
+/**
+ * The decode-only graph with its steps' new K/V columns as outputs (src/quantize/new-columns.ts),
+ * or the file as it is when its presents are not Concat(past, new) or it cannot be read whole
+ * (weights in external data files): the runner then fetches the presents themselves.
+ */
+async function decodeGraphOf(path: string): Promise<DecodeGraph> {
+  try {
+    const model = decodeModel(new Uint8Array(await readFile(path)));
+    if (model.graph.initializers.some(isExternal)) return { path };
+    const exposed = exposeNewColumns(model);
+    return exposed ? { path, bytes: encodeModel(exposed.model), columns: exposed.outputs } : { path };
+  } catch {
+    return { path }; // onnxruntime reports what is wrong with the file when it loads it
+  }
+}
+
+/** TensorProto.data_location (14) = EXTERNAL (1). */
+function isExternal(t: OnnxTensor): boolean {
+  return t.rest.some((f) => f.no === 14 && f.value === 1n);
 }
 
 /** Where the vision encoder's graph is (the engine's image worker loads it again). */

@@ -18,7 +18,7 @@ const ALLOWED: Readonly<Record<Folder, readonly Folder[]>> = {
   'src/config': ['src/contract'],
   fusion: ['src/contract', 'vision', 'text'],
   'src/quantize': ['src/contract'],
-  'src/model': ['src/contract', 'src/config', 'vision', 'text', 'fusion'],
+  'src/model': ['src/contract', 'src/config', 'src/quantize', 'vision', 'text', 'fusion'],
   'src/engine': ['src/contract', 'src/config', 'src/model', 'vision', 'text', 'fusion'],
   schema: ['src/contract', 'src/config', 'src/engine', 'src/server', 'text', 'vision'],
   'src/server': ['src/contract', 'src/config', 'src/model', 'src/engine', 'schema', 'vision', 'text', 'fusion'],
