@@ -64,8 +64,10 @@ export class DraftModel implements Drafter {
       if (rows.every((_, i) => isDone(i))) break;
       const step = await this.decoder.decode(batch, Int32Array.from(next));
       batch.ids.forEach((id, row) => this.fed.get(id)!.push(next[row]));
+      batch.cache.release(); // the step built the next cache from it (KvCache.release)
       ({ batch, logits } = step);
     }
+    if (this.batch && this.batch.cache !== batch.cache) this.batch.cache.release();
     this.batch = batch;
     return drafts;
   }
