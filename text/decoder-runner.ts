@@ -102,8 +102,12 @@ export class DecoderRunner {
    * outputs; same weights, same logits. Steps without a past run the merged graph.
    */
   private readonly withPast: Graph | undefined;
-  /** The arrays of the caches this runner's steps build (appendColumns), and of those built from them. */
-  private readonly pool = new KvPool();
+  /**
+   * The arrays of the caches this runner's steps build (appendColumns), and of those built
+   * from them. It keeps enough free arrays for a batch's cache, the next one and its
+   * joiners' (K and V per layer, four times over); more are left to the collector.
+   */
+  private readonly pool: KvPool;
 
   private constructor(
     session: ort.InferenceSession,
@@ -115,6 +119,7 @@ export class DecoderRunner {
   ) {
     this.merged = graphOf(session);
     this.withPast = withPast && graphOf(withPast, layout, columns);
+    this.pool = new KvPool(4 * 2 * layout.numLayers);
     this.attentionOutputs = session.outputNames.filter((n) => ATTENTION_OUTPUT.test(n)).sort((a, b) => layerOf(a) - layerOf(b));
     this.numHeads = headCountOf(session);
   }

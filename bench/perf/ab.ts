@@ -1,5 +1,6 @@
-// npx tsx bench/perf/ab.ts --a /work/main --b . [--rounds 6 --n 256 --c 32 --profile]
-// Interleaved A/B of two checkouts' servers on captions over HTTP/SSE: each round runs one
+// npx tsx bench/perf/ab.ts --a /work/main --b . [--rounds 6 --n 256 --c 32 --profile] [--generate 48]
+// Interleaved A/B of two checkouts' servers on captions (or, with --generate N, N-token
+// generations, min = max) over HTTP/SSE: each round runs one
 // level on A then on B (order alternating by round), server CPU per request across all its
 // threads (/proc schedstat) and onnxruntime's share (the probe). Prints per-round figures and
 // medians with min–max spread of CPU outside onnxruntime. The machine may be shared: CPU
@@ -16,7 +17,7 @@ import { distinctRequests, irisSender, runLevel } from '../load-client.ts';
 import { diff, snapshot } from './proc-cpu.ts';
 
 const { values } = parseArgs({ options: {
-  a: { type: 'string' }, b: { type: 'string' }, rounds: { type: 'string' }, n: { type: 'string' }, c: { type: 'string' },
+  a: { type: 'string' }, b: { type: 'string' }, generate: { type: 'string' }, rounds: { type: 'string' }, n: { type: 'string' }, c: { type: 'string' },
   profile: { type: 'boolean' }, flagsA: { type: 'string' }, flagsB: { type: 'string' }, nodeA: { type: 'string' }, nodeB: { type: 'string' }, envA: { type: 'string' }, envB: { type: 'string' },
 } });
 const roots = { A: resolve(values.a ?? '/work/main'), B: resolve(values.b ?? ROOT) };
@@ -53,16 +54,17 @@ const servers = {
   B: await start('B', roots.B, values.flagsB?.split(' ').filter(Boolean) ?? [], values.nodeB?.split(' ').filter(Boolean) ?? [], envOf(values.envB)),
 };
 const results: Record<'A' | 'B', { total: number; ort: number; outside: number; rps: number }[]> = { A: [], B: [] };
-const opts = { maxNewTokens: 24 };
+const task = values.generate ? 'generate' : 'caption';
+const opts = values.generate ? { maxNewTokens: Number(values.generate), minNewTokens: Number(values.generate) } : { maxNewTokens: 24 };
 try {
-  for (const k of ['A', 'B'] as const) await runLevel(irisSender(servers[k].url), 4, requests(64), opts);
+  for (const k of ['A', 'B'] as const) await runLevel(irisSender(servers[k].url), 4, requests(64, task), opts);
   for (let r = 0; r < rounds; r++) {
     for (const k of (r % 2 ? ['B', 'A'] : ['A', 'B']) as ('A' | 'B')[]) {
       const s = servers[k];
       const syscw = (): number => Number(/syscw: (\d+)/.exec(readFileSync(`/proc/${s.pid}/io`, 'utf8'))?.[1]);
       const w0 = syscw();
       const before = snapshot(s.pid, work);
-      const lvl = await runLevel(irisSender(s.url), C, requests(N), opts);
+      const lvl = await runLevel(irisSender(s.url), C, requests(N, task), opts);
       await sleep(600);
       const d = diff(s.pid, before, snapshot(s.pid, work));
       const writes = (syscw() - w0) / N;
