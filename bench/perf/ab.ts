@@ -33,6 +33,7 @@ async function start(name: string, root: string, flags: string[], nodeFlags: str
   const child = spawn(process.execPath, [...nodeFlags, ...prof, '--import', 'tsx', '--import', join(ROOT, 'bench/perf/probe.mjs'), 'src/server.ts', '--host', '127.0.0.1', '--port', '0', '--model', `m=${modelDir}`,
     '--max-queued', '512', '--request-timeout-ms', '600000', '--query-max-cost', '100000', ...flags], { cwd: root, env: { ...process.env, ...env, IRIS_PROBE_DIR: work }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.pipe(createWriteStream(join(work, `${name}.err`)));
+  child.stdout!.pipe(createWriteStream(join(work, `${name}.out`))); // the access log, and what node flags such as --trace-gc print
   const url = await new Promise<string>((res, rej) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => { out += d; const m = /serving (http:\S+)/.exec(out); if (m) res(m[1]); });
