@@ -1,6 +1,7 @@
 // Decoding untrusted image bytes into RGB pixels, with the failure modes named.
 import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
+import { decodeSimplePng } from './png.ts';
 import { checkFormat } from './probe.ts';
 
 /** RGB pixels, row-major HWC, one byte per channel. */
@@ -21,10 +22,14 @@ export interface DecodeLimits {
  * images this is byte-identical to transformers.js, which drops the alpha channel instead.
  * One sharp pipeline and no separate metadata read: the signature is checked here, the
  * size by sharp's pixel limit from the header before any pixel is decoded, and flatten is
- * a no-op on images without alpha.
+ * a no-op on images without alpha. The common PNG (8-bit grey, RGB or palette, opaque,
+ * no colour chunks) skips sharp: its pixels are its scanlines (png.ts).
  */
 export async function decodeImage(bytes: Uint8Array, limits: DecodeLimits): Promise<RgbImage> {
-  checkFormat(bytes);
+  if (checkFormat(bytes) === 'png') {
+    const simple = decodeSimplePng(bytes, limits.maxPixels); // the common PNG, without sharp's pipeline (png.ts)
+    if (simple) return simple;
+  }
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error' })
       .rotate()
