@@ -21,21 +21,12 @@ export interface PngPixels {
   readonly height: number;
 }
 
-export interface SimplePngHeader {
+interface Parsed {
   readonly width: number;
   readonly height: number;
-}
-
-interface Parsed extends SimplePngHeader {
   readonly colorType: number;
   readonly palette?: Uint8Array;
   readonly idat: Uint8Array[];
-}
-
-/** The size of a PNG the fast path decodes (see decodeSimplePng), read from its chunks; undefined for any other. */
-export function simplePngHeader(bytes: Uint8Array): SimplePngHeader | undefined {
-  const parsed = parse(bytes);
-  return parsed && { width: parsed.width, height: parsed.height };
 }
 
 /** The RGB pixels of a simple PNG (see the top of this file), or undefined: decode it with sharp. */
