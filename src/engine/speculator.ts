@@ -61,6 +61,12 @@ interface RowSpeculation {
   drafts: readonly DraftToken[];
   /** Medusa: the heads' guesses at the position that gave the row's newest token (next step's drafts). */
   guesses: readonly DraftToken[];
+  /**
+   * Medusa, while the row does not draft (switched off at load): guesses made at some step,
+   * checked against the tokens the row then decodes one by one, so the mode's acceptance
+   * record keeps moving without drafting (a switch-off would otherwise never end).
+   */
+  shadow?: { readonly ids: readonly number[]; matched: number };
   numRejected: number;
   drafted: number;
   accepted: number;
@@ -139,6 +145,7 @@ export class Speculator {
     if (state) {
       state.drafts = [];
       state.guesses = [];
+      state.shadow = undefined;
       state.numRejected = 0;
     }
   }
@@ -208,13 +215,38 @@ export class Speculator {
       numAccepted++;
     }
     if (!state) return isLive;
-    if (state.mode === 'medusa') state.guesses = isLive && headLogits ? this.guess(row, headLogits, j, vocabSize) : [];
+    if (state.mode === 'medusa') {
+      if (drafts.length > 0) state.shadow = undefined;
+      else if (isLive) this.checkShadow(state, row);
+      state.guesses = isLive && headLogits ? this.guess(row, headLogits, j, vocabSize) : [];
+      if (!state.shadow && drafts.length === 0 && state.guesses.length > 0) state.shadow = { ids: state.guesses.map((g) => g.id), matched: 0 };
+    }
     state.drafted += drafts.length;
     state.accepted += numAccepted;
     state.numRejected = drafts.length - numAccepted;
     if (state.mode === 'draft' && drafts.length > 0) state.numDraftsNext = this.nextNumDrafts(drafts.length, numAccepted);
     this.record(state.mode, drafts.length, numAccepted);
     return isLive;
+  }
+
+  /**
+   * A step without drafts decoded one token: the next of the shadow guesses, or not. The
+   * record gets what drafting them would have had accepted: all of them, or those before
+   * the first wrong one.
+   */
+  private checkShadow(state: RowSpeculation, row: RowDecoder): void {
+    const shadow = state.shadow;
+    if (!shadow) return;
+    const token = row.tokens.at(-1)?.id;
+    if (token === shadow.ids[shadow.matched]) shadow.matched++;
+    else {
+      this.record(state.mode, shadow.ids.length, shadow.matched);
+      state.shadow = undefined;
+      return;
+    }
+    if (shadow.matched < shadow.ids.length) return;
+    this.record(state.mode, shadow.ids.length, shadow.matched);
+    state.shadow = undefined;
   }
 
   /** The heads' drafts at `position`: head k's token for k+1 after the next, each drawn with the row's sampler. */

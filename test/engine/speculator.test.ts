@@ -82,6 +82,29 @@ describe('Speculator', () => {
     expect((await draftIds(speculator, [a, b]))[1]).toEqual([3, 4]);
   });
 
+  it('Medusa switched off at load by rejected guesses comes back once the guesses it keeps making would have been accepted', async () => {
+    const speculator = new Speculator(createEngineConfig({ speculativeMaxBatch: 1, speculativeDrafts: 2 }), undefined, 2);
+    const [a, b] = [request(speculator, 'medusa', [1], 40), request(speculator, 'medusa', [1], 40)];
+    /** The heads' logits at one position: head k's argmax is guesses[k]. */
+    const heads = (guesses: number[]): Float32Array => peaks(guesses);
+    const step = async (next: number, guesses: number[]): Promise<number[]> => {
+      const [drafts] = await draftIds(speculator, [a, b]);
+      speculator.judge(a.id, a.row, peaks([next, ...drafts.map(() => 1)]), VOCAB, heads(guesses)); // drafts, if any, all rejected
+      return drafts;
+    };
+    expect(await step(3, [4, 5])).toEqual([]); // no guesses yet
+    expect(await step(1, [4, 5])).toEqual([4, 5]); // trusted at first; both rejected: 0 of 2
+    expect(await step(4, [5, 3])).toEqual([]); // off at load
+    // The row keeps decoding exactly what the heads guessed: the shadow record fills up, and drafting resumes.
+    let resumed = -1;
+    for (let t = 0; t < 12 && resumed < 0; t++) {
+      const tokens = [5, 3];
+      const drafts = await step(tokens[t % 2], [tokens[(t + 1) % 2], tokens[t % 2]]);
+      if (drafts.length > 0) resumed = t;
+    }
+    expect(resumed).toBeGreaterThan(0);
+  });
+
   it('pauses while more rows than speculativeMaxBatch are running', async () => {
     const speculator = speculatorWith({ speculativeMaxBatch: 2 });
     const rows = [0, 1, 2].map(() => request(speculator, 'ngram', [1, 3, 4, 3]));
