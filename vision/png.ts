@@ -5,7 +5,7 @@
 // thread hops for a 128×128 scene) is then a fraction of that. Everything else, and any
 // file this reader finds the slightest fault in (a bad CRC, a short or long stream, a
 // missing IEND, a chunk it does not know) is left to sharp, which decodes it or gives the
-// documented error.
+// documented error. Bytes after IEND are ignored, as sharp ignores them.
 import { crc32, inflateSync } from 'node:zlib';
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -89,7 +89,7 @@ function parse(bytes: Uint8Array): Parsed | undefined {
       continue;
     }
     if (type === 'IEND') {
-      if (length !== 0 || at !== bytes.length || idat.length === 0) return undefined;
+      if (length !== 0 || idat.length === 0) return undefined; // bytes after IEND are ignored, as sharp ignores them
       if (header.colorType === 3 && !palette) return undefined;
       return { ...header, palette, idat };
     }
