@@ -29,6 +29,12 @@ interface Parsed {
   readonly idat: Uint8Array[];
 }
 
+/** The size of a PNG the fast path decodes (see decodeSimplePng), read from its checked chunks; undefined for any other. */
+export function simplePngHeader(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const parsed = parse(bytes);
+  return parsed && { width: parsed.width, height: parsed.height };
+}
+
 /** The RGB pixels of a simple PNG (see the top of this file), or undefined: decode it with sharp. */
 export function decodeSimplePng(bytes: Uint8Array, maxPixels: number): PngPixels | undefined {
   const png = parse(bytes);

@@ -1,11 +1,12 @@
 // The one place image formats and sizes are checked: a header-only look at the bytes,
 // the format from its signature, the size from sharp's metadata (which reads headers and
-// decodes no pixels), so a decompression bomb is refused before anything allocates its
+// decodes no pixels; the common PNG's from its checked chunks, png.ts), so a decompression bomb is refused before anything allocates its
 // pixels. The server's intake runs it before a request is queued. The decoder (image.ts)
 // checks the signature the same way (checkFormat) and leaves the size to sharp's own
 // pixel limit, which is also read from the header: one metadata read per image at most.
 import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
+import { simplePngHeader } from './png.ts';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif' | 'avif' | 'tiff';
 
@@ -63,7 +64,9 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
   let width: number | undefined;
   let height: number | undefined;
   let hasAlpha = false;
-  try {
+  const simple = format === 'png' ? simplePngHeader(bytes) : undefined; // the common PNG's size from its chunks (png.ts), no sharp call
+  if (simple) ({ width, height } = simple);
+  else try {
     // Header only: no pixels are decoded here, so sharp's own pixel guard is not needed and
     // the size check below can say what the size was.
     const meta = await sharp(bytes, { limitInputPixels: false }).metadata();

@@ -9,7 +9,8 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeImage, toRgb } from '../../vision/image.ts';
-import { decodeSimplePng } from '../../vision/png.ts';
+import { decodeSimplePng, simplePngHeader } from '../../vision/png.ts';
+import { probeImage } from '../../vision/probe.ts';
 import { ROOT } from '../helpers.ts';
 
 const LIMIT = 16_777_216;
@@ -67,6 +68,7 @@ describe('the PNG fast path', () => {
       if (!fast) continue; // e.g. a palette sharp wrote with fewer than 8 bits per index
       taken++;
       expect(fast).toEqual(await viaSharp(bytes));
+      expect(simplePngHeader(bytes)).toEqual({ width: fast.width, height: fast.height });
       expect(await decodeImage(bytes, { maxPixels: LIMIT })).toEqual(fast);
     }
     expect(taken).toBeGreaterThanOrEqual(files.length - 4);
@@ -90,5 +92,12 @@ describe('the PNG fast path', () => {
     // sharp takes a file without IEND, as before: the fast path only declines it.
     expect(await decodeImage(truncated, { maxPixels: LIMIT })).toEqual(await viaSharp(truncated));
     await expect(decodeImage(rgb, { maxPixels: 100 })).rejects.toMatchObject({ code: 'IMAGE_TOO_LARGE' });
+  });
+
+  it("probes a simple PNG's size from its chunks, as sharp's metadata gives it", async () => {
+    const rgb = handmade(37, 11, [2], 2);
+    const meta = await sharp(rgb).metadata();
+    expect(await probeImage(rgb, LIMIT)).toEqual({ format: 'png', width: meta.width, height: meta.height, hasAlpha: false });
+    await expect(probeImage(rgb, 100)).rejects.toMatchObject({ code: 'IMAGE_TOO_LARGE' });
   });
 });
