@@ -2,9 +2,11 @@
 // The benchmark: Iris against the transformers.js server (bench/tjs-server.ts) on the same
 // model folder, side by side in one run, over real HTTP (Iris through its SSE
 // subscriptions), each server its own process with the probe (bench/perf/probe.mjs)
-// preloaded and Iris's main thread profiled (--cpu-prof), workloads interleaved level by
-// level and target by target in rounds (the machine may be shared; figures are medians
-// over rounds):
+// preloaded, workloads interleaved level by level and target by target in rounds (the
+// machine may be shared; figures are medians over rounds). Iris is measured without a
+// profiler (V8's --cpu-prof at 2 ms cost it 1.4 ms of CPU per caption at c32); a second
+// Iris with its main thread profiled runs the caption levels after them, and its profile's
+// shares split the measured Iris's time outside onnxruntime:
 //   captions      c1 and c32: requests/s, p50 latency, server CPU per request broken down
 //                 (onnxruntime encoder / prefill / decode, image decode and resize,
 //                 GraphQL/yoga/HTTP/SSE, GC, engine JS: bench/perf/breakdown.ts)
@@ -74,12 +76,12 @@ function ensureThreadCpuHelper(): string {
 const requests = distinctRequests();
 
 interface Target { name: string; server: Server; send: Send; options: LoadOptions }
-interface Workload { name: 'captions' | 'generations' | 'speculation'; task: 'caption' | 'generate'; targets: Target[]; sizes: Record<number, number> }
+interface Workload { name: 'captions' | 'generations' | 'speculation' | 'profiled'; task: 'caption' | 'generate'; targets: Target[]; sizes: Record<number, number> }
 
-async function runWorkload(w: Workload, probeDir: string): Promise<MeasuredLevel[]> {
+async function runWorkload(w: Workload, probeDir: string, numRounds = rounds): Promise<MeasuredLevel[]> {
   for (const t of w.targets) await runLevel(t.send, 4, requests(PLAN.warmup, w.task), t.options); // JIT, first allocations
   const out: MeasuredLevel[] = [];
-  for (let round = 1; round <= rounds; round++) {
+  for (let round = 1; round <= numRounds; round++) {
     for (const [c, n] of Object.entries(w.sizes)) for (const t of w.targets) {
       const level = await measureLevel({ name: t.name, pid: t.server.pid, send: t.send }, probeDir, round, Number(c), requests(n, w.task), t.options, SETTLE_MS);
       out.push(level);
@@ -101,8 +103,10 @@ console.log(`bench: ${basename(modelDir)}, ${cores} cores, ${rounds} round(s)${q
 const ortCosts = await measureOrtCosts(modelDir, { ...PLAN.ort, encoderBatches: [1, 4, 16], prefillRows: [1, 8, 32], decodeRows: 32, pasts: [8, 1 + GEN_TOKENS / 2] });
 console.log(`onnxruntime alone: encoder ${ortCosts.encoderMsPerImage.toFixed(3)} ms/image, prefill ${ortCosts.prefillMsPerRow.toFixed(3)} ms/row, 32-row decode step ${Object.entries(ortCosts.decodeMsByPast).map(([p, ms]) => `${ms.toFixed(3)} ms at past ${p}`).join(', ')}`);
 
-const iris = await startIris('iris', modelDir, { probeDir: work, cpuProfileDir: profileDir, cpuProfileIntervalUs: PROFILE_INTERVAL_US });
+const iris = await startIris('iris', modelDir, { probeDir: work });
 const tjs = await startTjs('tjs', modelDir, { probeDir: work });
+// Started now so that both Irises load while nothing is measured; it serves only the profiled caption levels.
+const profiled = await startIris('iris-profiled', modelDir, { probeDir: work, cpuProfileDir: profileDir, cpuProfileIntervalUs: PROFILE_INTERVAL_US });
 const levels: Record<string, MeasuredLevel[]> = {};
 const peakRss: Record<string, number> = {};
 try {
@@ -118,28 +122,34 @@ try {
     ] }, work);
   } else console.log(`no ${join(modelDir, 'draft')} or ${join(modelDir, 'medusa')}: speculation not measured`);
   for (const s of [iris, tjs]) peakRss[s.name] = peakRssMb(s.pid);
+  levels.profiled = await runWorkload({ name: 'profiled', task: 'caption', targets: [{ name: 'iris-profiled', server: profiled, send: irisSender(profiled.url), options: { maxNewTokens: 24 } }], sizes: PLAN.captions }, work, Math.min(rounds, 2));
 } finally {
-  await Promise.all([stop(iris), stop(tjs)]);
+  await Promise.all([stop(iris), stop(tjs), stop(profiled)]);
 }
 
-// Iris's main-thread profile, cut to each of its levels' windows: the shares that split its
-// non-onnxruntime time (bench/perf/breakdown.ts).
-const mainProfile = readdirSync(existsSync(profileDir) ? profileDir : work).find((f) => f.includes(`.${iris.pid}.0.`) && f.endsWith('.cpuprofile'));
+// The profiled Iris's main-thread profile, cut to each of its levels' windows and averaged
+// per client count: the shares that split the measured Iris's non-onnxruntime time at the
+// same load (bench/perf/breakdown.ts). Generations and speculation stay unsplit.
+const mainProfile = readdirSync(existsSync(profileDir) ? profileDir : work).find((f) => f.includes(`.${profiled.pid}.0.`) && f.endsWith('.cpuprofile'));
 const profile = mainProfile ? readProfile(join(profileDir, mainProfile)) : undefined;
-if (!profile) console.warn('bench: no CPU profile of the Iris server: its main-thread time stays unsplit');
-const breakdownOf = (l: MeasuredLevel): Breakdown => {
-  const isIris = l.target !== 'tjs';
-  const shares = isIris && profile ? nonOrtShares(profileBuckets(profile, l.windowUs)) : undefined;
-  return breakdown(l.cpu, shares);
+if (!profile) console.warn('bench: no CPU profile of the profiled Iris server: Iris\'s main-thread time stays unsplit');
+const sharesAt = new Map<number, ReturnType<typeof nonOrtShares>>();
+for (const c of new Set((levels.profiled ?? []).map((l) => l.concurrency))) {
+  const each = (levels.profiled ?? []).filter((l) => l.concurrency === c).map((l) => (profile ? nonOrtShares(profileBuckets(profile, l.windowUs)) : undefined)).filter((x) => x !== undefined);
+  if (each.length > 0) sharesAt.set(c, Object.fromEntries(Object.keys(each[0]).map((k) => [k, each.reduce((t, x) => t + x[k as keyof typeof x], 0) / each.length])) as ReturnType<typeof nonOrtShares>);
+}
+const breakdownOf = (l: MeasuredLevel, workload: string): Breakdown => {
+  const isIrisCaption = l.target === 'iris' && workload === 'captions';
+  return breakdown(l.cpu, isIrisCaption ? sharesAt.get(l.concurrency) : undefined);
 };
 
 interface Summary {
   requestsPerSecond: number; tokensPerSecond: number; tokensPerRequest: number; p50Ms: number; p95Ms: number;
   failed: number; rounds: number; clientCpuMsPerRequest: number; decodeRowStepsPerRequest: number; cpu: Breakdown;
 }
-function summarize(ls: MeasuredLevel[]): Summary {
+function summarize(ls: MeasuredLevel[], workload: string): Summary {
   const m = (pick: (l: MeasuredLevel) => number): number => median(ls.map(pick));
-  const bds = ls.map(breakdownOf);
+  const bds = ls.map((l) => breakdownOf(l, workload));
   return {
     requestsPerSecond: m((l) => l.requestsPerSecond), tokensPerSecond: m((l) => l.tokensPerSecond), tokensPerRequest: m((l) => l.tokensPerRequest),
     p50Ms: m((l) => l.latencyMs.p50), p95Ms: m((l) => l.latencyMs.p95), failed: ls.reduce((n, l) => n + l.failed, 0), rounds: ls.length,
@@ -151,7 +161,7 @@ function summarize(ls: MeasuredLevel[]): Summary {
 const summary: Record<string, Record<string, Record<number, Summary>>> = {};
 for (const [w, ls] of Object.entries(levels)) {
   for (const l of ls) ((summary[w] ??= {})[l.target] ??= {});
-  for (const t of Object.keys(summary[w])) for (const c of new Set(ls.map((l) => l.concurrency))) summary[w][t][c] = summarize(ls.filter((l) => l.target === t && l.concurrency === c));
+  for (const t of Object.keys(summary[w])) for (const c of new Set(ls.map((l) => l.concurrency))) summary[w][t][c] = summarize(ls.filter((l) => l.target === t && l.concurrency === c), w);
 }
 const cap = summary.captions;
 const gen = summary.generations;
@@ -179,7 +189,7 @@ const result = {
   seconds: (performance.now() - startedAt) / 1000,
   onnxruntime: { costs: ortCosts, captionBound, decodeBoundTokensPerSecond: genBound },
   figures, targets, summary, peakRssMb: peakRss,
-  levels: Object.fromEntries(Object.entries(levels).map(([w, ls]) => [w, ls.map((l) => ({ ...l, breakdown: breakdownOf(l) }))])),
+  levels: Object.fromEntries(Object.entries(levels).map(([w, ls]) => [w, ls.map((l) => ({ ...l, breakdown: breakdownOf(l, w) }))])),
 };
 const dir = resultsDir();
 const stem = `bench-${result.model}-${date.slice(0, 10)}${values.suffix ? `-${values.suffix}` : quick ? '-quick' : ''}`;
