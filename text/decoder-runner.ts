@@ -149,6 +149,11 @@ export class DecoderRunner {
     return this.withPast !== undefined;
   }
 
+  /** How often this runner's caches reused a pooled array and how often one was made (KvPool). */
+  get kvArrays(): { readonly reused: number; readonly made: number } {
+    return this.pool.counts;
+  }
+
   /** True when decode steps fetch only their new K/V columns (see DecodeGraph). */
   get fetchesNewColumnsOnly(): boolean {
     return this.withPast?.columns !== undefined;

@@ -14,6 +14,9 @@ const MAX_SLACK = 4;
 
 export class KvPool {
   private readonly free: FloatData[] = [];
+  /** Arrays handed out again / made new, since the pool was created. */
+  private numReused = 0;
+  private numMade = 0;
 
   /** @param maxFree arrays kept for reuse; more are left to the collector. */
   constructor(private readonly maxFree = 64) {}
@@ -21,6 +24,11 @@ export class KvPool {
   /** Arrays waiting for reuse (tests, metrics). */
   get size(): number {
     return this.free.length;
+  }
+
+  /** How often `take` reused an array and how often it made one. */
+  get counts(): { readonly reused: number; readonly made: number } {
+    return { reused: this.numReused, made: this.numMade };
   }
 
   /** A view of `length` elements of `like`'s element type; zeroed unless the caller writes every one (`isOverwritten`). */
@@ -31,7 +39,11 @@ export class KvPool {
       const a = this.free[i];
       if (a.constructor === ctor && a.length >= length && a.length <= length * MAX_SLACK && (best < 0 || a.length < this.free[best].length)) best = i;
     }
-    if (best < 0) return new ctor(Math.ceil(length * GROWTH)).subarray(0, length);
+    if (best < 0) {
+      this.numMade++;
+      return new ctor(Math.ceil(length * GROWTH)).subarray(0, length);
+    }
+    this.numReused++;
     const array = this.free[best];
     this.free[best] = this.free[this.free.length - 1];
     this.free.pop();
