@@ -4,8 +4,14 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { IrisError } from '../src/contract/types.ts';
 
+/** Longest id window TextTokenizer.decode remembers, and how many it keeps before starting over. */
+const SHORT_WINDOW = 4;
+const MAX_SHORT_DECODES = 16_384;
+
 export class TextTokenizer {
   private readonly specialIds: ReadonlySet<number>;
+  /** Short windows already decoded, by skip flag and ids (see decode). */
+  private readonly shortDecodes = new Map<string, string>();
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -57,15 +63,30 @@ export class TextTokenizer {
     return [...unknown];
   }
 
-  /** Ids → text; special tokens are skipped unless asked for. */
+  /**
+   * Ids → text; special tokens are skipped unless asked for. Windows of up to
+   * SHORT_WINDOW ids are remembered: the incremental detokenizer decodes two such windows
+   * per generated token, the same ones recur from request to request, and the library's
+   * decode allocated about a tenth of everything a loaded server allocated (a sampling heap
+   * profile at 32 clients). Detokenizing a caption: 2.5 → 0.65 µs per token.
+   */
   decode(ids: ArrayLike<number>, options: { skipSpecial?: boolean } = {}): string {
     if (ids.length === 0) return ''; // the library rejects an empty list
-    return this.tokenizer.decode(Array.from(ids), { skip_special_tokens: options.skipSpecial ?? true });
+    const skipSpecial = options.skipSpecial ?? true;
+    if (ids.length > SHORT_WINDOW) return this.tokenizer.decode(Array.from(ids), { skip_special_tokens: skipSpecial });
+    let key = skipSpecial ? 's' : 'k';
+    for (let i = 0; i < ids.length; i++) key += `,${ids[i]}`;
+    const known = this.shortDecodes.get(key);
+    if (known !== undefined) return known;
+    const text = this.tokenizer.decode(Array.from(ids), { skip_special_tokens: skipSpecial });
+    if (this.shortDecodes.size >= MAX_SHORT_DECODES) this.shortDecodes.clear();
+    this.shortDecodes.set(key, text);
+    return text;
   }
 
   /** The text of one token on its own (special tokens shown), for logprob listings. */
   tokenText(id: number): string {
-    return this.tokenizer.decode([id], { skip_special_tokens: false });
+    return this.decode([id], { skipSpecial: false });
   }
 
   tokenToId(token: string): number | undefined {

@@ -41,3 +41,17 @@ describe('IncrementalDetokenizer after a context (a continuation of its prompt)'
     expect(Array.from(tokenizer.encode('circle'), (id) => none.push(id)).join('') + none.flush()).toBe('circle');
   });
 });
+
+describe('TextTokenizer.decode of short windows (remembered)', () => {
+  it('gives again what the library gave the first time, special tokens kept apart from skipped', async () => {
+    const tokenizer = await TextTokenizer.load(FIXTURES.encoderDecoder);
+    const special = Array.from({ length: tokenizer.vocabSize }, (_, id) => id).find((id) => tokenizer.isSpecial(id))!;
+    const windows = [[special], [special, 5], [5, special], ...Array.from({ length: 200 }, (_, i) => Array.from({ length: 1 + (i % 4) }, (_, j) => (i * 7 + j * 13) % tokenizer.vocabSize))];
+    const first = windows.map((ids) => [true, false].map((skipSpecial) => tokenizer.decode(ids, { skipSpecial }))); // each decoded afresh
+    expect(first[0][0]).not.toBe(first[0][1]);
+    // Again, each flag's entry looked up right after the other's: the same texts.
+    const again = windows.map((ids) => [false, true].map((skipSpecial) => tokenizer.decode(ids, { skipSpecial })).reverse());
+    expect(again).toEqual(first);
+    expect(tokenizer.tokenText(special)).toBe(first[0][1]);
+  });
+});
