@@ -84,8 +84,8 @@ function graphOf(session: ort.InferenceSession, layout?: CacheLayout, columns?: 
   const prefix = (i: number): string => (layout.naming === 'encoder-decoder' ? `present.${i}.decoder` : `present.${i}`);
   const layers = Array.from({ length: layout.numLayers }, (_, i) => ({ key: columns.get(`${prefix(i)}.key`), value: columns.get(`${prefix(i)}.value`) }));
   if (layers.some((l) => !l.key || !l.value || !session.outputNames.includes(l.key) || !session.outputNames.includes(l.value))) return graph;
-  const presents = new Set(columns.keys());
-  const fetch = [...session.outputNames.filter((n) => !presents.has(n) && !CROSS_PRESENT.test(n) && ![...columns.values()].includes(n)), ...layers.flatMap((l) => [l.key!, l.value!])];
+  const named = new Set([...columns.keys(), ...columns.values()]); // presents not fetched; the columns, once, in layer order
+  const fetch = [...session.outputNames.filter((n) => !named.has(n) && !CROSS_PRESENT.test(n)), ...layers.flatMap((l) => [l.key!, l.value!])];
   return { ...graph, columns: { fetch, layers: layers as { key: string; value: string }[] } };
 }
 
@@ -172,7 +172,7 @@ export class DecoderRunner {
     const { tokens, cache } = input;
     const graph = cache.isCached && this.withPast ? this.withPast : this.merged;
     const { columns } = graph;
-    const outputs = await graph.session.run(await this.feeds(input, graph), columns ? [...columns.fetch] : cache.outputsToFetch(graph.session.outputNames));
+    const outputs = await graph.session.run(await this.feeds(input, graph), columns ? columns.fetch : cache.outputsToFetch(graph.session.outputNames));
     const logits = input.isAllPositions ? tensorFloats(outputs.logits) : lastPositions(outputs.logits, cache.batchSize, tokens.seqLength);
     const next = columns
       ? cache.appendColumns(columns.layers.map((l): KV => ({ key: outputs[l.key], value: outputs[l.value] })), tokens.seqLength, this.pool)

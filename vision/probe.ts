@@ -1,9 +1,10 @@
 // The one place image formats and sizes are checked: a header-only look at the bytes,
 // the format from its signature, the size from sharp's metadata (which reads headers and
-// decodes no pixels; the common PNG's from its checked chunks, png.ts), so a decompression bomb is refused before anything allocates its
-// pixels. The server's intake runs it before a request is queued. The decoder (image.ts)
-// checks the signature the same way (checkFormat) and leaves the size to sharp's own
-// pixel limit, which is also read from the header: one metadata read per image at most.
+// decodes no pixels; the common PNG's from its checked chunks, png.ts), so a
+// decompression bomb is refused before anything allocates its pixels. The server's intake
+// runs it before a request is queued. The decoder (image.ts) checks the signature the same
+// way (checkFormat) and leaves the size to sharp's own pixel limit, which is also read
+// from the header: one metadata read per image at most.
 import sharp from 'sharp';
 import { IrisError } from '../src/contract/types.ts';
 import { simplePngHeader } from './png.ts';

@@ -237,14 +237,7 @@ export class Speculator {
   private checkShadow(state: RowSpeculation, row: RowDecoder): void {
     const shadow = state.shadow;
     if (!shadow) return;
-    const token = row.tokens.at(-1)?.id;
-    if (token === shadow.ids[shadow.matched]) shadow.matched++;
-    else {
-      this.record(state.mode, shadow.ids.length, shadow.matched);
-      state.shadow = undefined;
-      return;
-    }
-    if (shadow.matched < shadow.ids.length) return;
+    if (row.tokens.at(-1)?.id === shadow.ids[shadow.matched] && ++shadow.matched < shadow.ids.length) return; // still going
     this.record(state.mode, shadow.ids.length, shadow.matched);
     state.shadow = undefined;
   }

@@ -11,7 +11,7 @@ import { TextTokenizer } from '../../text/tokenizer.ts';
 import { VisionEncoder } from '../../vision/encoder.ts';
 import { IrisError } from '../contract/types.ts';
 import { exposeNewColumns } from '../quantize/new-columns.ts';
-import { decodeModel, encodeModel, type OnnxTensor } from '../quantize/onnx-proto.ts';
+import { decodeModel, encodeModel, isExternalData } from '../quantize/onnx-proto.ts';
 
 /** The shipped model, resolved relative to the package (not the working directory). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models/shapes-base');
@@ -138,17 +138,12 @@ export async function loadDecoderRunner(decoderPath: string, session: ort.Infere
 async function decodeGraphOf(path: string): Promise<DecodeGraph> {
   try {
     const model = decodeModel(new Uint8Array(await readFile(path)));
-    if (model.graph.initializers.some(isExternal)) return { path };
+    if (model.graph.initializers.some(isExternalData)) return { path };
     const exposed = exposeNewColumns(model);
     return exposed ? { path, bytes: encodeModel(exposed.model), columns: exposed.outputs } : { path };
   } catch {
     return { path }; // onnxruntime reports what is wrong with the file when it loads it
   }
-}
-
-/** TensorProto.data_location (14) = EXTERNAL (1). */
-function isExternal(t: OnnxTensor): boolean {
-  return t.rest.some((f) => f.no === 14 && f.value === 1n);
 }
 
 /** Where the vision encoder's graph is (the engine's image worker loads it again). */

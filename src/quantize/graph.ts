@@ -3,7 +3,7 @@
 // tensor payloads.
 import { floatToHalf } from '../contract/float16.ts';
 import { ProtoWriter, Wire, decodeFields, fieldBytes, fieldInt, type Field } from './protobuf.ts';
-import { DataType, type OnnxAttribute, type OnnxGraph, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx-proto.ts';
+import { DataType, isExternalData, type OnnxAttribute, type OnnxGraph, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx-proto.ts';
 
 /** An initializer and the graph that owns it (a subgraph may use its parents'). */
 export interface ScopedTensor {
@@ -104,7 +104,7 @@ export function intsAttribute(name: string, values: number[]): OnnxAttribute {
 /** Float32 values of a FLOAT tensor, from raw_data or float_data (field 4). */
 export function floatValues(t: OnnxTensor): Float32Array {
   if (t.dataType !== DataType.FLOAT) throw new Error(`${t.name}: expected a float tensor, got data type ${t.dataType}`);
-  if (t.rest.some((f) => f.no === 14 && f.wire === Wire.Varint && f.value === 1n)) {
+  if (isExternalData(t)) {
     throw new Error(`${t.name}: weights in external data files are not supported by iris quantize`);
   }
   if (t.rawData) return new Float32Array(t.rawData.slice().buffer);

@@ -83,6 +83,11 @@ function fieldTable(fields: readonly Field[]): { take: (no: number) => Field[]; 
 const str = (fs: Field[]): string => (fs.length ? fieldString(fs[fs.length - 1]) : '');
 const int = (fs: Field[]): bigint | undefined => (fs.length ? fieldInt(fs[fs.length - 1]) : undefined);
 
+/** TensorProto.data_location (14) = EXTERNAL (1): the values sit in a file beside the model. */
+export function isExternalData(t: OnnxTensor): boolean {
+  return t.rest.some((f) => f.no === 14 && f.wire === Wire.Varint && f.value === 1n);
+}
+
 export function decodeTensor(buf: Uint8Array): OnnxTensor {
   const t = fieldTable(decodeFields(buf));
   const dims = repeatedInts(t.take(1)).map(Number);
