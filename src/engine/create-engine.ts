@@ -2,7 +2,7 @@
 // cache, the batch runner, the KV budget, the scheduler and the speculator, each set up
 // from the engine's slice of the config (validated once, by createEngineConfig).
 import { EmbeddingCache } from '../../vision/embedding-cache.ts';
-import { createImageLoader, MAX_IMAGES_PER_CALL } from '../../vision/image-loader.ts';
+import { createImageLoader, encodeInProcess, inThreadWhenIdle, MAX_IMAGES_PER_CALL } from '../../vision/image-loader.ts';
 import { join } from 'node:path';
 import { startEncodeWorkers, type WorkerImageEncoder } from '../../vision/worker-encoder.ts';
 import { createEngineConfig, type EngineConfig, type EngineConfigInput } from '../config/config.ts';
@@ -117,9 +117,9 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
   }
   const budget = new KvBudget({ capacityTokens, crossTokensPerRow });
   const scheduler = new Scheduler<EngineRequest>({ maxBatchSize, maxQueued, budget });
-  const images = worker
-    ? { encodeImages: worker.encodeImages }
-    : { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: config.maxPixels } };
+  const inProcess = { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: config.maxPixels } };
+  // With a worker, a lone image that arrives while the decoder has nothing to do is encoded here (image-loader.ts).
+  const images = worker ? { encodeImages: inThreadWhenIdle(worker.encodeImages, encodeInProcess(inProcess), () => !scheduler.hasWork) } : inProcess;
   const cache = options.embeddingCache ?? new EmbeddingCache(config.embeddingCacheBytes);
   const loader = createImageLoader({
     ...images,

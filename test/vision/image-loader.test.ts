@@ -1,8 +1,9 @@
-// The batching image loader: one encoder call per scheduled batch, deduplicated and cached.
+// The batching image loader: one encoder call per scheduled batch, deduplicated and cached;
+// with a worker, a lone image is encoded in this thread only while nothing else wants it.
 import { describe, expect, it } from 'vitest';
 import { EmbeddingCache, contentHash } from '../../vision/embedding-cache.ts';
 import type { VisionEncoder } from '../../vision/encoder.ts';
-import { createImageLoader } from '../../vision/image-loader.ts';
+import { createImageLoader, inThreadWhenIdle, type ImageBatchEncoder } from '../../vision/image-loader.ts';
 import { parsePreprocessorConfig } from '../../vision/preprocess.ts';
 import { syntheticImage } from '../helpers.ts';
 
@@ -46,5 +47,38 @@ describe('image loader', () => {
   it('validates its options once, with messages that restate the contract', () => {
     const cache = new EmbeddingCache(0);
     expect(() => createImageLoader({ encoder: fakeEncoder([]), preprocessor, cache, limits: LIMITS, windowMs: 0, maxBatchSize: 0 })).toThrow(/maxBatchSize must be an integer >= 1/);
+  });
+
+  it('encodes a lone image in this thread only while idle and nothing else is in flight', async () => {
+    const used: string[] = [];
+    const release: (() => void)[] = [];
+    const encoder = (name: string, hold = false): ImageBatchEncoder => async (images) => {
+      used.push(`${name}:${images.length}`);
+      if (hold) await new Promise<void>((resolve) => release.push(resolve));
+      return images.map(() => ({ data: new Float32Array(4), numPatches: 1, hiddenSize: 4 }));
+    };
+    let idle = true;
+    const one = [new Uint8Array([1])];
+    const quick = inThreadWhenIdle(encoder('worker'), encoder('here'), () => idle);
+    await quick(one);
+    await quick([new Uint8Array([1]), new Uint8Array([2])]); // a burst: the decoder will soon want this thread
+    idle = false;
+    await quick(one);
+    expect(used).toEqual(['here:1', 'worker:2', 'worker:1']);
+
+    used.length = 0;
+    idle = true;
+    const held = inThreadWhenIdle(encoder('worker', true), encoder('here', true), () => idle);
+    const first = held(one); // idle: here, and held
+    const second = held(one); // the first is still in flight: the worker
+    await Promise.resolve();
+    expect(used).toEqual(['here:1', 'worker:1']);
+    release.forEach((r) => r());
+    await Promise.all([first, second]);
+    const third = held(one); // nothing in flight again: here
+    expect(used).toEqual(['here:1', 'worker:1', 'here:1']);
+    await Promise.resolve();
+    release.forEach((r) => r());
+    await third;
   });
 });
