@@ -119,7 +119,7 @@ async function assembleEngine(model: IrisModel, config: EngineConfig, options: E
   const scheduler = new Scheduler<EngineRequest>({ maxBatchSize, maxQueued, budget });
   const inProcess = { encoder: model.encoder, preprocessor: model.folder.preprocessor, limits: { maxPixels: config.maxPixels } };
   // With a worker, a lone image that arrives while the decoder has nothing to do is encoded here (image-loader.ts).
-  const images = worker ? { encodeImages: inThreadWhenIdle(worker.encodeImages, encodeInProcess(inProcess), () => !scheduler.hasWork) } : inProcess;
+  const images = worker ? { encodeImages: inThreadWhenIdle(worker.encodeImages, encodeInProcess(inProcess), () => !scheduler.hasRowsToRun) } : inProcess;
   const cache = options.embeddingCache ?? new EmbeddingCache(config.embeddingCacheBytes);
   const loader = createImageLoader({
     ...images,

@@ -69,7 +69,12 @@ export class Scheduler<T extends SchedulerEntry> {
 
   /** True when a step would do something (run rows or retire them). */
   get hasWork(): boolean {
-    return this.running.length > 0 || this.retired.length > 0 || this.waiting.some((e) => e.status !== RequestStatus.Loading);
+    return this.hasRowsToRun || this.retired.length > 0;
+  }
+
+  /** True while some row decodes or waits, image ready, to be admitted (rows to retire need no decoder time). */
+  get hasRowsToRun(): boolean {
+    return this.running.length > 0 || this.waiting.some((e) => e.status !== RequestStatus.Loading);
   }
 
   /** Put a request in line (status loading until its image is ready); OVERLOADED when the line is full. */

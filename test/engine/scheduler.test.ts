@@ -184,6 +184,7 @@ describe('Scheduler', () => {
     expect(next.retire).toContain(b.id);
     expect(next.decode).toEqual([a]);
     s.finish(a);
+    expect([s.hasRowsToRun, s.hasWork]).toEqual([false, true]); // a row to retire, none to run
     s.schedule();
     expect(s.kvUsedTokens).toBe(0);
     expect(s.numRunning).toBe(0);
