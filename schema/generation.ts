@@ -19,6 +19,15 @@ export interface IrisServices {
 export interface IrisContext {
   readonly iris: IrisServices;
   readonly deadline: Deadline;
+  /** The Node response an HTTP request is answered on (yoga's server context); absent over WebSocket. */
+  readonly res?: Corkable;
+}
+
+/** A writable whose writes can be held back and sent together (node:http's ServerResponse). */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+  readonly writableEnded: boolean;
 }
 
 /** Arguments of caption/answer/generate and their streams (question/prompt per task). */

@@ -28,6 +28,7 @@ function stream(task: Task) {
       streamGeneration((hooks) => runGeneration(task, args, ctx, hooks), ctx.deadline.signal, {
         coalesce: !info.fieldNodes.some((node) => selectsToken(node.selectionSet, info)),
         intervalMs: ctx.iris.streamIntervalMs,
+        output: ctx.res,
       })) as Resolver<
       GenerationArgs,
       AsyncIterableIterator<GenerationEvent>

@@ -15,6 +15,7 @@
 // `tokens` lists their tokens.
 import type { GeneratedToken, GenerateHooks, GenerationResult } from '../src/contract/types.ts';
 import { anySignal } from '../src/server/any-signal.ts';
+import type { Corkable } from './generation.ts';
 
 export interface GenerationEvent {
   readonly delta: string;
@@ -27,6 +28,13 @@ export interface GenerationEvent {
 }
 
 export interface StreamOptions {
+  /**
+   * The response the events are written to: corked when the final event is handed out,
+   * so that event, the protocol's completion and the response's end leave in one write
+   * (uncorked by the end, or on the next turn of the event loop at the latest). Each
+   * write to a loopback socket cost about 0.17 ms of the main thread at one client.
+   */
+  readonly output?: Corkable;
   /** Merge pieces into fewer events (see above); off: one event per piece. */
   readonly coalesce?: boolean;
   /** With coalesce: the least time between two events carrying pieces, in ms (0: merge only what waits). */
@@ -43,6 +51,15 @@ const LOAD_STREAMS = 8;
 /** The interval after an event of a paced stream, given how many are open. */
 export function pacedIntervalMs(intervalMs: number, open: number): number {
   return open > LOAD_STREAMS ? (intervalMs * open) / LOAD_STREAMS : intervalMs;
+}
+
+/** Cork `output` until its end (which flushes it whole) or the next turn of the event loop. */
+function holdTheEnd(output: Corkable | undefined): void {
+  if (!output || output.writableEnded) return;
+  output.cork();
+  setImmediate(() => {
+    if (!output.writableEnded) output.uncork();
+  });
 }
 
 /** `start` gets hooks whose signal fires when the consumer stops early or `signal` fires. */
@@ -139,6 +156,7 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
       if (result) {
         const generation = result;
         result = undefined;
+        holdTheEnd(options.output);
         return { value: { delta: '', token: null, tokens: [], done: true, generation }, done: false };
       }
       if (isFinished) return close();

@@ -26,6 +26,30 @@ describe('streamGeneration', () => {
   });
 });
 
+describe('streamGeneration output', () => {
+  it('corks the response when the final event is handed out and uncorks it on the next turn unless it ended', async () => {
+    const calls: string[] = [];
+    const output = { writableEnded: false, cork: () => calls.push('cork'), uncork: () => calls.push('uncork') };
+    const stream = streamGeneration(async (hooks) => {
+      hooks.onDelta?.({ text: 'a', token: { id: 1, text: 'a' } });
+      return { text: 'a' } as never;
+    }, new AbortController().signal, { output });
+    expect((await stream.next()).value).toMatchObject({ delta: 'a', done: false });
+    expect(calls).toEqual([]);
+    expect((await stream.next()).value).toMatchObject({ done: true });
+    expect(calls).toEqual(['cork']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual(['cork', 'uncork']);
+
+    calls.length = 0;
+    const ended = streamGeneration(async () => ({ text: '' }) as never, new AbortController().signal, { output });
+    await ended.next();
+    output.writableEnded = true; // end() flushed it whole
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual(['cork']);
+  });
+});
+
 describe('streamGeneration coalescing', () => {
   const piece = (i: number) => ({ text: `w${i} `, token: { id: i, text: `w${i}` } });
 

@@ -92,6 +92,36 @@ describe('transports', () => {
     expect(events.at(-1)?.data.captionStream).toMatchObject({ done: true, generation: { text: WORDS } });
   });
 
+  it('sends the final event, the completion and the end of the response in one write', async () => {
+    type Writes = { _write: (...args: unknown[]) => void; _writev: (chunks: { chunk: unknown }[], cb: unknown) => void };
+    const writes: string[] = [];
+    const restore: (() => void)[] = [];
+    const spy = (_req: unknown, res: { socket: Writes }): void => {
+      const socket = res.socket;
+      const { _write, _writev } = socket;
+      socket._write = (chunk, ...rest) => (writes.push(String(chunk)), _write.call(socket, chunk, ...rest));
+      socket._writev = (chunks, cb) => (writes.push(chunks.map((c) => String(c.chunk)).join('')), _writev.call(socket, chunks, cb));
+      restore.push(() => Object.assign(socket, { _write, _writev }));
+    };
+    iris.server.http.prependListener('request', spy);
+    try {
+      const res = await fetch(iris.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: MERGED, variables: { i: { base64 } } }),
+      });
+      expect(((await readSse(res)) as StreamEvent[]).at(-1)?.data.captionStream.done).toBe(true);
+    } finally {
+      iris.server.http.off('request', spy);
+      restore.forEach((r) => r());
+    }
+    expect(writes.length).toBeGreaterThanOrEqual(3); // headers, pieces, the end
+    const last = writes.at(-1)!;
+    expect(last).toContain('"done":true');
+    expect(last).toContain('event: complete');
+    expect(last).toMatch(/0\r\n\r\n$/);
+  });
+
   it('keeps one event per piece when a fragment selects token', async () => {
     const query = 'subscription($i: ImageInput!) { captionStream(image: $i) { ...E done } } fragment E on GenerationEvent { delta token { id } }';
     const res = await fetch(iris.url, {
