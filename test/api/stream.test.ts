@@ -27,17 +27,22 @@ describe('streamGeneration', () => {
 });
 
 describe('streamGeneration output', () => {
-  it('corks the response when the final event is handed out and uncorks it on the next turn unless it ended', async () => {
+  it('corks the response when the generation ends and uncorks it on the next turn unless it ended', async () => {
     const calls: string[] = [];
     const output = { writableEnded: false, cork: () => calls.push('cork'), uncork: () => calls.push('uncork') };
+    const finish = deferred();
     const stream = streamGeneration(async (hooks) => {
       hooks.onDelta?.({ text: 'a', token: { id: 1, text: 'a' } });
-      return { text: 'a' } as never;
+      await finish.promise;
+      hooks.onDelta?.({ text: 'b', token: { id: 2, text: 'b' } });
+      return { text: 'ab' } as never;
     }, new AbortController().signal, { output });
     expect((await stream.next()).value).toMatchObject({ delta: 'a', done: false });
     expect(calls).toEqual([]);
-    expect((await stream.next()).value).toMatchObject({ done: true });
+    finish.resolve();
+    expect((await stream.next()).value).toMatchObject({ delta: 'b', done: false }); // the last piece goes out corked too
     expect(calls).toEqual(['cork']);
+    expect((await stream.next()).value).toMatchObject({ done: true });
     await new Promise((resolve) => setImmediate(resolve));
     expect(calls).toEqual(['cork', 'uncork']);
 

@@ -92,7 +92,7 @@ describe('transports', () => {
     expect(events.at(-1)?.data.captionStream).toMatchObject({ done: true, generation: { text: WORDS } });
   });
 
-  it('sends the final event, the completion and the end of the response in one write', async () => {
+  it('sends the last pieces, the final event, the completion and the end of the response in one write', async () => {
     type Writes = { _write: (...args: unknown[]) => void; _writev: (chunks: { chunk: unknown }[], cb: unknown) => void };
     const writes: string[] = [];
     const restore: (() => void)[] = [];
