@@ -12,7 +12,8 @@
 //                 GraphQL/yoga/HTTP/SSE, GC, engine JS: bench/perf/breakdown.ts)
 //   generations   48 tokens each (min = max), c1 / c8 / c32: tokens/s
 //   speculation   one client, captions on the same Iris server, `speculative: draft` and
-//                 `medusa` vs `off`: p50 latency (each needs the folder's draft/ or medusa/)
+//                 `medusa` vs `off` taking turns request by request: p50 latency (each
+//                 needs the folder's draft/ or medusa/)
 //   bounds        onnxruntime alone, in this process, in thread CPU (bench/perf/ort-bound.ts):
 //                 captions/s on all cores at the best batch sizes; one decoder thread's
 //                 tokens/s at 32 rows
@@ -34,7 +35,7 @@ import { distinctRequests, irisSender, runLevel, tjsSender, type LoadOptions, ty
 import { median } from './measure.ts';
 import { breakdown, ROWS, type Breakdown } from './perf/breakdown.ts';
 import { nonOrtShares, profileBuckets, readProfile, type ProfileBucket } from './perf/cpu-profile.ts';
-import { measureLevel, type MeasuredLevel } from './perf/http-cpu.ts';
+import { measureAlternating, measureLevel, type MeasuredLevel } from './perf/http-cpu.ts';
 import { decodeBound, measureOrtCosts, requestBound } from './perf/ort-bound.ts';
 import { peakRssMb, startIris, startTjs, stop, type Server } from './perf/servers.ts';
 import { evaluateTargets, formatTarget, type Figures } from './perf/targets.ts';
@@ -92,6 +93,23 @@ async function runWorkload(w: Workload, probeDir: string, numRounds = rounds): P
   return out;
 }
 
+/**
+ * Targets on one server, one client, taking turns request by request (http-cpu.ts
+ * measureAlternating): the speculation modes' p50s compare side by side. Run as levels of
+ * 64 one after another, plain decoding's p50 ranged 12.9-17.4 ms over the five rounds of
+ * one run (2026-12-02): the machine's drift was larger than the gap being measured.
+ */
+async function runAlternatingWorkload(name: Workload['name'], targets: Target[], perTarget: number, probeDir: string): Promise<MeasuredLevel[]> {
+  for (const t of targets) await runLevel(t.send, 1, requests(PLAN.warmup / 2, 'caption'), t.options);
+  const out: MeasuredLevel[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const measured = await measureAlternating(targets, targets[0].server.pid, probeDir, round, requests(perTarget * targets.length, 'caption'), SETTLE_MS);
+    out.push(...measured);
+    console.log(`${name} round ${round} c= 1, taking turns: ${measured.map((l) => `${l.target} p50 ${l.latencyMs.p50.toFixed(1)} ms`).join(', ')}; server CPU ${measured[0].cpu.threadsTotal.toFixed(2)} ms/req (all of them), load ${measured[0].loadAvg.after}`);
+  }
+  return out;
+}
+
 const loadBefore = loadavg();
 const startedAt = performance.now();
 const threadCpu = ensureThreadCpuHelper();
@@ -116,10 +134,10 @@ try {
   levels.captions = await runWorkload({ name: 'captions', task: 'caption', targets: pair({ maxNewTokens: 24 }), sizes: PLAN.captions }, work);
   levels.generations = await runWorkload({ name: 'generations', task: 'generate', targets: pair({ maxNewTokens: GEN_TOKENS, minNewTokens: GEN_TOKENS }), sizes: PLAN.generations }, work);
   if (speculations.length > 0) {
-    levels.speculation = await runWorkload({ name: 'speculation', task: 'caption', sizes: { 1: PLAN.speculation }, targets: [
+    levels.speculation = await runAlternatingWorkload('speculation', [
       { name: 'plain', server: iris, send: sendIris, options: { maxNewTokens: 24, speculative: 'off' } },
       ...speculations.map((mode) => ({ name: mode, server: iris, send: sendIris, options: { maxNewTokens: 24, speculative: mode } })),
-    ] }, work);
+    ], PLAN.speculation, work);
   } else console.log(`no ${join(modelDir, 'draft')} or ${join(modelDir, 'medusa')}: speculation not measured`);
   for (const s of [iris, tjs]) peakRss[s.name] = peakRssMb(s.pid);
   levels.profiled = await runWorkload({ name: 'profiled', task: 'caption', targets: [{ name: 'iris-profiled', server: profiled, send: irisSender(profiled.url), options: { maxNewTokens: 24 } }], sizes: PLAN.captions }, work, Math.min(rounds, 2));

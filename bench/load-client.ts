@@ -134,7 +134,30 @@ export async function runLevel(send: Send, concurrency: number, requests: readon
     while (next < requests.length) timings.push(await send(requests[next++], options));
   };
   await Promise.all(Array.from({ length: concurrency }, client));
-  const seconds = (performance.now() - started) / 1000;
+  return levelOf(concurrency, timings, (performance.now() - started) / 1000);
+}
+
+/**
+ * One client, one request at a time, the targets taking turns request by request (the
+ * first of each turn rotating): each target's requests see the same moments of the
+ * machine, so their latencies compare side by side however its speed drifts. `requests`
+ * holds `perTarget` distinct requests for each target.
+ */
+export async function runAlternating(targets: readonly { send: Send; options: LoadOptions }[], requests: readonly LoadRequest[], perTarget: number): Promise<LevelResult[]> {
+  const timings = targets.map((): RequestTiming[] => []);
+  const spent = targets.map(() => 0);
+  for (let i = 0; i < perTarget; i++) {
+    for (let k = 0; k < targets.length; k++) {
+      const j = (i + k) % targets.length;
+      const started = performance.now();
+      timings[j].push(await targets[j].send(requests[i * targets.length + j], targets[j].options));
+      spent[j] += performance.now() - started;
+    }
+  }
+  return targets.map((_, j) => levelOf(1, timings[j], spent[j] / 1000));
+}
+
+function levelOf(concurrency: number, timings: readonly RequestTiming[], seconds: number): LevelResult {
   const ok = timings.filter((t) => t.ok);
   const tpot = ok.filter((t) => t.tokens > 1).map((t) => (t.ms - t.firstTokenMs) / (t.tokens - 1));
   return {

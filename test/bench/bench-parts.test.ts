@@ -12,6 +12,7 @@ import { nonOrtShares, profileBuckets, readProfile } from '../../bench/perf/cpu-
 import { decodeBound, measureOrtCosts, requestBound } from '../../bench/perf/ort-bound.ts';
 import { evaluateTargets, formatTarget, type Figures } from '../../bench/perf/targets.ts';
 import { median } from '../../bench/measure.ts';
+import { runAlternating, type LoadRequest, type Send } from '../../bench/load-client.ts';
 import { ROOT } from '../helpers.ts';
 
 interface FixtureLevel { target: string; round: number; concurrency: number; cpu: LevelCpu }
@@ -134,5 +135,21 @@ describe('onnxruntime-only bound', () => {
     expect(bound.msPerRequest).toBeCloseTo(costs.encoderMsPerImage + costs.prefillMsPerRow + 10 * step, 9);
     expect(bound.requestsPerSecond).toBeCloseTo(2000 / bound.msPerRequest, 9);
     expect(decodeBound(costs, 6)).toBeCloseTo(1000 / step, 9);
+  });
+});
+
+describe('targets taking turns', () => {
+  it('gives each target its own requests, the first of each turn rotating, and keeps each one\'s latencies apart', async () => {
+    const order: string[] = [];
+    const send = (name: string, ms: number): Send => async (request) => {
+      order.push(`${name}:${request.prompt}`);
+      return { ms, firstTokenMs: ms / 2, tokens: 3, ok: true };
+    };
+    const requests: LoadRequest[] = Array.from({ length: 6 }, (_, i) => ({ task: 'generate', image: new Uint8Array(), prompt: String(i) }));
+    const options = { maxNewTokens: 3 };
+    const [a, b] = await runAlternating([{ send: send('a', 10), options }, { send: send('b', 4), options }], requests, 3);
+    expect(order).toEqual(['a:0', 'b:1', 'b:3', 'a:2', 'a:4', 'b:5']);
+    expect([a.requests, b.requests, a.concurrency]).toEqual([3, 3, 1]);
+    expect([a.latencyMs.p50, b.latencyMs.p50]).toEqual([10, 4]);
   });
 });
