@@ -193,7 +193,7 @@ export class KvCache {
       const [, heads, len, d] = tensor.dims;
       const data = tensor.data as FloatData;
       const out = new (data.constructor as new (n: number) => FloatData)(heads * count * d);
-      for (let h = 0; h < heads; h++) out.set(data.subarray(((row * heads + h) * len + fromColumn) * d, ((row * heads + h) * len + fromColumn + count) * d), h * count * d);
+      for (let h = 0; h < heads; h++) copyRun(out, h * count * d, data, ((row * heads + h) * len + fromColumn) * d, count * d);
       return out;
     };
     return { length: count, layers: this.self.map((kv) => ({ key: take(kv.key), value: take(kv.value) })) };
@@ -283,7 +283,7 @@ function assembleTensor(parts: readonly TensorRows[], length?: number, pool?: Kv
     for (const row of rows) {
       for (let h = 0; h < heads; h++) {
         const src = ((row * heads + h) * len + fromColumn) * d;
-        out.set(data.subarray(src, src + kept * d), ((outRow * heads + h) * outLength + outLength - kept) * d);
+        copyRun(out, ((outRow * heads + h) * outLength + outLength - kept) * d, data, src, kept * d);
       }
       outRow++;
     }
@@ -302,10 +302,25 @@ function gatherColumnsOf(tensor: ort.Tensor, columns: readonly (readonly number[
     for (let h = 0; h < heads; h++) {
       const src = (row * heads + h) * len;
       const dst = (row * heads + h) * width + offset;
-      picks.forEach((c, i) => out.set(data.subarray((src + c) * d, (src + c + 1) * d), (dst + i) * d));
+      // Runs of consecutive columns (all of them but a verify step's rejected drafts) are copied whole.
+      for (let i = 0; i < picks.length; ) {
+        let end = i + 1;
+        while (end < picks.length && picks[end] === picks[end - 1] + 1) end++;
+        copyRun(out, (dst + i) * d, data, (src + picks[i]) * d, (end - i) * d);
+        i = end;
+      }
     }
   }
   return tensorOf(tensor.type, out, [batch, heads, width, d]);
+}
+
+/** Below this many values a loop copies: `set(subarray)` would allocate a view per run, and the decode steps copy thousands of short runs. */
+const LOOP_COPY = 512;
+
+/** out[to, to + n) = from[at, at + n). */
+function copyRun(out: FloatData, to: number, from: FloatData, at: number, n: number): void {
+  if (n >= LOOP_COPY) out.set(from.subarray(at, at + n), to);
+  else for (let i = 0; i < n; i++) out[to + i] = from[at + i];
 }
 
 /** A zeroed array like `like`: from the pool when there is one. */
@@ -324,8 +339,8 @@ function appendTensor(past: ort.Tensor, columns: ort.Tensor, count: number, pool
   const width = len + count;
   const out = pool.take(from.length > 0 ? from : added, batch * heads * width * d, true);
   for (let r = 0; r < batch * heads; r++) {
-    if (len > 0) out.set(from.subarray(r * len * d, (r + 1) * len * d), r * width * d);
-    out.set(added.subarray(r * count * d, (r + 1) * count * d), (r * width + len) * d);
+    if (len > 0) copyRun(out, r * width * d, from, r * len * d, len * d);
+    copyRun(out, (r * width + len) * d, added, r * count * d, count * d);
   }
   return tensorOf(past.type, out, [batch, heads, width, d]);
 }
