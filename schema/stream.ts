@@ -29,10 +29,12 @@ export interface GenerationEvent {
 
 export interface StreamOptions {
   /**
-   * The response the events are written to: corked when the generation ends, so its last
-   * pieces, the final event, the protocol's completion and the response's end leave in
-   * one write (uncorked by the end, or on the next turn of the event loop at the latest).
-   * Each write to a loopback socket cost about 0.17 ms of the main thread at one client.
+   * The response the events are written to. Corked from the start until the first event
+   * is handed out (or HEAD_HOLD_MS have passed), so the headers go out with it; and corked
+   * again when the generation ends, so its last pieces, the final event, the protocol's
+   * completion and the response's end leave in one write. Each hold is let go by the end
+   * or on the next turn of the event loop. Each write to a loopback socket cost about
+   * 0.17 ms of the main thread at one client.
    */
   readonly output?: Corkable;
   /** Merge pieces into fewer events (see above); off: one event per piece. */
@@ -53,13 +55,34 @@ export function pacedIntervalMs(intervalMs: number, open: number): number {
   return open > LOAD_STREAMS ? (intervalMs * open) / LOAD_STREAMS : intervalMs;
 }
 
+/** Most time the headers wait for the first event: a client still learns soon that its request was taken. */
+export const HEAD_HOLD_MS = 1000;
+
 /** Cork `output` until its end (which flushes it whole) or the next turn of the event loop. */
 function holdTheEnd(output: Corkable | undefined): void {
   if (!output || output.writableEnded) return;
   output.cork();
-  setImmediate(() => {
-    if (!output.writableEnded) output.uncork();
-  });
+  setImmediate(() => letGo(output));
+}
+
+/** Cork `output` until release() (then the next turn of the event loop, once the event handed out is written), HEAD_HOLD_MS at most. */
+function holdTheStart(output: Corkable | undefined): { release(): void } {
+  if (!output || output.writableEnded) return { release: () => undefined };
+  output.cork();
+  let isHeld = true;
+  const release = (): void => {
+    if (!isHeld) return;
+    isHeld = false;
+    clearTimeout(timeout);
+    setImmediate(() => letGo(output));
+  };
+  const timeout = setTimeout(release, HEAD_HOLD_MS);
+  timeout.unref();
+  return { release };
+}
+
+function letGo(output: Corkable): void {
+  if (!output.writableEnded) output.uncork();
 }
 
 /** `start` gets hooks whose signal fires when the consumer stops early or `signal` fires. */
@@ -79,6 +102,7 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
   let wake: (() => void) | undefined;
   /** Set while next() waits out the interval: new pieces need not wake it. */
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const head = holdTheStart(options.output);
   let isCounted = intervalMs > 0;
   if (isCounted) openPaced++;
   const uncount = (): void => {
@@ -119,6 +143,7 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
 
   const close = (): IteratorResult<GenerationEvent> => {
     isClosed = true;
+    head.release();
     uncount();
     stop.abort();
     notify();
@@ -139,7 +164,16 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
     return { delta, token: taken[taken.length - 1], tokens: taken, done: false, generation: null };
   };
 
+  /** The next event, once the first is handed out: the held headers go with it. */
   const next = async (): Promise<IteratorResult<GenerationEvent>> => {
+    try {
+      return await nextEvent();
+    } finally {
+      head.release();
+    }
+  };
+
+  const nextEvent = async (): Promise<IteratorResult<GenerationEvent>> => {
     while (!isClosed) {
       if (tokens.length > 0) {
         const wait = isFinished || intervalMs === 0 ? 0 : lastSentAt + pacedIntervalMs(intervalMs, openPaced) - performance.now();

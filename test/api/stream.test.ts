@@ -1,6 +1,6 @@
 // schema/stream.ts: a generation as an async iterator of pieces, for subscriptions.
-import { describe, expect, it } from 'vitest';
-import { streamGeneration } from '../../schema/stream.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { HEAD_HOLD_MS, streamGeneration } from '../../schema/stream.ts';
 
 function deferred<T = void>() {
   let resolve!: (value: T) => void;
@@ -27,7 +27,27 @@ describe('streamGeneration', () => {
 });
 
 describe('streamGeneration output', () => {
-  it('corks the response when the generation ends and uncorks it on the next turn unless it ended', async () => {
+  it('holds the headers back until the first event, HEAD_HOLD_MS at most', async () => {
+    vi.useFakeTimers();
+    try {
+      const calls: string[] = [];
+      const output = { writableEnded: false, cork: () => calls.push('cork'), uncork: () => calls.push('uncork') };
+      const stream = streamGeneration(() => new Promise(() => undefined), new AbortController().signal, { output }); // nothing, ever
+      expect(calls).toEqual(['cork']);
+      await vi.advanceTimersByTimeAsync(HEAD_HOLD_MS - 1);
+      expect(calls).toEqual(['cork']);
+      await vi.advanceTimersByTimeAsync(1);
+      await vi.runOnlyPendingTimersAsync(); // the uncork waits for the next turn
+      expect(calls).toEqual(['cork', 'uncork']);
+      await stream.return?.();
+      await vi.runAllTimersAsync();
+      expect(calls).toEqual(['cork', 'uncork']); // let go once
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('corks the response from the start to the first event, and when the generation ends; uncorks each on the next turn unless it ended', async () => {
     const calls: string[] = [];
     const output = { writableEnded: false, cork: () => calls.push('cork'), uncork: () => calls.push('uncork') };
     const finish = deferred();
@@ -37,21 +57,23 @@ describe('streamGeneration output', () => {
       hooks.onDelta?.({ text: 'b', token: { id: 2, text: 'b' } });
       return { text: 'ab' } as never;
     }, new AbortController().signal, { output });
+    expect(calls).toEqual(['cork']); // the headers wait for the first event
     expect((await stream.next()).value).toMatchObject({ delta: 'a', done: false });
-    expect(calls).toEqual([]);
-    finish.resolve();
-    expect((await stream.next()).value).toMatchObject({ delta: 'b', done: false }); // the last piece goes out corked too
-    expect(calls).toEqual(['cork']);
-    expect((await stream.next()).value).toMatchObject({ done: true });
     await new Promise((resolve) => setImmediate(resolve));
     expect(calls).toEqual(['cork', 'uncork']);
+    finish.resolve();
+    expect((await stream.next()).value).toMatchObject({ delta: 'b', done: false }); // the last piece goes out corked too
+    expect(calls).toEqual(['cork', 'uncork', 'cork']);
+    expect((await stream.next()).value).toMatchObject({ done: true });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual(['cork', 'uncork', 'cork', 'uncork']);
 
     calls.length = 0;
     const ended = streamGeneration(async () => ({ text: '' }) as never, new AbortController().signal, { output });
     await ended.next();
     output.writableEnded = true; // end() flushed it whole
     await new Promise((resolve) => setImmediate(resolve));
-    expect(calls).toEqual(['cork']);
+    expect(calls).toEqual(['cork', 'cork']);
   });
 });
 

@@ -92,7 +92,7 @@ describe('transports', () => {
     expect(events.at(-1)?.data.captionStream).toMatchObject({ done: true, generation: { text: WORDS } });
   });
 
-  it('sends the last pieces, the final event, the completion and the end of the response in one write', async () => {
+  it('sends the headers with the first piece, and the last pieces, the final event, the completion and the end of the response in one write', async () => {
     type Writes = { _write: (...args: unknown[]) => void; _writev: (chunks: { chunk: unknown }[], cb: unknown) => void };
     const writes: string[] = [];
     const restore: (() => void)[] = [];
@@ -115,7 +115,9 @@ describe('transports', () => {
       iris.server.http.off('request', spy);
       restore.forEach((r) => r());
     }
-    expect(writes.length).toBeGreaterThanOrEqual(3); // headers, pieces, the end
+    expect(writes.length).toBeGreaterThanOrEqual(2); // the headers with the first piece, then the end
+    expect(writes[0]).toMatch(/^HTTP\/1\.1 200/);
+    expect(writes[0]).toContain('"done":false');
     const last = writes.at(-1)!;
     expect(last).toContain('"done":true');
     expect(last).toContain('event: complete');
