@@ -46,7 +46,7 @@ const FIELDS: Record<Task, { variable: string; field: string }> = {
 
 /** Iris over GraphQL SSE: one `next` event per decoded piece, then the final Generation. */
 export function irisSender(url: string): Send {
-  return async (request, options) => {
+  return failingSoftly(async (request, options) => {
     const { variable, field } = FIELDS[request.task];
     const query = `subscription($i: ImageInput!, ${variable}$o: GenerationOptions) { ${field} { delta done generation { usage { completionTokens } } } }`;
     const o = { maxNewTokens: options.maxNewTokens, ...(options.minNewTokens ? { minNewTokens: options.minNewTokens } : {}), ...(options.speculative ? { speculative: options.speculative.toUpperCase() } : {}) }; // a GraphQL enum
@@ -73,12 +73,12 @@ export function irisSender(url: string): Send {
       }
     }
     return { ms: performance.now() - started, firstTokenMs, tokens, ok, error };
-  };
+  });
 }
 
 /** transformers.js baseline: one NDJSON line per generated token. */
 export function tjsSender(url: string): Send {
-  return async (request, options) => {
+  return failingSoftly(async (request, options) => {
     const body = JSON.stringify({
       task: request.task, question: request.question, prompt: request.prompt, image: Buffer.from(request.image).toString('base64'),
       maxNewTokens: options.maxNewTokens, minNewTokens: options.minNewTokens ?? 0,
@@ -96,16 +96,36 @@ export function tjsSender(url: string): Send {
       else if (line.startsWith('{"error"')) error = line;
     }
     return { ms: performance.now() - started, firstTokenMs, tokens, ok, error };
+  });
+}
+
+/** A request whose connection fails counts as failed (its level reports it), not as the end of the run. */
+function failingSoftly(send: Send): Send {
+  return async (request, options) => {
+    const started = performance.now();
+    try {
+      return await send(request, options);
+    } catch (error) {
+      return { ms: performance.now() - started, firstTokenMs: NaN, tokens: 0, ok: false, error: error instanceof Error ? error.message : String(error) };
+    }
   };
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
-/** POST `body`; resolves with the response once its headers are in (its body is read by iterating it). */
-function post(url: string, body: string, headers: Record<string, string>): Promise<IncomingMessage> {
+/**
+ * POST `body`; resolves with the response once its headers are in (its body is read by
+ * iterating it). A kept-alive connection the server closed while it sat idle (Node's
+ * servers close them after 5 s) resets the request sent on it: that request goes again
+ * (3 times at most), as node:http's documentation advises.
+ */
+function post(url: string, body: string, headers: Record<string, string>, attempt = 1): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, resolve);
-    req.once('error', reject);
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      if (req.reusedSocket && error.code === 'ECONNRESET' && attempt < 3) resolve(post(url, body, headers, attempt + 1));
+      else reject(error);
+    });
     req.end(body);
   });
 }
