@@ -8,7 +8,7 @@ import { createEngineConfig } from '../../src/config/config.ts';
 import type { Engine } from '../../src/engine/engine.ts';
 import { createEngineLoader } from '../../src/server/load-models.ts';
 import { scenePng, tinyBmp } from '../api/support/images.ts';
-import { startImageHost, startIris, type ImageHost, type RunningIris } from './support.ts';
+import { socketWritesDuring, startImageHost, startIris, type ImageHost, type RunningIris } from './support.ts';
 
 type Content = OpenAI.Chat.Completions.ChatCompletionContentPart[];
 
@@ -115,6 +115,23 @@ describe('OpenAI API on assets/models/tiny-random, through the openai client', (
     const events = (await res.text()).trim().split('\n\n');
     expect(events.at(-1)).toBe('data: [DONE]');
     expect(events.slice(0, -1).every((e) => e.startsWith('data: {') && !('usage' in JSON.parse(e.slice(6))))).toBe(true);
+  });
+
+  it('streams with the headers in the first chunk\'s write, and the last chunks and the end in one write', async () => {
+    const writes = await socketWritesDuring(iris.server.http, async () => {
+      const res = await fetch(`${iris.url.replace('/graphql', '/v1')}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny', stream: true, max_tokens: 6, messages: [{ role: 'user', content: [image()] }] }),
+      });
+      expect((await res.text()).trim().endsWith('data: [DONE]')).toBe(true);
+    });
+    expect(writes[0]).toMatch(/^HTTP\/1\.1 200/);
+    expect(writes[0]).toContain('"role":"assistant"');
+    expect(writes[0]).toContain('"content":"'); // the first piece, not only the role's empty chunk
+    const last = writes.at(-1)!;
+    expect(last).toContain('"finish_reason"');
+    expect(last).toMatch(/data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
   });
 
   it('returns logprobs and top_logprobs per token, streamed and not', async () => {

@@ -1,6 +1,6 @@
 // Servers on 127.0.0.1 for socket tests: Iris itself (on a test-double or a real model),
 // and a small image host for URL intake.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createConfig, type ConfigInput } from '../../src/config/config.ts';
 import { createIrisApp, type IrisApp } from '../../src/server/app.ts';
@@ -80,4 +80,27 @@ export async function readSse(response: Response, stop: (events: unknown[]) => b
     }
   }
   return events;
+}
+
+type SocketWrites = { _write: (...args: unknown[]) => void; _writev: (chunks: { chunk: unknown }[], cb: unknown) => void };
+
+/** What `run` makes `server` write to its sockets, one string per write (system call), in order. */
+export async function socketWritesDuring(server: Server, run: () => Promise<void>): Promise<string[]> {
+  const writes: string[] = [];
+  const restore: (() => void)[] = [];
+  const spy = (_req: unknown, res: { socket: SocketWrites }): void => {
+    const socket = res.socket;
+    const { _write, _writev } = socket;
+    socket._write = (chunk, ...rest) => (writes.push(String(chunk)), _write.call(socket, chunk, ...rest));
+    socket._writev = (chunks, cb) => (writes.push(chunks.map((c) => String(c.chunk)).join('')), _writev.call(socket, chunks, cb));
+    restore.push(() => Object.assign(socket, { _write, _writev }));
+  };
+  server.prependListener('request', spy);
+  try {
+    await run();
+  } finally {
+    server.off('request', spy);
+    restore.forEach((r) => r());
+  }
+  return writes;
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createFakeGenerator } from '../api/support/fake-generator.ts';
 import { scenePng } from '../api/support/images.ts';
-import { readSse, startIris, type RunningIris } from './support.ts';
+import { readSse, socketWritesDuring, startIris, type RunningIris } from './support.ts';
 
 const WORDS = 'a large blue square to the left of a small red circle';
 const STREAM = 'subscription($i: ImageInput!) { captionStream(image: $i) { delta done token { id text } generation { text finishReason } } }';
@@ -93,28 +93,14 @@ describe('transports', () => {
   });
 
   it('sends the headers with the first piece, and the last pieces, the final event, the completion and the end of the response in one write', async () => {
-    type Writes = { _write: (...args: unknown[]) => void; _writev: (chunks: { chunk: unknown }[], cb: unknown) => void };
-    const writes: string[] = [];
-    const restore: (() => void)[] = [];
-    const spy = (_req: unknown, res: { socket: Writes }): void => {
-      const socket = res.socket;
-      const { _write, _writev } = socket;
-      socket._write = (chunk, ...rest) => (writes.push(String(chunk)), _write.call(socket, chunk, ...rest));
-      socket._writev = (chunks, cb) => (writes.push(chunks.map((c) => String(c.chunk)).join('')), _writev.call(socket, chunks, cb));
-      restore.push(() => Object.assign(socket, { _write, _writev }));
-    };
-    iris.server.http.prependListener('request', spy);
-    try {
+    const writes = await socketWritesDuring(iris.server.http, async () => {
       const res = await fetch(iris.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
         body: JSON.stringify({ query: MERGED, variables: { i: { base64 } } }),
       });
       expect(((await readSse(res)) as StreamEvent[]).at(-1)?.data.captionStream.done).toBe(true);
-    } finally {
-      iris.server.http.off('request', spy);
-      restore.forEach((r) => r());
-    }
+    });
     expect(writes.length).toBeGreaterThanOrEqual(2); // the headers with the first piece, then the end
     expect(writes[0]).toMatch(/^HTTP\/1\.1 200/);
     expect(writes[0]).toContain('"done":false');
