@@ -39,7 +39,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'speculative-drafts', env: 'IRIS_SPECULATIVE_DRAFTS', kind: 'int', path: ['models', 'speculativeDrafts'], help: 'tokens drafted per step, 1 to 16' },
   { flag: 'embedding-cache-bytes', env: 'IRIS_EMBEDDING_CACHE_BYTES', kind: 'int', path: ['models', 'embeddingCacheBytes'], help: 'bytes of image embeddings cached per model' },
   { flag: 'threads', env: 'IRIS_THREADS', kind: 'int', path: ['models', 'threads'], help: 'onnxruntime intra-op threads of each model\'s decoder' },
-  { flag: 'image-workers', env: 'IRIS_IMAGE_WORKERS', kind: 'int', path: ['models', 'imageWorkers'], help: 'worker threads encoding images per model (0: in the decoder\'s thread)' },
+  { flag: 'image-workers', env: 'IRIS_IMAGE_WORKERS', kind: 'int', path: ['models', 'imageWorkers'], help: 'worker threads encoding images per model (0: in the decoder\'s thread; a lone image arriving while the decoder is idle is encoded there anyway)' },
   { flag: 'prefix-cache-tokens', env: 'IRIS_PREFIX_CACHE_TOKENS', kind: 'int', path: ['models', 'prefixCacheTokens'], help: 'joint (LLaVA-layout) models: image-prefix K/V kept for later questions about the same image, in tokens (0: off)' },
   { flag: 'image-window-ms', env: 'IRIS_IMAGE_WINDOW_MS', kind: 'int', path: ['models', 'imageWindowMs'], help: 'time an image load waits for others to encode with (0: the same event-loop turn)' },
   { flag: 'image-max-bytes', env: 'IRIS_IMAGE_MAX_BYTES', kind: 'int', path: ['images', 'maxBytes'], help: 'encoded bytes of one image' },
