@@ -119,7 +119,7 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
     wake = undefined;
   };
   start({
-    signal: anySignal([signal, stop.signal]),
+    signal: anySignal([signal], stop),
     onDelta: (d) => {
       texts.push(d.text);
       tokens.push(d.token);
@@ -145,7 +145,8 @@ export function streamGeneration(start: Start, signal: AbortSignal, options: Str
     isClosed = true;
     head.release();
     uncount();
-    stop.abort();
+    // Nothing listens once the generation has ended; aborting would only build a DOMException.
+    if (!isFinished) stop.abort();
     notify();
     return { value: undefined, done: true };
   };

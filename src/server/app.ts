@@ -114,7 +114,7 @@ export function createIrisApp(options: IrisAppOptions): IrisApp {
       useDocumentLimits({ tokens: config.limits.queryTokens, nesting: nestingFor(config.limits.queryDepth) }),
       usePlayground(),
       useQueryLimits({ depth: config.limits.queryDepth, aliases: config.limits.queryAliases, cost: config.limits.queryCost }),
-      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, shutdown: drain.track }),
+      useRequestDeadline({ timeoutMs: config.limits.requestTimeoutMs, drain }),
       useExecutionCancellation(),
       useRoutingKey({ onCheck: metrics.recordRoutingKey }),
     ],

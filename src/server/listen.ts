@@ -86,6 +86,12 @@ function reservationOf(req: IncomingMessage, limits: IrisApp['config']['limits']
 function withinBudget(budget: ByteBudget, app: IrisApp, req: IncomingMessage, res: ServerResponse, handle: () => void): void {
   const bytes = reservationOf(req, app.config.limits);
   if (bytes === 0) return handle();
+  // Most requests fit at once: no signals, timer or promise for them.
+  const granted = budget.tryAcquire(bytes);
+  if (granted) {
+    res.once('close', granted);
+    return handle();
+  }
   const gone = new AbortController();
   res.once('close', () => gone.abort(new Error('the client went away')));
   const signal = anySignal([gone.signal, AbortSignal.timeout(app.config.limits.requestTimeoutMs)]);

@@ -26,6 +26,25 @@ describe('streamGeneration', () => {
   });
 });
 
+describe('streamGeneration signals', () => {
+  it('follows the request signal into the generation, and leaves a finished one unaborted', async () => {
+    const request = new AbortController();
+    let seen: AbortSignal | undefined;
+    const hang = streamGeneration((hooks) => ((seen = hooks.signal), new Promise(() => undefined)), request.signal);
+    const pending = hang.next();
+    request.abort(new Error('timed out'));
+    expect((seen?.reason as Error).message).toBe('timed out');
+    await hang.return?.();
+    await pending;
+
+    const done = streamGeneration(async (hooks) => ((seen = hooks.signal), { text: '' }) as never, new AbortController().signal);
+    const events = [];
+    for await (const event of done) events.push(event);
+    expect(events).toHaveLength(1);
+    expect(seen?.aborted).toBe(false);
+  });
+});
+
 describe('streamGeneration output', () => {
   it('holds the headers back until the first event, HEAD_HOLD_MS at most', async () => {
     vi.useFakeTimers();

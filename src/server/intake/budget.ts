@@ -10,6 +10,8 @@ import { IrisError } from '../../contract/types.ts';
 export interface ByteBudget {
   /** Resolves with the release function once `bytes` fit; rejects with OVERLOADED or the signal's reason. */
   acquire(bytes: number, signal?: AbortSignal): Promise<() => void>;
+  /** The release function if `bytes` fit now and nothing waits; undefined otherwise (nothing reserved). */
+  tryAcquire(bytes: number): (() => void) | undefined;
   /** Bytes reserved now and bytes waiting, for gauges and tests. */
   usage(): { readonly reserved: number; readonly waiting: number };
 }
@@ -49,14 +51,21 @@ export function createByteBudget(capacity: number, maxWaitingBytes: number, onId
     };
   };
 
+  const clamp = (requested: number): number => Math.min(Math.max(0, requested), capacity);
+  const tryAcquire = (requested: number): (() => void) | undefined => {
+    const bytes = clamp(requested);
+    if (queue.length > 0 || !fits(bytes)) return undefined;
+    reserved += bytes;
+    return releaser(bytes);
+  };
+
   return {
     usage: () => ({ reserved, waiting: waitingBytes }),
+    tryAcquire,
     acquire(requested, signal) {
-      const bytes = Math.min(Math.max(0, requested), capacity);
-      if (queue.length === 0 && fits(bytes)) {
-        reserved += bytes;
-        return Promise.resolve(releaser(bytes));
-      }
+      const granted = tryAcquire(requested);
+      if (granted) return Promise.resolve(granted);
+      const bytes = clamp(requested);
       if (waitingBytes + bytes > maxWaitingBytes) {
         return Promise.reject(new IrisError('OVERLOADED', `the server is reading ${reserved} bytes of requests and ${waitingBytes} more are waiting; retry later`));
       }

@@ -7,6 +7,7 @@
 // full timeout (60 s) after it was answered, some 6-15 KB a request.
 import type { Plugin } from 'graphql-yoga';
 import { anySignal } from '../any-signal.ts';
+import type { Drain } from './drain.ts';
 
 export interface Deadline {
   readonly signal: AbortSignal;
@@ -29,26 +30,43 @@ export interface ClientSignalContext {
   readonly request?: Request;
 }
 
-/** `shutdown` must be this request's own signal (see Drain.track): anySignal leaves a listener on each source. */
-export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined, shutdown?: AbortSignal): Deadline {
-  const expiry = new AbortController();
+/**
+ * One AbortController per request: the timer and `drain` abort it themselves, and the
+ * client's signal is followed into it (see anySignal's `into`).
+ */
+export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | undefined, drain?: Pick<Drain, 'track'>): Deadline {
+  const controller = new AbortController();
   const startedAt = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let holds = 0;
-  const expire = (): void => expiry.abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
+  let isExpired = false;
+  // Held by the deadline (isShutDown reads it), so the drain's weak reference lives as long as the request's context.
+  const shutdown = {
+    isShutDown: false,
+    cut(): void {
+      if (controller.signal.aborted) return;
+      shutdown.isShutDown = true;
+      controller.abort(new Error('the drain time ran out'));
+    },
+  };
+  const expire = (): void => {
+    if (controller.signal.aborted) return;
+    isExpired = true;
+    controller.abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
+  };
   const arm = (): void => {
-    if (timer !== undefined || expiry.signal.aborted) return;
+    if (timer !== undefined || controller.signal.aborted) return;
     const left = startedAt + timeoutMs - performance.now();
     if (left <= 0) expire();
     else timer = setTimeout(expire, left);
   };
-  const signals = [expiry.signal, ...(clientSignal ? [clientSignal] : []), ...(shutdown ? [shutdown] : [])];
+  const signal = clientSignal ? anySignal([clientSignal], controller) : controller.signal;
+  drain?.track(shutdown);
   return {
-    signal: anySignal(signals),
+    signal,
     timeoutMs,
-    isExpired: () => expiry.signal.aborted,
-    // Also keeps `shutdown` referenced while the request's context lives.
-    isShutDown: () => shutdown?.aborted === true,
+    isExpired: () => isExpired,
+    isShutDown: () => shutdown.isShutDown,
     hold() {
       holds++;
       arm();
@@ -68,8 +86,8 @@ export function createDeadline(timeoutMs: number, clientSignal: AbortSignal | un
 
 export interface DeadlineOptions {
   readonly timeoutMs: number;
-  /** A new signal per request that fires when the server stops waiting for it (the drain time ran out). */
-  readonly shutdown?: () => AbortSignal;
+  /** Ends the requests still running when the server stops waiting for them (the drain time ran out). */
+  readonly drain?: Pick<Drain, 'track'>;
 }
 
 export function useRequestDeadline(options: DeadlineOptions): Plugin<ClientSignalContext> {
@@ -79,7 +97,7 @@ export function useRequestDeadline(options: DeadlineOptions): Plugin<ClientSigna
   return {
     onContextBuilding({ context, extendContext }) {
       const clientSignal = context.clientSignal ?? context.request?.signal;
-      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal, options.shutdown?.()) } as Partial<ClientSignalContext>);
+      extendContext({ deadline: createDeadline(options.timeoutMs, clientSignal, options.drain) } as Partial<ClientSignalContext>);
     },
   };
 }

@@ -8,31 +8,36 @@ import type { Plugin } from 'graphql-yoga';
 import { IrisError } from '../../contract/types.ts';
 import { errorResponse, toOpenAIError } from '../openai/errors.ts';
 
+/** What a request gives the drain to end it when the drain time runs out. */
+export interface Cuttable {
+  cut(): void;
+}
+
 export interface Drain {
   /** From the signal on: /ready answers 503. */
   isDraining(): boolean;
   /** From the end of the drain delay on: new requests and connections are refused (SHUTTING_DOWN). */
   isRefusing(): boolean;
   /**
-   * A signal for one request that fires if the drain time runs out while it runs. One per
-   * request rather than one for the server, which every request's combined signal would
-   * leave a listener on (see any-signal.ts). The caller keeps it referenced while the
-   * request runs.
+   * Has `request.cut()` called if the drain time runs out while it runs (at once if it
+   * already has). Held weakly: the caller keeps `request` referenced while the request
+   * runs, and a finished one is collected with it. One per request rather than one signal
+   * for the server, which every request's combined signal would leave a listener on (see
+   * any-signal.ts).
    */
-  track(): AbortSignal;
+  track(request: Cuttable): void;
   /** Not ready any more; new requests are still served until `refuseNew`. */
   start(): void;
   refuseNew(): void;
   cutShort(): void;
 }
 
-/** Tracked signals are held weakly: a finished request's signal is collected with it. */
+/** Tracked requests are held weakly: a finished request is collected with its context. */
 export function createDrain(): Drain {
   let isDraining = false;
   let isRefusing = false;
   let isCut = false;
-  const live = new Set<WeakRef<AbortSignal>>();
-  const controllers = new WeakMap<AbortSignal, AbortController>();
+  const live = new Set<WeakRef<Cuttable>>();
   let pruneAt = 1024;
   const prune = (): void => {
     for (const ref of live) if (ref.deref() === undefined) live.delete(ref);
@@ -41,13 +46,10 @@ export function createDrain(): Drain {
   return {
     isDraining: () => isDraining,
     isRefusing: () => isRefusing,
-    track() {
-      const controller = new AbortController();
-      if (isCut) controller.abort(new Error('the drain time ran out'));
-      controllers.set(controller.signal, controller);
-      live.add(new WeakRef(controller.signal));
+    track(request) {
+      if (isCut) return request.cut();
+      live.add(new WeakRef(request));
       if (live.size > pruneAt) prune();
-      return controller.signal;
     },
     start: () => void (isDraining = true),
     refuseNew() {
@@ -56,10 +58,7 @@ export function createDrain(): Drain {
     },
     cutShort() {
       isCut = true;
-      for (const ref of live) {
-        const signal = ref.deref();
-        if (signal) controllers.get(signal)?.abort(new Error('the drain time ran out'));
-      }
+      for (const ref of live) ref.deref()?.cut();
       live.clear();
     },
   };

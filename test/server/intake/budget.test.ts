@@ -24,6 +24,20 @@ describe('createByteBudget', () => {
     expect(budget.usage()).toEqual({ reserved: 0, waiting: 0 });
   });
 
+  it('tryAcquire reserves only what fits now with nothing waiting, and leaves the rest alone', async () => {
+    const budget = createByteBudget(100, 1000);
+    const a = budget.tryAcquire(60)!;
+    expect(budget.usage()).toEqual({ reserved: 60, waiting: 0 });
+    expect(budget.tryAcquire(60)).toBeUndefined();
+    const b = budget.acquire(60);
+    expect(budget.tryAcquire(10)).toBeUndefined(); // fits, but b waits first
+    expect(budget.usage()).toEqual({ reserved: 60, waiting: 60 });
+    a();
+    (await b)();
+    budget.tryAcquire(100)!();
+    expect(budget.usage()).toEqual({ reserved: 0, waiting: 0 });
+  });
+
   it('a request larger than the budget runs alone; OVERLOADED once the waiting bytes would pass their cap', async () => {
     const budget = createByteBudget(100, 150);
     const big = await budget.acquire(500);
