@@ -53,8 +53,8 @@ const cores = cpus().length;
 
 /** Sizes of the run: the full one takes a few minutes on an idle 2-core machine, about twice that when busy. */
 const PLAN = quick
-  ? { rounds: 1, captions: { 1: 16, 32: 64 }, generations: { 1: 4, 8: 8, 32: 32 }, speculation: 16, warmup: 8, ort: { rounds: 1, calls: 8 } }
-  : { rounds: 5, captions: { 1: 96, 32: 256 }, generations: { 1: 16, 8: 48, 32: 128 }, speculation: 64, warmup: 32, ort: { rounds: 5, calls: 40 } };
+  ? { rounds: 1, captions: { 1: 16, 32: 64 }, generations: { 1: 4, 8: 8, 32: 32 }, speculation: 16, warmup: 8, steady: { captions: 32, generations: 8 }, ort: { rounds: 1, calls: 8 } }
+  : { rounds: 5, captions: { 1: 96, 32: 256 }, generations: { 1: 16, 8: 48, 32: 128 }, speculation: 64, warmup: 32, steady: { captions: 1024, generations: 128 }, ort: { rounds: 5, calls: 40 } };
 const rounds = Number(values.rounds ?? PLAN.rounds);
 const GEN_TOKENS = 48;
 const SETTLE_MS = 600;
@@ -110,6 +110,22 @@ async function runAlternatingWorkload(name: Workload['name'], targets: Target[],
   return out;
 }
 
+/**
+ * Brings a server to its steady state before anything is measured: V8 keeps compiling a
+ * server's per-request functions for its first thousand or so requests (158 TurboFan
+ * compilations in the second round of 256 captions at c32), and with only the levels'
+ * small warm-ups Iris's CPU per caption at c32 fell round after round (9.05, 8.59, 7.86,
+ * 6.70, 7.51 ms in one run; transformers.js's 19.3 to 15.5), so the median measured
+ * warm-up. Every server gets the same: captions and generations at c32, captions at c1
+ * (Iris's in-thread image path), and on Iris each speculative mode.
+ */
+async function reachSteadyState(send: Send, isIris: boolean): Promise<void> {
+  await runLevel(send, 32, requests(PLAN.steady.captions, 'caption'), { maxNewTokens: 24 });
+  await runLevel(send, 32, requests(PLAN.steady.generations, 'generate'), { maxNewTokens: GEN_TOKENS, minNewTokens: GEN_TOKENS });
+  await runLevel(send, 1, requests(PLAN.steady.generations, 'caption'), { maxNewTokens: 24 });
+  if (isIris) for (const mode of speculations) await runLevel(send, 1, requests(PLAN.steady.generations / 2, 'caption'), { maxNewTokens: 24, speculative: mode });
+}
+
 const loadBefore = loadavg();
 const startedAt = performance.now();
 const threadCpu = ensureThreadCpuHelper();
@@ -131,6 +147,9 @@ try {
   const sendIris = irisSender(iris.url);
   const sendTjs = tjsSender(tjs.url);
   const pair = (options: LoadOptions): Target[] => [{ name: 'iris', server: iris, send: sendIris, options }, { name: 'tjs', server: tjs, send: sendTjs, options }];
+  const warming = performance.now();
+  for (const [server, send] of [[iris, sendIris], [tjs, sendTjs], [profiled, irisSender(profiled.url)]] as const) await reachSteadyState(send, server.kind === 'iris');
+  console.log(`steady state: ${PLAN.steady.captions} captions and ${PLAN.steady.generations} generations at c32, ${PLAN.steady.generations} captions at c1 on each server (${((performance.now() - warming) / 1000).toFixed(0)} s)`);
   levels.captions = await runWorkload({ name: 'captions', task: 'caption', targets: pair({ maxNewTokens: 24 }), sizes: PLAN.captions }, work);
   levels.generations = await runWorkload({ name: 'generations', task: 'generate', targets: pair({ maxNewTokens: GEN_TOKENS, minNewTokens: GEN_TOKENS }), sizes: PLAN.generations }, work);
   if (speculations.length > 0) {

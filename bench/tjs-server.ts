@@ -3,7 +3,12 @@
 // maxNewTokens, minNewTokens?} answers NDJSON, one line per generated token, then {"done": true}.
 // Concurrent requests each call generate() (transformers.js has no request batching).
 // Prompts are built by Iris's fusion code from the same folder, so both decode the same ids.
-// Usage: tsx bench/tjs-server.ts <modelDir>   (prints "tjs: serving http://127.0.0.1:PORT")
+// Its onnxruntime sessions get one intra-op thread, as Iris's decoder does (`--threads 0`:
+// onnxruntime's default, a thread per physical core that spin-waits between ops: on this
+// 2-core machine, reported as 2 cores of 1 thread, the spinning thread doubled the server's
+// CPU per caption, 16 ms more at 32 clients, while on a machine reported as 1 core of 2
+// threads the default is one thread: the baseline would move with the machine's topology).
+// Usage: tsx bench/tjs-server.ts <modelDir> [--threads N]   (prints "tjs: serving http://127.0.0.1:PORT")
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AutoModelForVision2Seq, AutoProcessor, BaseStreamer, RawImage, env } from '@huggingface/transformers';
@@ -26,11 +31,14 @@ interface Body {
 }
 
 const dir = process.argv[2];
-if (!dir) throw new Error('usage: tsx bench/tjs-server.ts <modelDir>');
+if (!dir) throw new Error('usage: tsx bench/tjs-server.ts <modelDir> [--threads N]');
+const threadsAt = process.argv.indexOf('--threads');
+const threads = threadsAt > 0 ? Number(process.argv[threadsAt + 1]) : 1;
+const session_options = threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {};
 const folder = await readModelFolder(dir);
 const tokenizer = await TextTokenizer.load(folder.dir);
 const processor = await AutoProcessor.from_pretrained(folder.dir, { local_files_only: true });
-const model = await AutoModelForVision2Seq.from_pretrained(folder.dir, { local_files_only: true, dtype: 'fp32' });
+const model = await AutoModelForVision2Seq.from_pretrained(folder.dir, { local_files_only: true, dtype: 'fp32', session_options });
 
 async function readBody(req: IncomingMessage): Promise<Body> {
   const chunks: Buffer[] = [];

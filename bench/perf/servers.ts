@@ -34,8 +34,8 @@ export async function startIris(name: string, modelDir: string, options: StartOp
   return server;
 }
 
-export function startTjs(name: string, modelDir: string, options: StartOptions): Promise<Server> {
-  return start(name, 'tjs', ['bench/tjs-server.ts', modelDir], /tjs: serving (http:\S+)/, options);
+export function startTjs(name: string, modelDir: string, options: StartOptions, extraArgs: readonly string[] = []): Promise<Server> {
+  return start(name, 'tjs', ['bench/tjs-server.ts', modelDir, ...extraArgs], /tjs: serving (http:\S+)/, options);
 }
 
 async function start(name: string, kind: Server['kind'], args: readonly string[], ready: RegExp, options: StartOptions, env: Record<string, string> = {}): Promise<Server> {
