@@ -6,6 +6,7 @@ import { loadConfig } from './config/settings.ts';
 import { createIrisApp } from './server/app.ts';
 import { listen, type IrisServer } from './server/listen.ts';
 import type { MemoryRelease } from './server/memory/release.ts';
+import { setHeapGrowing } from './server/memory/heap-growing.ts';
 import { createEngineLoader } from './server/load-models.ts';
 import { checkModelFolder } from './model/files.ts';
 import { IrisError } from './contract/types.ts';
@@ -56,6 +57,7 @@ function logMemoryRelease(release: MemoryRelease): void {
 const MALLOC_TRIM_MISSING = 'native/malloc-trim.node is not built (npm ci builds it where a C compiler and Node headers are; npm run build:native tries again), so memory that malloc freed after a burst stays with the process';
 
 export async function startServer(config: IrisConfig): Promise<IrisServer> {
+  setHeapGrowing(config.server.heapGrowingPercent);
   const { redisUrl } = config.cache;
   const store = redisUrl ? createRedisStore({ ...config.cache, redisUrl }) : undefined;
   const load = createEngineLoader({ engine: engineConfigOf(config), sharedEmbeddings: store, resultCacheBytes: config.cache.resultCacheBytes, sharedResults: store });

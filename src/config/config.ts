@@ -51,6 +51,11 @@ export interface ServerConfig {
    * the system (src/server/memory/release.ts). false: only the main thread collects.
    */
   readonly releaseMemory: boolean;
+  /**
+   * V8's old generation may grow to (1 + this/100) times what a full collection left
+   * before the next one starts (src/server/memory/heap-growing.ts); 0: V8's own factor.
+   */
+  readonly heapGrowingPercent: number;
 }
 
 export interface AccessConfig {
@@ -201,7 +206,7 @@ const MB = 1024 * 1024;
 const SHIPPED_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../assets/models');
 
 export const DEFAULTS: IrisConfig = {
-  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, drainDelayMs: 0, streamIntervalMs: 20, releaseMemory: true },
+  server: { host: '127.0.0.1', port: 4000, graphiql: true, corsOrigins: ['*'], corsCredentials: false, accessLog: 'plain', drainTimeoutMs: 30_000, drainDelayMs: 0, streamIntervalMs: 20, releaseMemory: true, heapGrowingPercent: 60 },
   access: { apiKeys: [], apiKeysFile: undefined, metricsKey: undefined, requestsPerMinute: 0, tokensPerMinute: 0 },
   models: {
     specs: [
@@ -288,6 +293,7 @@ function createServerConfig(input: Input<ServerConfig> = {}): ServerConfig {
     drainDelayMs: int('server.drainDelayMs', input.drainDelayMs ?? d.drainDelayMs, 0, 600_000),
     streamIntervalMs: int('server.streamIntervalMs', input.streamIntervalMs ?? d.streamIntervalMs, 0, 10_000),
     releaseMemory: flag('server.releaseMemory', input.releaseMemory ?? d.releaseMemory),
+    heapGrowingPercent: int('server.heapGrowingPercent', input.heapGrowingPercent ?? d.heapGrowingPercent, 0, 1_000),
   });
 }
 

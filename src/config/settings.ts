@@ -51,6 +51,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'upload-limit', env: 'IRIS_UPLOAD_LIMIT_BYTES', kind: 'int', path: ['limits', 'uploadBytes'], help: 'bytes of a multipart request body' },
   { flag: 'intake-budget-bytes', env: 'IRIS_INTAKE_BUDGET_BYTES', kind: 'int', path: ['limits', 'intakeBytes'], help: 'bytes of request bodies read and decoded at once, across all requests; the rest wait unread or get OVERLOADED' },
   { flag: 'release-memory', env: 'IRIS_RELEASE_MEMORY', kind: 'bool', path: ['server', 'releaseMemory'], help: 'after a burst of request bodies (an intake budget\'s worth) and 1 s idle, the image workers collect their garbage too and malloc\'s free pages go back to the system (false: only the main thread collects)' },
+  { flag: 'heap-growing-percent', env: 'IRIS_HEAP_GROWING_PERCENT', kind: 'int', path: ['server', 'heapGrowingPercent'], help: 'V8\'s old generation may grow to 1 + this/100 times what a full garbage collection left before the next one starts (0: V8\'s own factor, which under steady load let collections run back to back)' },
   { flag: 'request-timeout-ms', env: 'IRIS_REQUEST_TIMEOUT_MS', kind: 'int', path: ['limits', 'requestTimeoutMs'], help: 'time for one generation, queueing included' },
   { flag: 'prompt-max-chars', env: 'IRIS_PROMPT_MAX_CHARS', kind: 'int', path: ['limits', 'promptChars'], help: 'characters of a question or prompt' },
   { flag: 'query-max-depth', env: 'IRIS_QUERY_MAX_DEPTH', kind: 'int', path: ['limits', 'queryDepth'], help: 'selection depth of a document' },
