@@ -3,10 +3,10 @@
 // heaps are small). Its own factor (about 1.35 for this server's ~63 MB live heap at 32
 // clients) left it less room (about 23 MB) than its young generation's capacity, and V8
 // then starts incremental marking from a task as soon as the last one ended. A server
-// could fall into that for good: a full collection every ~100 ms, 7 to 10 per 256
-// captions, 1.5 to 2.5 ms more CPU per caption in V8's marking threads (6 of 16 rounds
-// over 4 fresh servers). At 60 % no round did, at no higher peak RSS (548-561 MB against
-// 511-588). Measured in README's Performance section.
+// that fell into that tended to stay there: a full collection every ~100 ms, 7 to 10 per
+// 256 captions at 32 clients, 1.5 to 2.5 ms more CPU per caption in V8's marking threads
+// (bench/perf/gc-rounds.ts: 6 of 16 rounds over 4 fresh servers). At 60 % none of 16
+// did, and peak RSS was lower (511-533 MB against 541-561). See README's Performance.
 import { setFlagsFromString } from 'node:v8';
 
 /** Sets V8's heap growing factor to 1 + percent/100 for the collections from now on; 0: V8's own. */
