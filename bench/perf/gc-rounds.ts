@@ -1,5 +1,5 @@
 // npx tsx bench/perf/gc-rounds.ts [--servers 4] [--rounds 4] [--n 256] [--idle-ms 3000]
-//   [--configs '|--heap-growing-percent 0'] [--node '--trace-gc']
+//   ['--configs=|--heap-growing-percent 0'] ['--node=--trace-incremental-marking'] (values that start with a dash take =)
 // How V8's collections behave in a loaded Iris, server after server: each config (a '|'
 // list of extra server flags; '' is the defaults) gets --servers fresh servers, taking
 // turns. Each server gets the benchmark's steady-state warm-up (1,024 captions at c32, 128

@@ -15,10 +15,10 @@ describe('setHeapGrowing', () => {
     expect(() => setHeapGrowing(1.5, () => undefined)).toThrow(/whole number/);
   });
 
-  it('is 60 unless the setting says otherwise, within 0 to 1000', () => {
-    expect(loadConfig([], {}).server.heapGrowingPercent).toBe(60);
+  it('is 100 unless the setting says otherwise, within 0 to 1000', () => {
+    expect(loadConfig([], {}).server.heapGrowingPercent).toBe(100);
     expect(loadConfig([], { IRIS_HEAP_GROWING_PERCENT: '0' }).server.heapGrowingPercent).toBe(0);
-    expect(loadConfig(['--heap-growing-percent', '100'], { IRIS_HEAP_GROWING_PERCENT: '0' }).server.heapGrowingPercent).toBe(100);
+    expect(loadConfig(['--heap-growing-percent', '150'], { IRIS_HEAP_GROWING_PERCENT: '0' }).server.heapGrowingPercent).toBe(150);
     expect(() => loadConfig(['--heap-growing-percent', '1001'], {})).toThrow(/server.heapGrowingPercent must be an integer in \[0, 1000\]/);
   });
 });
