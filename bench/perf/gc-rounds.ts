@@ -9,15 +9,13 @@
 // and Mark-Compacts. Ends with each config's median, worst round, rounds in back-to-back
 // full collections (5 or more Mark-Compacts) and peak RSS. Found the case for
 // --heap-growing-percent (src/server/memory/heap-growing.ts).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../../src/model/load.ts';
-import { ROOT } from '../../test/helpers.ts';
 import { distinctRequests, irisSender, runLevel } from '../load-client.ts';
-import { npmStartEnv } from '../start-env.ts';
 import { diff, snapshot } from './proc-cpu.ts';
+import { peakRssMb, startIris, stop } from './servers.ts';
 
 const { values } = parseArgs({ options: {
   servers: { type: 'string' }, rounds: { type: 'string' }, n: { type: 'string' }, 'idle-ms': { type: 'string' }, configs: { type: 'string' }, node: { type: 'string' },
@@ -35,39 +33,32 @@ const caption = { maxNewTokens: 24 };
 
 interface Round { outside: number; v8: number; scavenges: number; markCompacts: number }
 
+let started = 0;
+
 async function runServer(flags: string): Promise<{ rounds: Round[]; peakRssMb: number }> {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--import', join(ROOT, 'bench/perf/probe.mjs'), 'src/server.ts', '--host', '127.0.0.1', '--port', '0', '--model', `m=${DEFAULT_MODEL_DIR}`,
-    '--max-queued', '512', '--request-timeout-ms', '600000', '--query-max-cost', '100000', ...flags.split(' ').filter(Boolean)], { cwd: ROOT, env: { ...process.env, ...npmStartEnv(), IRIS_PROBE_DIR: work }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d; });
+  const name = `gc-${++started}`;
+  const server = await startIris(name, DEFAULT_MODEL_DIR, { probeDir: work, nodeFlags }, flags.split(' ').filter(Boolean));
+  const log = join(work, `server-${name}.log`); // its stdout: the --trace-gc lines
   try {
-    while (!/serving (http:\S+)/.test(out)) {
-      if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}`);
-      await sleep(50);
-    }
-    const url = /serving (http:\S+)/.exec(out)![1];
-    while ((await fetch(url.replace(/\/graphql$/, '/ready')).catch(() => undefined))?.status !== 200) await sleep(50);
-    const send = irisSender(url);
+    const send = irisSender(server.url);
     await runLevel(send, 32, requests(1024), caption);
     await runLevel(send, 1, requests(128), caption);
     const measured: Round[] = [];
     for (let r = 0; r < rounds; r++) {
       await runLevel(send, 1, requests(96), caption);
       await sleep(idleMs);
-      const mark = out.length;
-      const before = snapshot(child.pid!, work);
+      const mark = readFileSync(log).length;
+      const before = snapshot(server.pid, work);
       await runLevel(send, 32, requests(N), caption);
       await sleep(600); // the probe writes its totals every 250 ms
-      const d = diff(child.pid!, before, snapshot(child.pid!, work));
+      const d = diff(server.pid, before, snapshot(server.pid, work));
       const ort = Object.values(d.ort).reduce((ms, o) => ms + o.cpuMs, 0);
-      const trace = out.slice(mark);
+      const trace = readFileSync(log).subarray(mark).toString('latin1');
       measured.push({ outside: (d.processMs - ort) / N, v8: (d.groups['v8-platform+startup'] ?? 0) / N, scavenges: trace.match(/: Scavenge /g)?.length ?? 0, markCompacts: trace.match(/: Mark-Compact /g)?.length ?? 0 });
     }
-    const peakRssMb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
-    return { rounds: measured, peakRssMb };
+    return { rounds: measured, peakRssMb: peakRssMb(server.pid) };
   } finally {
-    child.kill();
-    await new Promise((r) => child.once('exit', r));
+    await stop(server);
   }
 }
 

@@ -23,6 +23,8 @@ export interface StartOptions {
   cpuProfileDir?: string;
   /** Sampling interval of that profile, µs. */
   cpuProfileIntervalUs?: number;
+  /** Extra node flags, e.g. V8's --trace-gc (what they print goes to the server's log). */
+  nodeFlags?: readonly string[];
 }
 
 const PROBE = join(ROOT, 'bench/perf/probe.mjs');
@@ -40,7 +42,7 @@ export function startTjs(name: string, modelDir: string, options: StartOptions, 
 
 async function start(name: string, kind: Server['kind'], args: readonly string[], ready: RegExp, options: StartOptions, env: Record<string, string> = {}): Promise<Server> {
   const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir, '--cpu-prof-interval', String(options.cpuProfileIntervalUs ?? 1000)] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', '--import', PROBE, ...args], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...profile, '--import', 'tsx', '--import', PROBE, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env, IRIS_PROBE_DIR: options.probeDir },
     stdio: ['ignore', 'pipe', 'pipe'],
